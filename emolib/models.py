@@ -1,0 +1,441 @@
+"""Backbone registry, in-graph preprocessing and augmentation, model files with their model card.
+
+Every emolib model takes raw faces (float or uint8 values in 0..255, shape ``(h, w, channels)``) and
+returns class probabilities; the backbone's own preprocessing lives inside the graph, so a saved model
+cannot be fed wrongly scaled input. Only ``keras.layers`` / ``keras.ops`` are used: the same code runs
+on the TensorFlow, JAX and PyTorch backends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import layers, ops
+
+from emolib import __version__
+from emolib.files import atomic_path, write_json
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "model.json"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The model shipped with emolib (a directory holding model.keras and model.json).
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
+
+# ---------------------------------------------------------------------------------------------------
+# Preprocessing and augmentation layers
+# ---------------------------------------------------------------------------------------------------
+
+_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+PREPROCESSING_MODES = ("unit", "tf", "caffe", "torch")
+
+
+@keras.saving.register_keras_serializable(package="emolib")
+class FacePreprocess(layers.Layer):
+    """Raw 0..255 faces → the backbone's input, inside the graph.
+
+    Parameters
+    ----------
+    mode : {"unit", "tf", "caffe", "torch"}
+        ``unit``: x/255; ``tf``: x/127.5 − 1; ``caffe``: RGB→BGR minus the ImageNet mean (VGG16,
+        ResNet50); ``torch``: x/255 standardised by the ImageNet mean and std.
+    channels : int
+        Channels the backbone wants; a gray input is repeated to 3 channels where needed.
+    """
+
+    def __init__(self, mode: str = "unit", channels: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(f"preprocessing mode must be one of {PREPROCESSING_MODES}, not {mode!r}")
+        self.mode = mode
+        self.channels = channels
+
+    def call(self, x):
+        x = ops.cast(x, self.compute_dtype)
+        if self.channels == 3 and x.shape[-1] == 1:
+            x = ops.repeat(x, 3, axis=-1)
+        if self.mode == "unit":
+            return x / 255.0
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN, dtype=x.dtype)
+        mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=x.dtype)
+        std = ops.convert_to_tensor(_TORCH_STD, dtype=x.dtype)
+        return (x / 255.0 - mean) / std
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package="emolib")
+class RandomErasing(layers.Layer):
+    """Random erasing (Zhong et al. 2017): blank one random rectangle per image while training.
+
+    Parameters
+    ----------
+    probability : float
+        Chance that an image gets a rectangle.
+    max_area : float
+        Largest rectangle, as a fraction of the image area (its sides are up to sqrt of it).
+    """
+
+    def __init__(self, probability: float = 0.5, max_area: float = 0.25, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.probability = probability
+        self.max_area = max_area
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.probability <= 0:
+            return x
+        batch = ops.shape(x)[0]
+        height, width = x.shape[1], x.shape[2]
+        side = self.max_area ** 0.5
+        u = keras.random.uniform((batch, 5), seed=self.seed_generator)
+        box_h = u[:, 0] * side * height
+        box_w = u[:, 1] * side * width
+        top = u[:, 2] * (height - box_h)
+        left = u[:, 3] * (width - box_w)
+        apply = ops.cast(u[:, 4] < self.probability, x.dtype)
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1))
+        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width))
+        inside_rows = (rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+        inside_cols = (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None])
+        mask = ops.cast(inside_rows & inside_cols, x.dtype) * apply[:, None, None]
+        fill = ops.mean(x, axis=(1, 2), keepdims=True)
+        mask = mask[..., None]
+        return x * (1 - mask) + fill * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability, "max_area": self.max_area,
+                "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-time augmentation switches (all off = no augmentation).
+
+    Angles and shifts are fractions as in Keras: ``rotation=0.05`` is ±18°, ``translation=0.1``
+    is ±10 % of the side.
+    """
+
+    flip: bool = False
+    rotation: float = 0.0
+    zoom: float = 0.0
+    translation: float = 0.0
+    contrast: float = 0.0
+    erasing: float = 0.0
+
+    @classmethod
+    def standard(cls) -> Augmentation:
+        """The augmentation emolib's default model was trained with."""
+        return cls(flip=True, rotation=0.05, zoom=0.1, translation=0.1, contrast=0.2, erasing=0.3)
+
+    def layers(self, seed: int | None = None) -> list[layers.Layer]:
+        """Keras preprocessing layers for these switches (they act only while training)."""
+        out: list[layers.Layer] = []
+        if self.flip:
+            out.append(layers.RandomFlip("horizontal", seed=seed))
+        if self.rotation:
+            out.append(layers.RandomRotation(self.rotation, fill_mode="nearest", seed=seed))
+        if self.zoom:
+            out.append(layers.RandomZoom(self.zoom, fill_mode="nearest", seed=seed))
+        if self.translation:
+            out.append(layers.RandomTranslation(self.translation, self.translation, fill_mode="nearest",
+                                                seed=seed))
+        if self.contrast:
+            out.append(layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed))
+        if self.erasing:
+            out.append(RandomErasing(self.erasing, seed=seed))
+        return out
+
+
+def as_augmentation(augment: bool | dict | Augmentation | None) -> Augmentation:
+    """``True`` → the standard augmentation, ``False``/``None`` → none, a dict → those switches."""
+    if isinstance(augment, Augmentation):
+        return augment
+    if augment is True:
+        return Augmentation.standard()
+    if not augment:
+        return Augmentation()
+    return Augmentation(**augment)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Backbone registry
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Backbone:
+    """A registered backbone: its builder and the input it expects by default."""
+
+    name: str
+    build: Callable  # (features_input, num_classes, weights, train_base) -> probabilities tensor
+    input_size: int
+    channels: int
+    preprocessing: str
+    description: str
+
+
+BACKBONES: dict[str, Backbone] = {}
+
+
+def register_backbone(name: str, *, input_size: int, channels: int, preprocessing: str):
+    """Decorator: register ``build(x, num_classes, weights, train_base)`` under ``name``."""
+
+    def decorator(build: Callable) -> Callable:
+        doc = (build.__doc__ or "").strip().splitlines()
+        BACKBONES[name] = Backbone(name, build, input_size, channels, preprocessing, doc[0] if doc else "")
+        return build
+
+    return decorator
+
+
+def get_backbone(name: str) -> Backbone:
+    """The registered backbone called ``name`` (clear error listing the known ones)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def _classifier(x, num_classes: int):
+    # float32 output so that mixed precision keeps a numerically safe softmax
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+
+
+def _conv_bn(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+@register_backbone("simple_cnn", input_size=48, channels=1, preprocessing="unit")
+def simple_cnn(x, num_classes, weights=None, train_base=True):
+    """The original projects' from-scratch baseline: three conv/pool blocks and a dense head."""
+    _no_pretrained("simple_cnn", weights)
+    for i, filters in enumerate((32, 64, 128), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_conv")(x)
+        x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    return _classifier(x, num_classes)
+
+
+@register_backbone("compact_vgg", input_size=48, channels=1, preprocessing="unit")
+def compact_vgg(x, num_classes, weights=None, train_base=True, widths=(32, 64, 128, 256)):
+    """A light VGG-style net (4 stages of 2 conv-BN-ReLU, ~1.2 M parameters) that trains on a CPU."""
+    _no_pretrained("compact_vgg", weights)
+    for stage, filters in enumerate(widths, start=1):
+        x = _conv_bn(x, filters, f"stage{stage}_a")
+        x = _conv_bn(x, filters, f"stage{stage}_b")
+        x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        x = layers.SpatialDropout2D(0.1, name=f"stage{stage}_drop")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(256, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Dropout(0.4)(x)
+    return _classifier(x, num_classes)
+
+
+@register_backbone("vgg16", input_size=100, channels=3, preprocessing="caffe")
+def vgg16(x, num_classes, weights="imagenet", train_base=True):
+    """VGG16 transfer as in the original: base unfrozen, Flatten → Dense 512 + BN → Dropout 0.5."""
+    base = _application(keras.applications.VGG16, x, weights)
+    _set_trainable_blocks(base, train_base, [f"block{i}_" for i in range(5, 0, -1)])
+    y = layers.Flatten()(base.output)
+    y = layers.Dense(512, activation="relu")(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.Dropout(0.5)(y)
+    return _classifier(y, num_classes)
+
+
+@register_backbone("resnet50", input_size=224, channels=3, preprocessing="caffe")
+def resnet50(x, num_classes, weights="imagenet", train_base=2):
+    """ResNet50 transfer: global pooling head; ``train_base`` = number of last stages fine-tuned."""
+    base = _application(keras.applications.ResNet50, x, weights)
+    _set_trainable_blocks(base, train_base, [f"conv{i}_" for i in range(5, 1, -1)])
+    y = layers.GlobalAveragePooling2D()(base.output)
+    y = layers.Dropout(0.3)(y)
+    return _classifier(y, num_classes)
+
+
+def _no_pretrained(name: str, weights) -> None:
+    if weights not in (None, "none"):
+        raise ValueError(f"{name} trains from scratch: use weights=None, not {weights!r}")
+
+
+def _application(constructor, x, weights):
+    """Build a keras.applications base on tensor ``x`` with emolib's weights policy."""
+    if weights not in (None, "imagenet"):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+        weights = str(path)
+    try:
+        return constructor(include_top=False, weights=weights, input_tensor=x)
+    except Exception as error:
+        if weights != "imagenet":
+            raise
+        raise RuntimeError(
+            f"could not download the ImageNet weights of {constructor.__name__} ({error}). "
+            "Offline, download the '..._notop.h5' file elsewhere and pass its path as weights=PATH, "
+            "or put it in ~/.keras/models/; weights=None trains from scratch."
+        ) from error
+
+
+def _set_trainable_blocks(base: keras.Model, train_base: bool | int, block_prefixes: list[str]) -> None:
+    """``True``: all layers train; ``False``/0: frozen; ``k``: only the last ``k`` blocks train."""
+    if train_base is True:
+        base.trainable = True
+        return
+    trainable = tuple(block_prefixes[: int(train_base)])
+    for layer in base.layers:
+        layer.trainable = bool(trainable) and layer.name.startswith(trainable)
+
+
+def build_model(
+    name: str,
+    num_classes: int = 7,
+    input_size: int | None = None,
+    channels: int | None = None,
+    weights: str | None = None,
+    train_base: bool | int = True,
+    augment: bool | dict | Augmentation | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Build backbone ``name`` with in-graph preprocessing (and augmentation, if asked).
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone (see ``BACKBONES``).
+    num_classes : int
+        Size of the softmax output.
+    input_size, channels : int, optional
+        Input side and channels the model accepts (default: the backbone's own). A gray input on an
+        RGB backbone is repeated to 3 channels inside the graph.
+    weights : {None, "imagenet"} or path
+        Pretrained weights for transfer backbones: ``"imagenet"`` downloads, a path loads a local file.
+    train_base : bool or int
+        Fine-tune all of the base (True), none (False), or its last ``k`` blocks.
+    augment : bool, dict or Augmentation
+        Training-time augmentation layers (``True`` = ``Augmentation.standard()``).
+    """
+    backbone = get_backbone(name)
+    size = input_size or backbone.input_size
+    in_channels = channels or backbone.channels
+    if in_channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, not {in_channels}")
+    inputs = keras.Input((size, size, in_channels), name="face")
+    x = inputs
+    for layer in as_augmentation(augment).layers(seed):
+        x = layer(x)
+    x = FacePreprocess(backbone.preprocessing, backbone.channels, name="preprocess")(x)
+    outputs = backbone.build(x, num_classes, weights=weights, train_base=train_base)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model files and model cards
+# ---------------------------------------------------------------------------------------------------
+
+def git_commit(directory: Path = REPO_ROOT) -> str | None:
+    """The current git commit of ``directory``, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def make_card(model: keras.Model, *, backbone: str, labels, preprocessing: str | None = None,
+              **fields) -> dict:
+    """A model card: what a user needs to feed the model and judge it (extra ``fields`` are kept)."""
+    _, height, width, channels = model.input_shape
+    return {
+        "backbone": backbone,
+        "labels": list(labels),
+        "input_size": [int(height), int(width)],
+        "channels": int(channels),
+        "input": "raw face pixels 0..255, RGB or gray as 'channels' says; preprocessing is in the graph",
+        "preprocessing": preprocessing or get_backbone(backbone).preprocessing,
+        "parameters": int(model.count_params()),
+        "emolib_version": __version__,
+        "git_commit": git_commit(),
+        "keras_backend": keras.backend.backend(),
+        **fields,
+    }
+
+
+def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> Path:
+    """Write ``model.keras`` and its ``model.json`` card into ``directory``, each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / MODEL_FILE) as tmp:
+        model.save(tmp)
+    write_json(directory / CARD_FILE, card)
+    return directory
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with its card and where it came from."""
+
+    model: keras.Model
+    card: dict
+    path: Path
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card["labels"]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.card["input_size"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.card["channels"])
+
+
+def find_card(path: str | os.PathLike) -> tuple[Path, Path]:
+    """Resolve a model directory, ``.keras`` file or card ``.json`` to (model file, card file)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        model_file, card_file = path / MODEL_FILE, path / CARD_FILE
+    elif path.suffix == ".json":
+        card_file = path
+        model_file = path.parent / json.loads(path.read_text()).get("model_file", MODEL_FILE)
+    else:
+        model_file = path
+        card_file = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.parent / CARD_FILE
+    if not model_file.is_file():
+        raise FileNotFoundError(f"no model file at {model_file}")
+    if not card_file.is_file():
+        raise FileNotFoundError(f"no model card next to {model_file} (expected {card_file})")
+    return model_file, card_file
+
+
+def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
+    """Load a model and its card (default: the model shipped with emolib), for inference."""
+    model_file, card_file = find_card(path or DEFAULT_MODEL_DIR)
+    model = keras.saving.load_model(model_file, compile=False)
+    return LoadedModel(model, json.loads(card_file.read_text(encoding="utf-8")), model_file)
