@@ -1,0 +1,5 @@
+import sys
+
+from emolib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""The ``emolib`` command (``python -m emolib``).
+
+Each subcommand's arguments are declared here; its work is done by ``run_cli(args)`` in the module
+named beside it, imported only when that subcommand runs, so start-up stays fast (no TensorFlow
+import for ``--help`` or ``data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand → module whose ``run_cli(args)`` carries it out
+COMMANDS: dict[str, str] = {
+    "data": "emolib.data",
+    "train": "emolib.train",
+    "evaluate": "emolib.evaluate",
+    "predict": "emolib.predict",
+    "experiments": "emolib.experiments",
+    "serve": "emolib.serve",
+    "doctor": "emolib.doctor",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="summarise a dataset: per split, per class counts, skipped files")
+    data.add_argument("--dataset", required=True, help="dataset format: rafdb, fer2013, ferplus, folders")
+    data.add_argument("--data", required=True, help="dataset root folder (or fer2013.csv)")
+    data.add_argument("--classes", help="comma-separated class folder names (folders format)")
+    data.add_argument("--json", action="store_true", help="print JSON")
+
+    train = sub.add_parser("train", help="train a model and write a run directory")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--data", required=True)
+    train.add_argument("--backbone", default="compact_vgg")
+    train.add_argument("--name", help="run name (default: backbone)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--input-size", type=int)
+    train.add_argument("--channels", type=int)
+    train.add_argument("--weights", help="None, imagenet, or a local weights file")
+    train.add_argument("--train-base", default="true", help="true, false, or the number of last blocks")
+    train.add_argument("--augment", action="store_true")
+    train.add_argument("--class-weights", choices=["none", "balanced"], default="none")
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau")
+    train.add_argument("--patience", type=int, default=8)
+    train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--max-per-class", type=int)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", default="results/runs", help="parent of the run directory")
+    train.add_argument("--resume", help="run directory of an interrupted run to finish")
+    train.add_argument("--json", action="store_true")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
+    evaluate.add_argument("--model", help="model directory, .keras file or model card (default: shipped)")
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--json", action="store_true")
+
+    predict = sub.add_parser("predict", help="detect faces and classify their emotions")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--model", help="model directory, .keras file or model card (default: shipped)")
+    predict.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
+    predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
+    predict.add_argument("--flip-tta", action="store_true")
+    predict.add_argument("--json", action="store_true")
+
+    experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
+    experiments_sub = experiments.add_subparsers(dest="action", required=True)
+    run = experiments_sub.add_parser("run", help="execute the notebooks of a YAML grid with papermill")
+    run.add_argument("grid", help="YAML grid file, e.g. experiments/quick.yaml")
+    run.add_argument("--output", default="results/experiments")
+    run.add_argument("--kernel", default="python3")
+    run.add_argument("--force", action="store_true", help="re-run finished runs too")
+    summary = experiments_sub.add_parser("summary", help="print and save the comparison table of runs")
+    summary.add_argument("runs", nargs="*", default=["results/runs", "results/experiments"])
+    summary.add_argument("--save", help="write the table to this .csv or .md file")
+
+    serve = sub.add_parser("serve", help="REST API: POST /predict, GET /test, GET /health")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--model")
+    serve.add_argument("--detector", choices=["haar", "yunet"])
+
+    sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command])
+    try:
+        return int(module.run_cli(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"emolib {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
