@@ -78,54 +78,6 @@ class FacePreprocess(layers.Layer):
         return {**super().get_config(), "mode": self.mode, "channels": self.channels}
 
 
-@keras.saving.register_keras_serializable(package="emolib")
-class RandomErasing(layers.Layer):
-    """Random erasing (Zhong et al. 2017): blank one random rectangle per image while training.
-
-    Parameters
-    ----------
-    probability : float
-        Chance that an image gets a rectangle.
-    max_area : float
-        Largest rectangle, as a fraction of the image area (its sides are up to sqrt of it).
-    """
-
-    def __init__(self, probability: float = 0.5, max_area: float = 0.25, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.probability = probability
-        self.max_area = max_area
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=None):
-        if not training or self.probability <= 0:
-            return x
-        batch = ops.shape(x)[0]
-        height, width = x.shape[1], x.shape[2]
-        side = self.max_area ** 0.5
-        u = keras.random.uniform((batch, 5), seed=self.seed_generator)
-        box_h = u[:, 0] * side * height
-        box_w = u[:, 1] * side * width
-        top = u[:, 2] * (height - box_h)
-        left = u[:, 3] * (width - box_w)
-        apply = ops.cast(u[:, 4] < self.probability, x.dtype)
-        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1))
-        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width))
-        inside_rows = (rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
-        inside_cols = (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None])
-        mask = ops.cast(inside_rows & inside_cols, x.dtype) * apply[:, None, None]
-        fill = ops.mean(x, axis=(1, 2), keepdims=True)
-        mask = mask[..., None]
-        return x * (1 - mask) + fill * mask
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "probability": self.probability, "max_area": self.max_area,
-                "seed": self.seed}
-
-
 @dataclass(frozen=True)
 class Augmentation:
     """Training-time augmentation switches (all off = no augmentation).
@@ -139,12 +91,12 @@ class Augmentation:
     zoom: float = 0.0
     translation: float = 0.0
     contrast: float = 0.0
-    erasing: float = 0.0
+    erasing: float = 0.0  # probability of blanking a random rectangle (random erasing)
 
     @classmethod
     def standard(cls) -> Augmentation:
         """The augmentation emolib's default model was trained with."""
-        return cls(flip=True, rotation=0.05, zoom=0.1, translation=0.1, contrast=0.2, erasing=0.3)
+        return cls(flip=True, rotation=0.04, zoom=0.1, translation=0.08, contrast=0.15, erasing=0.25)
 
     def layers(self, seed: int | None = None) -> list[layers.Layer]:
         """Keras preprocessing layers for these switches (they act only while training)."""
@@ -161,7 +113,7 @@ class Augmentation:
         if self.contrast:
             out.append(layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed))
         if self.erasing:
-            out.append(RandomErasing(self.erasing, seed=seed))
+            out.append(layers.RandomErasing(factor=self.erasing, value_range=(0, 255), seed=seed))
         return out
 
 

@@ -1,0 +1,540 @@
+"""Datasets: a registry of formats, decode-once cache, validation split, class counts and weights.
+
+A *format* (``rafdb``, ``fer2013``, ``ferplus``, ``folders``) scans a dataset folder into a
+:class:`Listing` — image sources and labels in canonical order. :func:`load_split` decodes a listing
+into uint8 arrays once and caches them on disk; later loads of unchanged files skip decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolib import labels as L
+from emolib.files import atomic_path, write_json
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+CACHE_VERSION = 1
+
+
+@dataclass
+class Listing:
+    """What a format found in one split: sources (file paths or csv rows) and their labels.
+
+    ``pixels`` holds already-decoded images for formats that store pixels in a table (fer2013.csv).
+    ``soft_labels`` holds per-class label distributions where the format has them (FER+ votes).
+    ``dropped`` counts rows the format discarded on purpose (FER+ unknown / not-a-face).
+    """
+
+    sources: list[str]
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    pixels: list[np.ndarray] | None = None
+    soft_labels: np.ndarray | None = None
+    dropped: int = 0
+
+
+@dataclass
+class Split:
+    """A decoded split: ``images`` (n, h, w, c) uint8 and ``labels`` (n,) indices into ``classes``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    sources: list[str]
+    skipped: list[str] = field(default_factory=list)
+    soft_labels: np.ndarray | None = None
+    fingerprint: str = ""
+    dropped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index) -> Split:
+        """The rows ``index`` (a boolean mask or integer array) of this split."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return Split(self.images[index], self.labels[index], self.classes,
+                     [self.sources[i] for i in index], self.skipped,
+                     None if self.soft_labels is None else self.soft_labels[index], self.fingerprint,
+                     self.dropped)
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """A registered dataset format: ``scan(root, split, **options) -> Listing`` and its split names."""
+
+    name: str
+    scan: Callable[..., Listing]
+    splits: Callable[[Path], list[str]]
+    description: str
+
+
+DATASETS: dict[str, DatasetFormat] = {}
+
+
+def register_dataset(name: str, splits: Callable[[Path], list[str]]):
+    """Decorator: register ``scan(root, split, **options)`` as dataset format ``name``."""
+
+    def decorator(scan: Callable[..., Listing]) -> Callable[..., Listing]:
+        doc = (scan.__doc__ or "").strip().splitlines()
+        DATASETS[name] = DatasetFormat(name, scan, splits, doc[0] if doc else "")
+        return scan
+
+    return decorator
+
+
+def get_dataset(name: str) -> DatasetFormat:
+    """The dataset format called ``name`` (clear error listing the known ones)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Formats
+# ---------------------------------------------------------------------------------------------------
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _subfolders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def scan_class_folders(split_dir: Path, folder_to_class: dict[str, str], classes: Sequence[str]) -> Listing:
+    """Scan ``split_dir/<folder>/*`` where each folder name maps to a canonical class.
+
+    Every folder of ``folder_to_class`` must exist; a folder not in it is an error naming its path.
+    """
+    _require_dir(split_dir, "split folder")
+    unknown = [name for name in _subfolders(split_dir) if name not in folder_to_class]
+    if unknown:
+        raise ValueError(f"unknown class folder {split_dir / unknown[0]} (expected one of "
+                         f"{sorted(folder_to_class)})")
+    index = {name: i for i, name in enumerate(classes)}
+    sources, targets = [], []
+    for folder, emotion in folder_to_class.items():
+        files = _image_files(_require_dir(split_dir / folder, f"class folder for {emotion!r}"))
+        sources += [str(p) for p in files]
+        targets += [index[emotion]] * len(files)
+    return Listing(sources, np.asarray(targets, dtype=np.int64), tuple(classes))
+
+
+def _fer2013_splits(root: Path) -> list[str]:
+    if _fer2013_csv(root):
+        return ["train", "test", "public_test", "private_test"]
+    return [name for name in ("train", "test") if (root / name).is_dir()]
+
+
+def _fer2013_csv(root: Path) -> Path | None:
+    if root.is_file() and root.suffix == ".csv":
+        return root
+    return root / "fer2013.csv" if (root / "fer2013.csv").is_file() else None
+
+
+_FER2013_USAGE = {"train": ("Training",), "test": ("PublicTest", "PrivateTest"),
+                  "public_test": ("PublicTest",), "private_test": ("PrivateTest",)}
+
+
+@register_dataset("fer2013", _fer2013_splits)
+def scan_fer2013(root: Path, split: str) -> Listing:
+    """FER2013: Kaggle folders ``train|test/<class>/*`` or the original ``fer2013.csv`` (pixels, Usage)."""
+    csv = _fer2013_csv(root)
+    if csv is None:
+        folders = {name: name for name in L.EMOTIONS_7}
+        return scan_class_folders(root / split, folders, L.EMOTIONS_7)
+    import pandas as pd
+
+    if split not in _FER2013_USAGE:
+        raise ValueError(f"fer2013.csv splits are {sorted(_FER2013_USAGE)}, not {split!r}")
+    table = pd.read_csv(csv)
+    missing = {"emotion", "pixels", "Usage"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{csv} lacks column(s) {sorted(missing)}")
+    rows = table.index[table["Usage"].isin(_FER2013_USAGE[split])]
+    unknown = set(table.loc[rows, "emotion"]) - set(L.FER2013_IDS)
+    if unknown:
+        raise ValueError(f"{csv}: unknown emotion id(s) {sorted(unknown)}")
+    pixels, sources, targets = [], [], []
+    for row in rows:
+        values = np.array(table.at[row, "pixels"].split(), dtype=np.uint8)
+        side = int(round(len(values) ** 0.5))
+        # a row whose pixel count is not a square is unreadable: load_split reports it as skipped
+        pixels.append(values.reshape(side, side) if side and side * side == len(values) else None)
+        sources.append(f"{csv}#row={row}")
+        targets.append(int(table.at[row, "emotion"]))
+    return Listing(sources, np.asarray(targets, dtype=np.int64), L.EMOTIONS_7, pixels=pixels)
+
+
+def _rafdb_root(root: Path) -> Path:
+    return root / "DATASET" if (root / "DATASET").is_dir() and not (root / "train").is_dir() else root
+
+
+def _rafdb_splits(root: Path) -> list[str]:
+    return ["train", "test"]
+
+
+@register_dataset("rafdb", _rafdb_splits)
+def scan_rafdb(root: Path, split: str) -> Listing:
+    """RAF-DB basic: ``DATASET/train|test/1..7`` folders or ``EmoLabel/list_patition_label.txt`` + aligned."""
+    if split not in ("train", "test"):
+        raise ValueError(f"RAF-DB splits are train and test, not {split!r}")
+    label_file = root / "EmoLabel" / "list_patition_label.txt"
+    if label_file.is_file():
+        image_dir = _require_dir(root / "Image" / "aligned", "RAF-DB aligned image folder")
+        index = {name: i for i, name in enumerate(L.EMOTIONS_7)}
+        sources, targets = [], []
+        for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                name, label_id = line.split()
+                emotion = L.RAFDB_IDS[int(label_id)]
+            except (ValueError, KeyError):
+                raise ValueError(f"{label_file}:{number}: cannot read {line!r} (expected 'train_00001.jpg 5'"
+                                 f" with a label 1..7)") from None
+            if not name.startswith(split + "_"):
+                continue
+            stem = Path(name).stem
+            sources.append(str(image_dir / f"{stem}_aligned{Path(name).suffix}"))
+            targets.append(index[emotion])
+        return Listing(sources, np.asarray(targets, dtype=np.int64), L.EMOTIONS_7)
+    folders = {str(i): emotion for i, emotion in L.RAFDB_IDS.items()}
+    return scan_class_folders(_rafdb_root(root) / split, folders, L.EMOTIONS_7)
+
+
+_FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+
+
+def _ferplus_splits(root: Path) -> list[str]:
+    return list(_FERPLUS_SPLITS)
+
+
+def ferplus_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FER+ 'majority' labels from the 10 vote columns, as Microsoft's FERPlus code does.
+
+    Single votes are dropped as outliers; a face keeps its top emotion only when that emotion has more
+    than half of the remaining votes and is one of the 8 emotions (not unknown / not-a-face).
+
+    Returns
+    -------
+    labels : (n,) int, index into the 8 FER+ emotions in vote-column order, or -1 where dropped.
+    soft : (n, 8) float, the outlier-free vote distribution over the 8 emotions.
+    """
+    votes = np.where(votes <= 1, 0, votes).astype(np.float64)
+    total = votes.sum(axis=1)
+    top = votes.argmax(axis=1)
+    top_votes = votes.max(axis=1)
+    keep = (top_votes > 0.5 * total) & (top < 8)
+    emotion_votes = votes[:, :8]
+    sums = emotion_votes.sum(axis=1, keepdims=True)
+    soft = np.divide(emotion_votes, sums, out=np.zeros_like(emotion_votes), where=sums > 0)
+    return np.where(keep, top, -1), soft
+
+
+@register_dataset("ferplus", _ferplus_splits)
+def scan_ferplus(root: Path, split: str) -> Listing:
+    """FER+: ``FER2013Train|Valid|Test/label.csv`` votes → majority label (8 classes with contempt)."""
+    import pandas as pd
+
+    if split not in _FERPLUS_SPLITS:
+        raise ValueError(f"FER+ splits are {list(_FERPLUS_SPLITS)}, not {split!r}")
+    folder = _require_dir(root / _FERPLUS_SPLITS[split], "FER+ split folder")
+    label_file = folder / "label.csv"
+    if not label_file.is_file():
+        raise FileNotFoundError(f"FER+ label file not found: {label_file}")
+    table = pd.read_csv(label_file, header=None)
+    if table.shape[1] != 12:
+        raise ValueError(f"{label_file}: expected 12 columns (image, box, 10 votes), found {table.shape[1]}")
+    votes = table.iloc[:, 2:].to_numpy(dtype=np.int64)
+    majority, soft = ferplus_majority(votes)
+    # vote-column order → canonical 8-class order
+    to_canonical = np.array([L.EMOTIONS_8.index(L.canonical(c)) for c in L.FERPLUS_VOTE_COLUMNS[:8]])
+    keep = majority >= 0
+    canonical_soft = np.zeros_like(soft)
+    canonical_soft[:, to_canonical] = soft
+    sources = [str(folder / name) for name in table.iloc[:, 0][keep]]
+    return Listing(sources, to_canonical[majority[keep]], L.EMOTIONS_8,
+                   soft_labels=canonical_soft[keep].astype(np.float32), dropped=int((~keep).sum()))
+
+
+def _folder_splits(root: Path) -> list[str]:
+    return _subfolders(root)
+
+
+@register_dataset("folders", _folder_splits)
+def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None) -> Listing:
+    """Any ``<split>/<class>/*`` tree (AffectNet-style, CK+): folder names are emotions or aliases.
+
+    ``classes`` lists the class folder names to expect (default: all folders of the split); each is
+    mapped to its canonical emotion, so 'sadness' and 'anger' folders work.
+    """
+    split_dir = _require_dir(root / split, "split folder")
+    names = list(classes) if classes else _subfolders(split_dir)
+    folder_to_class = {}
+    for name in names:
+        try:
+            folder_to_class[name] = L.canonical(name)
+        except ValueError:
+            raise ValueError(f"unknown class folder {split_dir / name}: not an emotion name") from None
+    return scan_class_folders(split_dir, folder_to_class, L.canonical_classes(folder_to_class.values()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding and the decode-once cache
+# ---------------------------------------------------------------------------------------------------
+
+def decode_face(source: str, size: int, channels: int) -> np.ndarray | None:
+    """Read one image file → (size, size, channels) uint8, or None when it cannot be decoded."""
+    try:
+        data = np.fromfile(source, dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    return _fit(image, size, channels)
+
+
+def _fit(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    if channels == 3 and image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.shape[:2] != (size, size):
+        shrink = image.shape[0] > size
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return image.reshape(size, size, channels)
+
+
+def fingerprint(name: str, listing: Listing, size: int, channels: int, root: Path) -> str:
+    """Hash of the file list with sizes and mtimes (or the csv's), labels, and decode settings."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{name}|{size}|{channels}".encode())
+    digest.update(listing.labels.tobytes())
+    if listing.pixels is not None:
+        files = [listing.sources[0].split("#")[0]] if listing.sources else []
+    else:
+        files = listing.sources
+    for source in files:
+        try:
+            stat = os.stat(source)
+            digest.update(f"{source}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{source}|missing\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """``$EMOLIB_CACHE`` or ``~/.cache/emolib``."""
+    return Path(os.environ.get("EMOLIB_CACHE", Path.home() / ".cache" / "emolib"))
+
+
+def _cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
+    return cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+
+
+def _read_cache(cache_dir: Path, key: str, count: int, size: int, channels: int):
+    images_path, meta_path = _cache_paths(cache_dir, key)
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = np.load(images_path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if images.shape != (meta["kept"], size, size, channels) or meta["count"] != count:
+        return None
+    return images, meta
+
+
+def _write_cache(cache_dir: Path, key: str, images: np.ndarray, meta: dict) -> None:
+    images_path, meta_path = _cache_paths(cache_dir, key)
+    with atomic_path(images_path) as tmp:
+        np.save(tmp, images)
+    write_json(meta_path, meta)  # written last: its presence means the images are complete
+
+
+def load_split(
+    name: str,
+    root: str | os.PathLike,
+    split: str,
+    size: int = 48,
+    channels: int = 1,
+    cache: bool | str | os.PathLike = True,
+    workers: int = 8,
+    progress: bool = False,
+    **options,
+) -> Split:
+    """Decode split ``split`` of dataset ``name`` at ``root`` into uint8 arrays (decode once, then cached).
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset format (``DATASETS``).
+    root : path
+        Dataset folder (or ``fer2013.csv``).
+    size, channels : int
+        Output images are ``(size, size, channels)`` uint8; gray (1) or RGB (3).
+    cache : bool or path
+        ``True``: cache under :func:`default_cache_dir`; a path: cache there; ``False``: no cache.
+        The key fingerprints file names, sizes and mtimes: a changed file rebuilds the cache.
+    options
+        Format options, e.g. ``classes=[...]`` for ``folders``.
+
+    Unreadable, corrupt or empty images are skipped and listed in ``Split.skipped``.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    listing = get_dataset(name).scan(root, split, **options)
+    key = f"{name}-{split}-{size}x{size}x{channels}-{fingerprint(name, listing, size, channels, root)}"
+    cache_dir = Path(cache) if isinstance(cache, (str, os.PathLike)) else default_cache_dir()
+    cached = _read_cache(cache_dir, key, len(listing.sources), size, channels) if cache else None
+    if cached is not None:
+        images, meta = cached
+        keep = np.asarray(meta["keep"], dtype=bool)
+    else:
+        images, keep = _decode_listing(listing, size, channels, workers, progress)
+        if cache:
+            meta = {"count": len(listing.sources), "kept": int(keep.sum()), "keep": keep.tolist()}
+            _write_cache(cache_dir, key, images, meta)
+    skipped = [s for s, k in zip(listing.sources, keep) if not k]
+    return Split(
+        images=np.asarray(images),
+        labels=listing.labels[keep],
+        classes=listing.classes,
+        sources=[s for s, k in zip(listing.sources, keep) if k],
+        skipped=skipped,
+        soft_labels=None if listing.soft_labels is None else listing.soft_labels[keep],
+        fingerprint=key,
+        dropped=listing.dropped,
+    )
+
+
+def _decode_listing(listing: Listing, size: int, channels: int, workers: int, progress: bool):
+    if listing.pixels is not None:
+        decoded = [None if p is None else _fit(p, size, channels) for p in listing.pixels]
+    else:
+        from tqdm.auto import tqdm
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            jobs = pool.map(lambda s: decode_face(s, size, channels), listing.sources)
+            decoded = list(tqdm(jobs, total=len(listing.sources), desc="decoding", disable=not progress))
+    keep = np.array([image is not None for image in decoded], dtype=bool)
+    images = np.stack([d for d in decoded if d is not None]) if keep.any() else \
+        np.zeros((0, size, size, channels), dtype=np.uint8)
+    return images, keep
+
+
+# ---------------------------------------------------------------------------------------------------
+# Splits, subsets, counts, weights, summary
+# ---------------------------------------------------------------------------------------------------
+
+def train_val_split(split: Split, val_fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
+    """Stratified, seeded validation split carved from a training split (the test split is never used)."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    index = np.arange(len(split))
+    train_index, val_index = train_test_split(index, test_size=val_fraction, random_state=seed,
+                                              stratify=split.labels)
+    return split.subset(np.sort(train_index)), split.subset(np.sort(val_index))
+
+
+def limit_per_class(split: Split, max_per_class: int | None = None, fraction: float | None = None,
+                    seed: int = 0) -> Split:
+    """A seeded subset keeping at most ``max_per_class`` images (or a ``fraction``) of each class."""
+    if max_per_class is None and fraction is None:
+        return split
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(split.labels):
+        rows = np.flatnonzero(split.labels == label)
+        take = len(rows) if max_per_class is None else min(len(rows), max_per_class)
+        if fraction is not None:
+            take = min(take, max(1, int(round(len(rows) * fraction))))
+        chosen.append(rng.choice(rows, size=take, replace=False))
+    return split.subset(np.sort(np.concatenate(chosen)))
+
+
+def class_counts(labels: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    """Images per class, in class order (classes without images count 0)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    return {name: int(n) for name, n in zip(classes, counts)}
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Balanced class weights ``n / (k * n_c)`` (scikit-learn's 'balanced'); absent classes get 1."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    present = counts > 0
+    weights = np.ones(num_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def summarize(name: str, root: str | os.PathLike, max_skipped: int = 10, **options) -> dict:
+    """Per split: image count, per-class counts, and skipped files (count and first paths).
+
+    Every file is decoded (through the cache) so that unreadable ones are found.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    summary = {"dataset": name, "root": str(root), "splits": {}}
+    for split_name in get_dataset(name).splits(root):
+        split = load_split(name, root, split_name, **options)
+        summary["splits"][split_name] = {
+            "images": len(split),
+            "rows": len(split) + len(split.skipped) + split.dropped,
+            "dropped": split.dropped,
+            "classes": class_counts(split.labels, split.classes),
+            "skipped": {"count": len(split.skipped), "first": split.skipped[:max_skipped]},
+        }
+    return summary
+
+
+def plot_distribution(counts_by_split: dict[str, dict[str, int]], title: str = "Class distribution"):
+    """Seaborn bar plot of images per class, one colour per split (the original distribution figure)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    rows = [{"split": s, "emotion": e, "images": n} for s, c in counts_by_split.items() for e, n in c.items()]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.barplot(data=pd.DataFrame(rows), x="emotion", y="images", hue="split", ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def run_cli(args) -> int:
+    """``emolib data``: print the dataset summary."""
+    options = {"classes": args.classes.split(",")} if args.classes else {}
+    summary = summarize(args.dataset, args.data, **options)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for split_name, info in summary["splits"].items():
+        counts = ", ".join(f"{k} {v}" for k, v in info["classes"].items())
+        print(f"{split_name}: {info['images']} images ({counts}); skipped {info['skipped']['count']}")
+        for path in info["skipped"]["first"]:
+            print(f"  skipped: {path}")
+    return 0

@@ -1,0 +1,140 @@
+"""Metrics (scikit-learn), confusion matrix and learning curves (seaborn), cross-dataset evaluation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from emolib import labels as L
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int = 256, flip_tta: bool = False) -> np.ndarray:
+    """Class probabilities of ``images`` (n, h, w, c) raw 0..255; ``flip_tta`` averages with the mirror."""
+    from tqdm.auto import tqdm
+
+    out = []
+    steps = range(0, len(images), batch_size)
+    for start in tqdm(steps, desc="predicting", disable=len(steps) < 20):
+        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        if flip_tta:
+            both = np.concatenate([batch, batch[:, :, ::-1]])
+            probs = np.asarray(model.predict_on_batch(both))
+            probs = (probs[: len(batch)] + probs[len(batch):]) / 2
+        else:
+            probs = np.asarray(model.predict_on_batch(batch))
+        out.append(probs)
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+
+
+def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
+    """Accuracy, balanced accuracy, macro/weighted F1, per-class P/R/F1/support and the confusion matrix."""
+    from sklearn import metrics as skm
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    index = list(range(len(classes)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=index, zero_division=0)
+    present = [i for i in index if support[i] > 0]  # classes absent from y_true don't count in macro F1
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=index, average="weighted", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(classes)
+        },
+        "confusion": skm.confusion_matrix(y_true, y_pred, labels=index).tolist(),
+        "labels": list(classes),
+        "samples": int(len(y_true)),
+    }
+
+
+def classification_report(y_true, y_pred, classes: Sequence[str]) -> str:
+    """scikit-learn's text report, with class names."""
+    from sklearn.metrics import classification_report as report
+
+    return report(y_true, y_pred, labels=list(range(len(classes))), target_names=list(classes),
+                  digits=4, zero_division=0)
+
+
+def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int = 256,
+                   flip_tta: bool = False) -> dict:
+    """Evaluate ``model`` (whose outputs are ``model_labels``) on a decoded :class:`emolib.data.Split`.
+
+    The two label sets may differ (cross-dataset evaluation): only classes both share are scored —
+    images of other classes are left out, and predictions are restricted to the shared classes.
+    """
+    mapping = L.label_mapping(split.classes, model_labels)  # dataset index -> model index
+    shared = sorted(mapping)
+    keep = np.isin(split.labels, shared)
+    probs = predict_proba(model, split.images[keep], batch_size, flip_tta)
+    model_columns = [mapping[i] for i in shared]
+    predicted = np.asarray(shared)[np.argmax(probs[:, model_columns], axis=1)] if len(probs) else []
+    classes = [split.classes[i] for i in shared]
+    remap = {old: new for new, old in enumerate(shared)}
+    y_true = [remap[int(v)] for v in split.labels[keep]]
+    y_pred = [remap[int(v)] for v in predicted]
+    result = compute_metrics(y_true, y_pred, classes)
+    result["left_out"] = int((~keep).sum())
+    result["flip_tta"] = flip_tta
+    return result
+
+
+def plot_confusion(confusion, classes: Sequence[str], normalize: bool = True, title: str = "Confusion matrix"):
+    """Seaborn heat map of a confusion matrix, rows normalised to recall by default."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    matrix = np.asarray(confusion, dtype=float)
+    if normalize:
+        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    sns.heatmap(matrix, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", xticklabels=classes,
+                yticklabels=classes, vmin=0, vmax=1 if normalize else None, ax=ax, cbar=False)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(history, title: str = "Learning curves"):
+    """Loss and accuracy per epoch (train and validation) from a history table or dict of lists."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.DataFrame(history)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for column, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if column in table:
+                ax.plot(table.get("epoch", table.index) + 1, table[column], style, label=column)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def run_cli(args) -> int:
+    """``emolib evaluate``: metrics JSON of a saved model on a dataset split."""
+    from emolib import data, models
+
+    loaded = models.load_model(args.model)
+    height, _ = loaded.input_size
+    split = data.load_split(args.dataset, args.data, args.split, size=height, channels=loaded.channels)
+    result = evaluate_split(loaded.model, split, loaded.labels, args.batch_size, args.flip_tta)
+    result.update(model=str(loaded.path), dataset=args.dataset, split=args.split,
+                  skipped=len(split.skipped))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{args.dataset}/{args.split}: accuracy {result['accuracy']:.4f}, balanced "
+              f"{result['balanced_accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} "
+              f"({result['samples']} images)")
+    return 0

@@ -1,0 +1,404 @@
+"""Training: one call fits a model and writes one run directory; a killed run resumes where it stopped.
+
+Run directory (``results/runs/<timestamp>-<name>/``)::
+
+    params.json        configuration and data description (written first)
+    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume)
+    history.csv        one row per finished epoch
+    metrics.json       validation and test metrics (scikit-learn)
+    report.txt         classification report of the evaluated split
+    curves.png         learning curves;  confusion.png  normalised confusion matrix
+    model.keras        the best model (by validation accuracy) + model.json, its model card (written last)
+
+Every file is written atomically, so an interrupted run never leaves a half file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from emolib import data as D
+from emolib import evaluate as E
+from emolib.files import atomic_path, write_atomic, write_json
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as params.json)."""
+
+    backbone: str = "compact_vgg"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"  # adam | adamw | sgd
+    weight_decay: float = 1e-4  # adamw only
+    input_size: int | None = None
+    channels: int | None = None
+    weights: str | None = None
+    train_base: bool | int = True
+    augment: bool | dict = False
+    class_weights: str | dict | None = None  # None | "balanced" | {class index: weight}
+    label_smoothing: float = 0.0
+    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine (warm-up + cosine decay)
+    warmup_epochs: int = 1
+    patience: int = 8
+    seed: int = 0
+    extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    model: object
+    metrics: dict
+    history: list[dict]
+
+
+def new_run_dir(output: str | Path, name: str) -> Path:
+    """A fresh ``<output>/<timestamp>-<name>`` directory; never reuses an existing one."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        candidate = output / (f"{stamp}-{name}" + (f"-{attempt}" if attempt else ""))
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run directory in {output}")
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """True when a run finished (its model card, written last, exists)."""
+    return (Path(run_dir) / "model.json").is_file()
+
+
+def _learning_rate_at(config: TrainConfig, epoch: int) -> float:
+    """Linear warm-up then cosine decay to 1 % of the base rate, by epoch."""
+    base = config.learning_rate
+    if epoch < config.warmup_epochs:
+        return base * (epoch + 1) / (config.warmup_epochs + 1)
+    progress = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _optimizer(config: TrainConfig):
+    import keras
+
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.learning_rate)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
+    raise ValueError(f"optimizer must be adam, adamw or sgd, not {config.optimizer!r}")
+
+
+def _loss(config: TrainConfig):
+    import keras
+
+    if config.label_smoothing:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def _targets(config: TrainConfig, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    if config.label_smoothing:
+        return np.eye(num_classes, dtype=np.float32)[labels]
+    return labels
+
+
+def _class_weight(config: TrainConfig, labels: np.ndarray, num_classes: int) -> dict | None:
+    if config.class_weights in (None, "none"):
+        return None
+    if config.class_weights == "balanced":
+        return D.class_weights(labels, num_classes)
+    return {int(k): float(v) for k, v in config.class_weights.items()}
+
+
+def _resumable(callback_class, state_names: tuple[str, ...]):
+    """A subclass of a Keras callback whose counters survive a restart (restored after on_train_begin)."""
+
+    class Resumable(callback_class):
+        STATE = state_names
+
+        def __init__(self, *args, state: dict | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._restored = state or {}
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            for key, value in self._restored.items():
+                setattr(self, key, value)
+
+        def state(self) -> dict:
+            return {key: _plain(getattr(self, key)) for key in self.STATE}
+
+    Resumable.__name__ = f"Resumable{callback_class.__name__}"
+    return Resumable
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list):
+    import keras
+
+    checkpoint = run_dir / CHECKPOINT_DIR
+
+    class RunCheckpoint(keras.callbacks.Callback):
+        """After every epoch: history row, best weights, last model with optimizer, counters (atomically)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: _plain(v) for k, v in (logs or {}).items()}
+            row = {"epoch": epoch, **logs, "lr": float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate)), "seconds": time.perf_counter() - self._started}
+            state["history"].append(row)
+            state["wall_time_s"] += row["seconds"]
+            score = logs.get("val_accuracy", -math.inf)
+            if score > state["best_val_accuracy"]:
+                state["best_val_accuracy"], state["best_epoch"] = score, epoch
+                with atomic_path(checkpoint / "best.weights.h5") as tmp:
+                    self.model.save_weights(tmp)
+            with atomic_path(checkpoint / "last.keras") as tmp:
+                self.model.save(tmp)
+            state["epoch"] = epoch + 1
+            state["stopped"] = bool(self.model.stop_training)  # early stopping decided after this epoch
+            state["callbacks"] = [cb.state() for cb in stateful]
+            write_json(checkpoint / "state.json", state)
+            _write_history(run_dir, state["history"])
+
+    return RunCheckpoint()
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    import pandas as pd
+
+    write_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+
+
+def _peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def train(
+    config: TrainConfig,
+    train_split: D.Split,
+    val_split: D.Split,
+    test_split: D.Split | None = None,
+    output: str | Path = "results/runs",
+    name: str | None = None,
+    run_dir: str | Path | None = None,
+    data_info: dict | None = None,
+    callbacks: list | None = None,
+    verbose: int | str = "auto",
+) -> RunResult:
+    """Fit ``config.backbone`` on ``train_split``, select on ``val_split``, evaluate on ``test_split``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train_split, val_split, test_split : emolib.data.Split
+        Decoded images; the test split is only evaluated, never used for selection.
+    output, name : where the new run directory goes and its name (default: the backbone).
+    run_dir : path, optional
+        An existing run directory: resume it from its last checkpoint (a finished run is returned as is).
+    data_info : dict, optional
+        Dataset description recorded in params.json and the model card (name, root, fingerprints).
+    callbacks : list, optional
+        Extra Keras callbacks (they run after the checkpoint, so a failing one loses no epoch).
+    """
+    import keras
+
+    from emolib import models as M
+
+    if run_dir is not None and is_complete(run_dir):
+        return load_run(run_dir)
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
+    checkpoint = run_dir / CHECKPOINT_DIR
+    state_file = checkpoint / "state.json"
+    resuming = state_file.is_file() and (checkpoint / "last.keras").is_file()
+    classes = train_split.classes
+    num_classes = len(classes)
+    data_info = {**(data_info or {}), "train": len(train_split), "val": len(val_split),
+                 "test": len(test_split) if test_split is not None else 0,
+                 "train_fingerprint": train_split.fingerprint,
+                 "train_class_counts": D.class_counts(train_split.labels, classes)}
+    if not resuming:
+        write_json(run_dir / "params.json", {"config": asdict(config), "data": data_info,
+                                             "classes": list(classes)})
+
+    keras.utils.set_random_seed(config.seed + (len(json.loads(state_file.read_text())["history"])
+                                               if resuming else 0))
+    if resuming:
+        state = json.loads(state_file.read_text())
+        model = keras.saving.load_model(checkpoint / "last.keras")
+    else:
+        state = {"epoch": 0, "history": [], "wall_time_s": 0.0, "best_val_accuracy": -math.inf,
+                 "best_epoch": -1, "callbacks": []}
+        model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
+                              config.weights, config.train_base, config.augment, config.seed)
+        model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=["accuracy"])
+    saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
+    early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(
+        monitor="val_accuracy", mode="max", patience=config.patience, state=saved[0])
+    if config.schedule == "cosine":
+        scheduler = keras.callbacks.LearningRateScheduler(lambda epoch: _learning_rate_at(config, epoch))
+        stateful = [early]
+    else:
+        scheduler = _resumable(keras.callbacks.ReduceLROnPlateau, ("wait", "best", "cooldown_counter"))(
+            monitor="val_loss", factor=0.5, patience=max(2, config.patience // 3), min_lr=1e-6,
+            state=saved[1])
+        stateful = [early, scheduler]
+    checkpointer = _make_checkpoint_callback(run_dir, state, stateful)
+
+    image_size, channels = model.input_shape[1], model.input_shape[3]
+    for split in (train_split, val_split, test_split):
+        if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
+            raise ValueError(f"images are {split.images.shape[1:]}, the model takes "
+                             f"{(image_size, image_size, channels)}: load the data with that size")
+    started = time.perf_counter()
+    if state["epoch"] < config.epochs and not state.get("stopped"):
+        model.fit(
+            train_split.images, _targets(config, train_split.labels, num_classes),
+            validation_data=(val_split.images, _targets(config, val_split.labels, num_classes)),
+            epochs=config.epochs, initial_epoch=state["epoch"], batch_size=config.batch_size,
+            class_weight=_class_weight(config, train_split.labels, num_classes),
+            callbacks=[scheduler, early, checkpointer, *(callbacks or [])], verbose=verbose, shuffle=True,
+        )
+    if (checkpoint / "best.weights.h5").is_file():
+        model.load_weights(checkpoint / "best.weights.h5")
+    return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info,
+                   time.perf_counter() - started)
+
+
+def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info, seconds) -> RunResult:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emolib import models as M
+
+    metrics = {"val": E.evaluate_split(model, val_split, classes)}
+    evaluated = "val"
+    if test_split is not None:
+        metrics["test"] = E.evaluate_split(model, test_split, classes)
+        evaluated = "test"
+    metrics.update(evaluated_split=evaluated, best_epoch=state["best_epoch"],
+                   epochs_run=len(state["history"]))
+    final = metrics[evaluated]
+    split = test_split if test_split is not None else val_split
+    y_pred = np.argmax(E.predict_proba(model, split.images), axis=1)
+    write_atomic(run_dir / "report.txt", f"{evaluated} split\n\n" +
+                 E.classification_report(split.labels, y_pred, classes))
+    for filename, figure in (
+        ("curves.png", E.plot_curves(state["history"], title=run_dir.name)),
+        ("confusion.png", E.plot_confusion(final["confusion"], classes, title=f"{run_dir.name} ({evaluated})")),
+    ):
+        with atomic_path(run_dir / filename) as tmp:
+            figure.savefig(tmp, dpi=110)
+        plt.close(figure)
+    write_json(run_dir / "metrics.json", metrics)
+    card = M.make_card(
+        model, backbone=config.backbone, labels=classes, name=run_dir.name, training_data=data_info,
+        metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
+                                                    "weighted_f1", "samples")},
+                 "val_accuracy": metrics["val"]["accuracy"]},
+        config=asdict(config), wall_time_s=round(state["wall_time_s"], 1),
+        peak_memory_mb=round(_peak_memory_mb(), 1), epochs_run=len(state["history"]),
+        best_epoch=state["best_epoch"],
+    )
+    M.save_model(model, run_dir, card)  # model.json last: the run is complete
+    return RunResult(run_dir, model, metrics, state["history"])
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    """A finished run: its model, metrics and history."""
+    from emolib import models as M
+
+    run_dir = Path(run_dir)
+    loaded = M.load_model(run_dir)
+    state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
+    return RunResult(run_dir, loaded.model, json.loads((run_dir / "metrics.json").read_text()),
+                     state["history"])
+
+
+def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = 0.1,
+              max_per_class: int | None = None, seed: int = 0, test_split: str | None = "test",
+              **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
+    """Train / validation (carved from train, stratified) / test splits and their description."""
+    full = D.load_split(dataset, root, "train", input_size, channels, progress=True, **options)
+    train_split, val_split = D.train_val_split(full, val_fraction, seed)
+    train_split = D.limit_per_class(train_split, max_per_class, seed=seed)
+    val_split = D.limit_per_class(val_split, max_per_class and max(1, max_per_class // 4), seed=seed)
+    test = None
+    if test_split:
+        test = D.load_split(dataset, root, test_split, input_size, channels, progress=True, **options)
+        test = D.limit_per_class(test, max_per_class and max(1, max_per_class // 4), seed=seed)
+    info = {"dataset": dataset, "root": str(root), "val_fraction": val_fraction,
+            "max_per_class": max_per_class, "seed": seed, "test_split": test_split,
+            "skipped": len(full.skipped) + (len(test.skipped) if test is not None else 0)}
+    return train_split, val_split, test, info
+
+
+def _parse_train_base(text: str) -> bool | int:
+    lowered = str(text).lower()
+    if lowered in ("true", "all"):
+        return True
+    if lowered in ("false", "none", "0"):
+        return False
+    return int(lowered)
+
+
+def run_cli(args) -> int:
+    """``emolib train``: train from the command line (``--resume RUN_DIR`` finishes a killed run)."""
+    from emolib import models as M
+
+    if args.resume:
+        params = json.loads((Path(args.resume) / "params.json").read_text())
+        config = TrainConfig(**params["config"])
+        info = params["data"]
+        dataset, root, seed = info["dataset"], info["root"], info["seed"]
+        val_fraction, max_per_class = info["val_fraction"], info["max_per_class"]
+    else:
+        weights = None if args.weights in (None, "None", "none") else args.weights
+        config = TrainConfig(
+            backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
+            learning_rate=args.lr, input_size=args.input_size, channels=args.channels, weights=weights,
+            train_base=_parse_train_base(args.train_base), augment=bool(args.augment),
+            class_weights=None if args.class_weights == "none" else args.class_weights,
+            label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
+            seed=args.seed,
+        )
+        dataset, root, seed = args.dataset, args.data, args.seed
+        val_fraction, max_per_class = args.val_fraction, args.max_per_class
+    backbone = M.get_backbone(config.backbone)
+    train_split, val_split, test_split, info = load_data(
+        dataset, root, config.input_size or backbone.input_size, config.channels or backbone.channels,
+        val_fraction, max_per_class, seed)
+    result = train(config, train_split, val_split, test_split, output=args.output,
+                   name=args.name or config.backbone, run_dir=args.resume, data_info=info,
+                   verbose=2)
+    summary = {"run_dir": str(result.run_dir), **{k: result.metrics[result.metrics["evaluated_split"]][k]
+                                                    for k in ("accuracy", "balanced_accuracy", "macro_f1")}}
+    print(json.dumps(summary, indent=2) if args.json else
+          f"run {result.run_dir}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}")
+    return 0
