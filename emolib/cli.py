@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model")
     serve.add_argument("--detector", choices=["haar", "yunet"])
 
-    sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
+    doctor = sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

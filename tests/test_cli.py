@@ -1,0 +1,129 @@
+"""The ``emolib`` command, run as users run it: ``python -m emolib ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emolib import cli, doctor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def emolib(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emolib", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_help_lists_every_subcommand():
+    process = emolib("--help")
+    assert process.returncode == 0, process.stderr
+    for command in cli.COMMANDS:
+        assert command in process.stdout, f"{command} missing from --help"
+
+
+def test_every_subcommand_has_a_module_with_run_cli_name():
+    # the modules themselves are imported lazily; here we only check the table and the parser agree
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) == set(cli.COMMANDS)
+
+
+def test_no_subcommand_is_a_usage_error():
+    process = emolib()
+    assert process.returncode == 2
+    assert "usage: emolib" in process.stderr
+
+
+@pytest.fixture(scope="module")
+def doctor_json() -> dict:
+    process = emolib("doctor", "--json", env={"KERAS_BACKEND": "tensorflow"})
+    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-2000:]
+    return json.loads(process.stdout)
+
+
+def test_doctor_json_reports_tensorflow_without_gpu(doctor_json):
+    assert doctor_json["backend"] == "tensorflow"
+    assert doctor_json["backend_version"] and doctor_json["backend_version"][0].isdigit()
+    assert doctor_json["gpu"] is False  # this machine has no GPU
+    assert doctor_json["gpu_names"] == []
+    assert any(device["type"] == "CPU" for device in doctor_json["devices"])
+    assert doctor_json["errors"] == []
+
+
+def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
+    import cv2
+    import keras
+    import numpy
+
+    versions = doctor_json["versions"]
+    assert versions["keras"] == keras.__version__
+    assert versions["numpy"] == numpy.__version__
+    assert versions["opencv"] == cv2.__version__
+    assert versions["tensorflow"] == doctor_json["backend_version"]
+    assert doctor_json["opencv"]["cascade_classifier"] is True
+    assert doctor_json["opencv"]["face_detector_yn"] is True
+    assert set(doctor_json["shared"]["found"]) >= {"fer2013", "ferplus", "yunet"}
+    assert doctor_json["default_model"]["path"].endswith(os.path.join("models", "emolib-fer2013"))
+    assert doctor_json["mixed_precision"]["advice"] is None  # no GPU, no advice
+
+
+def test_doctor_follows_emolib_shared(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "face_detection_yunet_2023mar.onnx").write_bytes(b"")
+    process = emolib("doctor", "--json", env={"EMOLIB_SHARED": str(tmp_path)})
+    assert process.returncode == 0, process.stderr[-2000:]
+    shared = json.loads(process.stdout)["shared"]
+    assert shared["path"] == str(tmp_path.resolve())
+    assert shared["source"] == "EMOLIB_SHARED"
+    assert shared["found"] == {"fer2013": False, "ferplus": False, "photos": False, "yunet": True}
+
+
+def test_doctor_table_is_readable(capsys, monkeypatch):
+    # the table printer on a canned report (no backend import in this test process)
+    info = {
+        "emolib": "0.0", "python": "3.11.7", "executable": "/x/python", "platform": "Linux",
+        "versions": {"keras": "3.15.1", "numpy": "2.4.6", "opencv": "4.14.0"},
+        "backend": "jax", "backend_version": "0.7.0", "keras_backend_env": "jax",
+        "devices": [{"type": "GPU", "name": "NVIDIA H100"}], "gpu": True, "gpu_names": ["NVIDIA H100"],
+        "opencv": {"version": "4.14.0", "cascade_classifier": True, "haar_files": True,
+                   "face_detector_yn": False},
+        "shared": {"path": "/s", "source": "EMOLIB_SHARED", "exists": True,
+                   "found": {"fer2013": True, "yunet": False}},
+        "default_model": {"path": "/m", "exists": False},
+        "mixed_precision": {"policy": "float32", "advice": "use mixed_float16"},
+        "errors": ["boom"], "warnings": ["careful"],
+    }
+    monkeypatch.setattr(doctor, "report", lambda: info)
+    assert doctor.run_cli(argparse.Namespace(json=False)) == 1  # errors → non-zero exit
+    out = capsys.readouterr().out
+    assert "jax 0.7.0" in out and "KERAS_BACKEND=jax" in out
+    assert "GPU" in out and "NVIDIA H100" in out
+    assert re.search(r"CascadeClassifier\s+yes\n", out) and re.search(r"FaceDetectorYN\s+no\n", out)
+    assert re.search(r"yunet\s+not found", out)
+    assert "mixed precision: use mixed_float16" in out
+    assert "ERROR: boom" in out and "warning: careful" in out
+
+
+def test_mixed_precision_advice_depends_on_the_gpu():
+    assert doctor._mixed_precision_advice([]) is None
+    assert "mixed_float16" in doctor._mixed_precision_advice([{"compute_capability": "7.5"}])
+    assert "mixed_bfloat16" in doctor._mixed_precision_advice([{"compute_capability": "9.0"}])
+    assert "float32" in doctor._mixed_precision_advice([{"compute_capability": "6.1"}])
+
+
+def test_data_with_an_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
+    # contract: python -m emolib data --dataset nope --data DIR --json → exit 2, the known names on stderr
+    process = emolib("data", "--dataset", "nope", "--data", str(tmp_path), "--json")
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert "nope" in process.stderr
+    for known in ("rafdb", "fer2013", "ferplus", "folders"):
+        assert known in process.stderr, process.stderr
+    assert "Traceback" not in process.stderr
