@@ -1,0 +1,435 @@
+"""Face detectors and face crops.
+
+A registry turns a name into a detector, as ``models.BACKBONES`` does for backbones:
+
+* ``haar`` — OpenCV's Haar cascade ``haarcascade_frontalface_default.xml`` with the original project's
+  ``detectMultiScale(gray, 1.1, 5)``;
+* ``yunet`` — OpenCV's YuNet CNN (``cv2.FaceDetectorYN``, opencv_zoo 2023mar): more accurate, gives
+  five landmarks (eyes, nose, mouth corners) and a score. Its 0.2 MB model file is taken from a local
+  path, ``$EMOLIB_MODEL_DIR``, the cache (``$EMOLIB_CACHE`` or ``~/.cache/emolib``) or the shared
+  folder, and otherwise downloaded once from opencv_zoo with a sha256 check.
+
+Every detector takes an RGB ``uint8`` array and returns :class:`Face` objects whose ``box`` is
+``(x, y, w, h)`` in ints, in the pixels of the image it was given, clipped to the image.
+:func:`crop_faces` turns faces into the model's input (margin, square, eye alignment, resize, gray).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+             "face_detection_yunet_2023mar.onnx")
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+#: A download larger than this is refused (the real file is 0.2 MB).
+MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
+
+#: Smallest image side a detector looks at; smaller images have no detectable face.
+MIN_IMAGE_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    Attributes
+    ----------
+    box : tuple of int
+        ``(x, y, w, h)`` in image pixels, inside the image.
+    score : float or None
+        Detector confidence (YuNet), None for detectors without one (Haar).
+    landmarks : tuple or None
+        Five ``(x, y)`` points from YuNet: right eye, left eye (of the person, so the right eye is on
+        the image's left), nose tip, right and left mouth corners.
+    """
+
+    box: tuple[int, int, int, int]
+    score: float | None = None
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    def as_dict(self) -> dict:
+        x, y, w, h = self.box
+        return {"x": x, "y": y, "w": w, "h": h}
+
+
+class Detector:
+    """Base class: a face detector is called with an RGB uint8 image and returns faces.
+
+    Subclasses implement :meth:`_detect` on an image already reduced to at most ``max_side`` pixels
+    on its longer side; boxes are scaled back here. Calls are serialised by a lock, because OpenCV's
+    detectors keep per-call state.
+    """
+
+    name = "detector"
+
+    def __init__(self, max_side: int | None = None):
+        self.max_side = max_side
+        self._lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray) -> list[Face]:
+        return self.detect(image)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in RGB ``uint8`` ``image`` (h, w, 3), largest first."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"detectors take RGB uint8 images (h, w, 3), not {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        if min(height, width) < MIN_IMAGE_SIDE:
+            return []
+        scale = 1.0
+        small = image
+        if self.max_side and max(height, width) > self.max_side:
+            scale = self.max_side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            if min(small.shape[:2]) < MIN_IMAGE_SIDE:
+                return []
+        with self._lock:
+            faces = self._detect(np.ascontiguousarray(small))
+        out = [_rescale(face, scale, width, height) for face in faces]
+        out = [face for face in out if face is not None]
+        return sorted(out, key=lambda f: f.box[2] * f.box[3], reverse=True)
+
+    def _detect(self, image: np.ndarray) -> list[Face]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """What this detector is, for logs and the API's /health."""
+        return {"name": self.name, "max_side": self.max_side}
+
+
+def _rescale(face: Face, scale: float, width: int, height: int) -> Face | None:
+    """Scale a face found on a resized image back to the original pixels, clipped to the image."""
+    x, y, w, h = (v / scale for v in face.box)
+    x0, y0 = max(0, round(x)), max(0, round(y))
+    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    landmarks = None
+    if face.landmarks is not None:
+        landmarks = tuple((float(px / scale), float(py / scale)) for px, py in face.landmarks)
+    return Face((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), face.score, landmarks)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------
+
+#: name → factory(**options) returning a Detector
+DETECTORS: dict[str, Callable[..., Detector]] = {}
+
+
+def register_detector(name: str):
+    """Decorator: register a detector class or factory under ``name``."""
+
+    def decorator(factory):
+        DETECTORS[name] = factory
+        return factory
+
+    return decorator
+
+
+def get_detector(name: str | Detector | None = None, **options) -> Detector:
+    """A detector by name (``None``: :func:`default_detector_name`); a Detector is returned as is."""
+    if isinstance(name, Detector):
+        return name
+    name = name or default_detector_name()
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; registered: {sorted(DETECTORS)}")
+    return DETECTORS[name](**options)
+
+
+def default_detector_name() -> str:
+    """``"yunet"`` when its model file is available locally (no download), else ``"haar"``."""
+    return "yunet" if find_yunet() is not None else "haar"
+
+
+def detect_faces(image, detector: str | Detector | None = None) -> list[Face]:
+    """Convenience: decode ``image`` (path, bytes, PIL, array) and return its faces."""
+    from emolib.imageio import load_image
+
+    return get_detector(detector).detect(load_image(image))
+
+
+@register_detector("haar")
+class HaarDetector(Detector):
+    """OpenCV Haar cascade, as the original project: ``detectMultiScale(gray, 1.1, 5)``.
+
+    Parameters
+    ----------
+    scale_factor, min_neighbors : float, int
+        The cascade's parameters (the original's 1.1 and 5).
+    min_size : int
+        Smallest face side in detection pixels (OpenCV's default 0 = the cascade's 24 px).
+    cascade : str or path, optional
+        Cascade XML (default: OpenCV's ``haarcascade_frontalface_default.xml``).
+    max_side : int or None
+        Larger images are reduced to this side for detection (None: never).
+    """
+
+    name = "haar"
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 0,
+                 cascade: str | os.PathLike | None = None, max_side: int | None = 1280):
+        super().__init__(max_side)
+        path = str(cascade or Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")
+        self.classifier = cv2.CascadeClassifier(path)
+        if self.classifier.empty():
+            raise FileNotFoundError(f"could not load the Haar cascade {path}")
+        self.cascade = path
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+
+    def _detect(self, image: np.ndarray) -> list[Face]:
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        boxes = self.classifier.detectMultiScale(gray, self.scale_factor, self.min_neighbors,
+                                                 minSize=(self.min_size, self.min_size))
+        return [Face(tuple(int(v) for v in box)) for box in np.asarray(boxes).reshape(-1, 4)]
+
+    def info(self) -> dict:
+        return {**super().info(), "cascade": Path(self.cascade).name, "scale_factor": self.scale_factor,
+                "min_neighbors": self.min_neighbors}
+
+
+@register_detector("yunet")
+class YuNetDetector(Detector):
+    """OpenCV YuNet (``cv2.FaceDetectorYN``): boxes, five landmarks and a score per face.
+
+    Parameters
+    ----------
+    model_path : path, optional
+        The ONNX file (default: :func:`yunet_model_path`, which may download it once).
+    score_threshold, nms_threshold, top_k : float, float, int
+        YuNet's parameters.
+    max_side : int or None
+        Larger images are reduced so that their longer side is ``max_side`` for detection (YuNet's
+        cost grows with the pixel count); boxes are scaled back. Faces smaller than about
+        ``12 × long_side / max_side`` pixels are then missed.
+    download : bool
+        Allow the download when no local file is found.
+    """
+
+    name = "yunet"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = 0.7,
+                 nms_threshold: float = 0.3, top_k: int = 5000, max_side: int | None = 640,
+                 download: bool = True):
+        super().__init__(max_side)
+        self.model_path = yunet_model_path(model_path, download=download)
+        self.score_threshold = score_threshold
+        try:
+            self.net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), score_threshold,
+                                                 nms_threshold, top_k)
+        except cv2.error as error:
+            raise ValueError(f"could not load the YuNet model {self.model_path}: {error}") from error
+        self._input_size: tuple[int, int] | None = None
+
+    def _detect(self, image: np.ndarray) -> list[Face]:
+        height, width = image.shape[:2]
+        if self._input_size != (width, height):
+            self.net.setInputSize((width, height))
+            self._input_size = (width, height)
+        _, found = self.net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        faces = []
+        for row in (found if found is not None else []):
+            x, y, w, h = (float(v) for v in row[:4])
+            points = tuple((float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5))
+            faces.append(Face((x, y, w, h), float(row[14]), points))  # float box, rounded by _rescale
+        return faces
+
+    def info(self) -> dict:
+        return {**super().info(), "model": self.model_path.name, "score_threshold": self.score_threshold}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The YuNet model file: local, cached, or downloaded with a sha256 check
+# ---------------------------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """emolib's download cache: ``$EMOLIB_CACHE`` or ``~/.cache/emolib``."""
+    return Path(os.environ.get("EMOLIB_CACHE") or Path.home() / ".cache" / "emolib").expanduser()
+
+
+def _shared_models_dir() -> Path:
+    return Path(os.environ.get("EMOLIB_SHARED") or REPO_ROOT.parent / "shared").expanduser() / "models"
+
+
+def find_yunet() -> Path | None:
+    """The YuNet file if it is available without download: ``$EMOLIB_MODEL_DIR``, the cache (sha256
+    checked), or the shared folder's ``models/`` (``$EMOLIB_SHARED``); else None."""
+    model_dir = os.environ.get("EMOLIB_MODEL_DIR")
+    if model_dir and (Path(model_dir).expanduser() / YUNET_FILE).is_file():
+        return Path(model_dir).expanduser() / YUNET_FILE
+    cached = cache_dir() / YUNET_FILE
+    if cached.is_file() and sha256_file(cached) == YUNET_SHA256:
+        return cached
+    shared = _shared_models_dir() / YUNET_FILE
+    if shared.is_file():
+        return shared
+    return None
+
+
+def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = True,
+                     url: str = YUNET_URL, fetch: Callable[[str], object] | None = None) -> Path:
+    """Path of the YuNet ONNX file: ``path`` if given, else :func:`find_yunet`, else a download.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist, or nothing is found and ``download`` is False.
+    """
+    if path is not None:
+        path = Path(path).expanduser()
+        if path.is_dir():
+            path = path / YUNET_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"YuNet model not found at {path}")
+        return path
+    found = find_yunet()
+    if found is not None:
+        return found
+    if not download:
+        raise FileNotFoundError(f"YuNet model {YUNET_FILE} not found in $EMOLIB_MODEL_DIR, {cache_dir()} "
+                                f"or {_shared_models_dir()}; download it from {YUNET_URL}")
+    return download_file(url, cache_dir() / YUNET_FILE, YUNET_SHA256, fetch=fetch)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _urlopen(url: str):
+    return urllib.request.urlopen(url, timeout=60)  # noqa: S310 - fixed https URL or a caller's file://
+
+
+def download_file(url: str, destination: str | os.PathLike, sha256: str, *,
+                  fetch: Callable[[str], object] | None = None,
+                  max_bytes: int = MAX_DOWNLOAD_BYTES) -> Path:
+    """Download ``url`` to ``destination`` atomically, keeping it only if its sha256 is ``sha256``.
+
+    ``fetch(url)`` returns a readable binary file object (default: ``urllib.request.urlopen``, which
+    also reads ``file://`` URLs). A file already at ``destination`` with the right digest is kept.
+
+    Raises
+    ------
+    ValueError
+        On a digest mismatch or a download larger than ``max_bytes`` (nothing is written).
+    OSError
+        If the download fails.
+    """
+    destination = Path(destination)
+    if destination.is_file() and sha256_file(destination) == sha256:
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, (fetch or _urlopen)(url) as response:
+            for block in iter(lambda: response.read(1 << 16), b""):
+                size += len(block)
+                if size > max_bytes:
+                    raise ValueError(f"download of {url} exceeds {max_bytes} bytes; refused")
+                digest.update(block)
+                out.write(block)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"sha256 mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
+        os.replace(tmp, destination)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return destination
+
+
+# ---------------------------------------------------------------------------------------------------
+# Crops
+# ---------------------------------------------------------------------------------------------------
+
+def expand_box(box: Sequence[float], margin: float = 0.0, square: bool = False) -> tuple[float, ...]:
+    """Grow ``(x, y, w, h)`` by ``margin`` (fraction of each side, on each side) and, if ``square``,
+    to a square on its longer side, keeping the centre. The result may leave the image."""
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2, y + h / 2
+    w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
+    if square:
+        w = h = max(w, h)
+    return cx - w / 2, cy - h / 2, w, h
+
+
+def eye_angle(face: Face) -> float:
+    """Angle in degrees of the line from the image-left eye to the image-right eye (0 = level)."""
+    if face.landmarks is None:
+        return 0.0
+    (rx, ry), (lx, ly) = face.landmarks[0], face.landmarks[1]
+    return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
+def crop_face(image: np.ndarray, face: Face | Sequence[int], size: tuple[int, int], *, channels: int = 1,
+              margin: float = 0.0, square: bool = False, align: bool = False) -> np.ndarray:
+    """One face of RGB ``image`` as a ``(h, w, channels)`` uint8 crop of ``size = (h, w)``.
+
+    The box is grown by ``margin`` and made ``square`` if asked; parts outside the image repeat the
+    border. With ``align`` and landmarks, the crop is rotated about the face centre so the eyes are
+    level. Downscaling uses area averaging (no aliasing).
+    """
+    box = face.box if isinstance(face, Face) else tuple(face)
+    x, y, w, h = expand_box(box, margin, square)
+    out_h, out_w = size
+    angle = eye_angle(face) if align and isinstance(face, Face) else 0.0
+    if abs(angle) > 1.0:
+        # rotate about the face centre straight into a box-sized patch, then resize
+        cx, cy = x + w / 2, y + h / 2
+        matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+        matrix[0, 2] += w / 2 - cx
+        matrix[1, 2] += h / 2 - cy
+        patch = cv2.warpAffine(image, matrix, (max(1, round(w)), max(1, round(h))), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    else:
+        patch = _crop_padded(image, round(x), round(y), max(1, round(w)), max(1, round(h)))
+    interpolation = cv2.INTER_AREA if patch.shape[0] > out_h or patch.shape[1] > out_w else cv2.INTER_LINEAR
+    patch = cv2.resize(patch, (out_w, out_h), interpolation=interpolation)
+    if channels == 1:
+        return cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)[..., None]
+    return patch
+
+
+def crop_faces(image: np.ndarray, faces: Sequence[Face], size: tuple[int, int], *, channels: int = 1,
+               margin: float = 0.0, square: bool = False, align: bool = False) -> np.ndarray:
+    """All ``faces`` of ``image`` as one uint8 batch ``(n, h, w, channels)``."""
+    crops = [crop_face(image, face, size, channels=channels, margin=margin, square=square, align=align)
+             for face in faces]
+    if not crops:
+        return np.zeros((0, *size, channels), dtype=np.uint8)
+    return np.stack(crops)
+
+
+def _crop_padded(image: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:  # box wholly outside: nothing sensible to show
+        return np.zeros((h, w, image.shape[2]), dtype=image.dtype)
+    patch = image[y0:y1, x0:x1]
+    pads = (y0 - y, y + h - y1, x0 - x, x + w - x1)
+    if any(pads):
+        patch = cv2.copyMakeBorder(patch, *pads, borderType=cv2.BORDER_REPLICATE)
+    return patch
