@@ -2,8 +2,10 @@
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
-# TensorFlow build: the CUDA one where an NVIDIA GPU is present, the CPU one elsewhere.
+# TensorFlow build: the CUDA one where an NVIDIA GPU is present, the CPU one elsewhere;
+# TF=none keeps a TensorFlow that is already there (the NVIDIA container).
 TF      ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+EXTRAS  := $(if $(filter none,$(TF)),api,dev,$(TF),api,dev)
 STAMP   := $(VENV)/.installed-$(TF)
 PORT    ?= 8866
 export EMOLIB_SHARED ?= $(abspath ../shared)
@@ -14,7 +16,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(TF),api,dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
