@@ -63,6 +63,12 @@ class EmotionPredictor:
         Crop a square around each face (FER-style crops; YuNet boxes are taller than wide).
     align : bool
         Rotate each crop so that the eyes are level (needs landmarks: YuNet).
+    min_face : int or None
+        Smallest face side, in image pixels, that the detector must find (default 40; fer's default is
+        50). The image is shrunk for detection as far as that allows, which makes detection several
+        times faster; faces this small are below the model's 48-pixel input anyway. None looks for
+        every face the detector can see (only its ``max_side`` applies). Ignored when ``detector`` is
+        a Detector instance.
     max_pixels : int or None
         Decompression-bomb limit passed to :func:`emolib.imageio.load_image`.
 
@@ -74,7 +80,8 @@ class EmotionPredictor:
 
     def __init__(self, model=None, detector: str | D.Detector | None = None, flip_tta: bool = False,
                  language: str = "fr", *, margin: float = 0.0, square: bool = True, align: bool = False,
-                 max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS, warmup: bool = True):
+                 min_face: int | None = 40, max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
+                 warmup: bool = True):
         from emolib import models as M  # brings in Keras and its backend
 
         if language not in ("fr", "en"):
@@ -92,6 +99,7 @@ class EmotionPredictor:
         self.square = bool(square)
         self.align = bool(align)
         self.max_pixels = max_pixels
+        self.min_face = min_face
         self._detector_spec = detector
         self._detector: D.Detector | None = detector if isinstance(detector, D.Detector) else None
         self._detector_lock = threading.Lock()
@@ -108,7 +116,7 @@ class EmotionPredictor:
         if self._detector is None:
             with self._detector_lock:
                 if self._detector is None:
-                    self._detector = D.get_detector(self._detector_spec)
+                    self._detector = D.get_detector(self._detector_spec, min_face=self.min_face)
         return self._detector
 
     def warmup(self) -> None:
