@@ -1,0 +1,301 @@
+"""emolib.detect: registry, Haar and YuNet on real photos, the YuNet file (local, cache, download), crops."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from emolib import detect
+from emolib.detect import Face, crop_face, crop_faces, expand_box, get_detector
+from emolib.imageio import load_image
+
+PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return ix * iy / (aw * ah + bw * bh - ix * iy)
+
+
+@pytest.fixture(scope="module")
+def photos(photos_dir):
+    return {name: load_image(photos_dir / name) for name in PHOTOS}
+
+
+@pytest.fixture(scope="module")
+def yunet(yunet_path):
+    return get_detector("yunet", model_path=yunet_path)
+
+
+@pytest.fixture(scope="module")
+def haar():
+    return get_detector("haar")
+
+
+def composite(photos, boxes_by_photo, placements, size=(600, 900)):
+    """Paste face tiles (face + half its size around it) of the photos at (x, y, scale, photo)."""
+    canvas = np.full((*size, 3), 120, np.uint8)
+    truth = []
+    for x, y, scale, name in placements:
+        fx, fy, fw, fh = boxes_by_photo[name]
+        x0, y0 = max(0, fx - fw // 2), max(0, fy - fh // 2)
+        tile = photos[name][y0:fy + fh + fh // 2, x0:fx + fw + fw // 2]
+        tile = cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+        truth.append((x + (fx - x0) * scale, y + (fy - y0) * scale, fw * scale, fh * scale))
+    return canvas, truth
+
+
+# -- registry --------------------------------------------------------------------------------------
+
+def test_registry_names_and_errors(yunet, haar):
+    assert {"haar", "yunet"} <= set(detect.DETECTORS)
+    assert isinstance(haar, detect.HaarDetector) and haar.name == "haar"
+    assert isinstance(yunet, detect.YuNetDetector) and yunet.name == "yunet"
+    assert get_detector(haar) is haar
+    with pytest.raises(ValueError, match="unknown detector 'nope'"):
+        get_detector("nope")
+
+
+def test_register_a_custom_detector(photos):
+    @detect.register_detector("everything")
+    class Everything(detect.Detector):
+        name = "everything"
+
+        def _detect(self, image):
+            return [Face((0, 0, image.shape[1], image.shape[0]))]
+
+    try:
+        faces = get_detector("everything").detect(photos["grace_hopper.jpg"])
+        assert [f.box for f in faces] == [(0, 0, 512, 600)]
+    finally:
+        del detect.DETECTORS["everything"]
+
+
+def test_haar_keeps_the_original_parameters(haar):
+    assert (haar.scale_factor, haar.min_neighbors) == (1.1, 5)
+    assert haar.cascade.endswith("haarcascade_frontalface_default.xml")
+
+
+# -- detection on real photos ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_each_portrait_has_one_face_for_both_detectors(photos, name, yunet, haar):
+    image = photos[name]
+    found = {}
+    for detector in (haar, yunet):
+        faces = detector.detect(image)
+        assert len(faces) == 1, (detector.name, faces)
+        x, y, w, h = faces[0].box
+        assert all(isinstance(v, int) for v in faces[0].box)
+        assert 0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
+        assert 60 <= w <= 300 and 60 <= h <= 300
+        found[detector.name] = faces[0]
+    assert iou(found["haar"].box, found["yunet"].box) > 0.5
+    assert found["haar"].landmarks is None and found["haar"].score is None
+    assert 0.7 <= found["yunet"].score <= 1.0
+    assert len(found["yunet"].landmarks) == 5
+    (rx, ry), (lx, ly) = found["yunet"].landmarks[:2]
+    x, y, w, h = found["yunet"].box
+    assert x < rx < lx < x + w and y < ry < y + h / 2  # eyes inside the box, upper half, right eye first
+
+
+def test_composite_with_several_faces(photos, yunet, haar):
+    boxes = {name: yunet.detect(img)[0].box for name, img in photos.items()}
+    placements = [(20, 30, 1.0, "grace_hopper.jpg"), (420, 40, 0.8, "astronaut_eileen_collins.png"),
+                  (650, 300, 0.6, "grace_hopper.jpg"), (200, 380, 0.9, "astronaut_eileen_collins.png")]
+    canvas, truth = composite(photos, boxes, placements)
+    for detector in (yunet, haar):
+        faces = detector.detect(canvas)
+        assert len(faces) == 4, detector.name
+        for true_box in truth:
+            assert max(iou(f.box, true_box) for f in faces) > 0.4, (detector.name, true_box)
+        areas = [f.box[2] * f.box[3] for f in faces]
+        assert areas == sorted(areas, reverse=True)  # largest first
+
+
+def test_blank_and_tiny_images_have_no_faces(yunet, haar):
+    for detector in (yunet, haar):
+        assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
+        assert detector.detect(np.full((300, 300, 3), 255, np.uint8)) == []
+        assert detector.detect(np.zeros((5, 5, 3), np.uint8)) == []
+        assert detector.detect(np.zeros((3, 5000, 3), np.uint8)) == []  # shrinks below 1 px high
+        assert detector.detect(np.zeros((20, 30000, 3), np.uint8)) == []
+
+
+def test_detectors_want_rgb_uint8(yunet):
+    with pytest.raises(ValueError, match="RGB uint8"):
+        yunet.detect(np.zeros((100, 100), np.uint8))
+    with pytest.raises(ValueError, match="RGB uint8"):
+        yunet.detect(np.zeros((100, 100, 3), np.float32))
+
+
+def test_large_images_are_downscaled_and_boxes_scaled_back(photos, yunet):
+    image = photos["astronaut_eileen_collins.png"]
+    small = yunet.detect(image)[0]
+    big_image = cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)  # 1536 × 1536
+    assert yunet.detection_scale(*big_image.shape[:2]) == pytest.approx(640 / 1536)
+    big = yunet.detect(big_image)
+    assert len(big) == 1
+    scaled = tuple(v * 3 for v in small.box)
+    assert iou(big[0].box, scaled) > 0.8
+    assert big[0].landmarks[0][0] == pytest.approx(small.landmarks[0][0] * 3, abs=12)
+
+
+def test_detection_scale_from_max_side_and_min_face(yunet_path):
+    full = get_detector("yunet", model_path=yunet_path, max_side=None)
+    assert full.detection_scale(3000, 4000) == 1.0
+    capped = get_detector("yunet", model_path=yunet_path, max_side=1000)
+    assert capped.detection_scale(3000, 4000) == pytest.approx(0.25)
+    assert capped.detection_scale(300, 400) == 1.0  # never upscaled
+    quick = get_detector("yunet", model_path=yunet_path, max_side=1000, min_face=80)
+    assert quick.detection_scale(300, 400) == pytest.approx(20 / 80)
+    assert quick.detection_scale(3000, 4000) == pytest.approx(0.25)
+    assert get_detector("haar", min_face=48).detection_scale(500, 500) == pytest.approx(0.5)
+
+
+def test_min_face_still_finds_the_portrait_faces(photos, yunet_path):
+    quick = get_detector("yunet", model_path=yunet_path, min_face=40)
+    reference = get_detector("yunet", model_path=yunet_path, max_side=None)
+    for image in photos.values():
+        faces = quick.detect(image)
+        assert len(faces) == 1
+        assert iou(faces[0].box, reference.detect(image)[0].box) > 0.7
+
+
+# -- the YuNet model file --------------------------------------------------------------------------
+
+def test_sha256_constant_is_the_real_file(yunet_path):
+    assert detect.sha256_file(yunet_path) == detect.YUNET_SHA256
+    assert detect.YUNET_SHA256.startswith("8f2383e4") and detect.YUNET_SHA256.endswith("52fa4")
+    assert detect.YUNET_URL.startswith("https://github.com/opencv/opencv_zoo/")
+
+
+@pytest.fixture
+def no_local_yunet(tmp_path, monkeypatch):
+    """No YuNet anywhere: empty cache, no model dir, a shared folder without models."""
+    monkeypatch.setenv("EMOLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EMOLIB_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.delenv("EMOLIB_MODEL_DIR", raising=False)
+    return tmp_path / "cache"
+
+
+def test_default_detector_falls_back_to_haar_without_the_file(no_local_yunet, yunet_path, monkeypatch):
+    assert detect.find_yunet() is None
+    assert detect.default_detector_name() == "haar"
+    assert get_detector().name == "haar"
+    with pytest.raises(FileNotFoundError, match="not found"):
+        detect.yunet_model_path(download=False)
+    monkeypatch.setenv("EMOLIB_MODEL_DIR", str(yunet_path.parent))
+    assert detect.find_yunet() == yunet_path
+    assert detect.default_detector_name() == "yunet"
+    assert get_detector().name == "yunet"
+
+
+def test_explicit_paths(yunet_path, tmp_path):
+    assert detect.yunet_model_path(yunet_path) == yunet_path
+    assert detect.yunet_model_path(yunet_path.parent) == yunet_path  # a directory holding the file
+    with pytest.raises(FileNotFoundError):
+        detect.yunet_model_path(tmp_path / "nope.onnx")
+
+
+def test_download_from_a_file_url_into_the_cache(no_local_yunet, yunet_path):
+    path = detect.yunet_model_path(url=yunet_path.as_uri())
+    assert path == no_local_yunet / detect.YUNET_FILE
+    assert detect.sha256_file(path) == detect.YUNET_SHA256
+    assert detect.find_yunet() == path  # found in the cache next time, no download
+    assert list(no_local_yunet.iterdir()) == [path]  # no partial files left
+    assert get_detector("yunet").detect(np.zeros((64, 64, 3), np.uint8)) == []
+
+
+def test_download_is_not_repeated_when_cached(no_local_yunet, yunet_path):
+    calls = []
+
+    def fetch(url):
+        calls.append(url)
+        return io.BytesIO(yunet_path.read_bytes())
+
+    detect.download_file("https://example.invalid/y.onnx", no_local_yunet / "y.onnx", detect.YUNET_SHA256,
+                         fetch=fetch)
+    detect.download_file("https://example.invalid/y.onnx", no_local_yunet / "y.onnx", detect.YUNET_SHA256,
+                         fetch=fetch)
+    assert len(calls) == 1
+
+
+def test_download_with_a_wrong_digest_keeps_nothing(no_local_yunet):
+    payload = b"not the model"
+
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        detect.yunet_model_path(fetch=lambda url: io.BytesIO(payload))
+    assert not any(no_local_yunet.iterdir())
+    right = hashlib.sha256(payload).hexdigest()
+    with pytest.raises(ValueError, match="exceeds"):
+        detect.download_file("x", no_local_yunet / "f", right, fetch=lambda url: io.BytesIO(payload),
+                             max_bytes=4)
+    assert not any(no_local_yunet.iterdir())
+
+
+def test_a_corrupt_cached_file_is_not_used(no_local_yunet, yunet_path):
+    no_local_yunet.mkdir(parents=True)
+    (no_local_yunet / detect.YUNET_FILE).write_bytes(b"truncated")
+    assert detect.find_yunet() is None
+    path = detect.yunet_model_path(url=yunet_path.as_uri())  # replaced by a good download
+    assert detect.sha256_file(path) == detect.YUNET_SHA256
+
+
+# -- crops -----------------------------------------------------------------------------------------
+
+def test_expand_box_margin_and_square():
+    assert expand_box((10, 20, 30, 40)) == (10, 20, 30, 40)
+    assert expand_box((10, 20, 30, 40), margin=0.5) == pytest.approx((-5, 0, 60, 80))
+    assert expand_box((10, 20, 30, 40), square=True) == pytest.approx((5, 20, 40, 40))
+
+
+def test_crop_shapes_channels_and_borders(photos):
+    image = photos["grace_hopper.jpg"]
+    face = Face((183, 120, 170, 213))
+    gray = crop_face(image, face, (48, 48), channels=1)
+    assert gray.shape == (48, 48, 1) and gray.dtype == np.uint8
+    rgb = crop_face(image, face, (64, 32), channels=3)
+    assert rgb.shape == (64, 32, 3)
+    batch = crop_faces(image, [face, face], (48, 48), channels=1, margin=0.2, square=True)
+    assert batch.shape == (2, 48, 48, 1)
+    assert crop_faces(image, [], (48, 48)).shape == (0, 48, 48, 1)
+    # a box running off the image is padded with its border, not shifted or squashed
+    corner = crop_face(image, Face((-50, -50, 100, 100)), (100, 100), channels=3)
+    assert corner.shape == (100, 100, 3)
+    np.testing.assert_array_equal(corner[60:, 60:], image[10:50, 10:50])
+    np.testing.assert_array_equal(corner[0, 0], image[0, 0])
+    # the whole image as one face is just a resize
+    whole = crop_face(image, Face((0, 0, 512, 600)), (60, 60), channels=3)
+    np.testing.assert_array_equal(whole, cv2.resize(image, (60, 60), interpolation=cv2.INTER_AREA))
+
+
+def test_eye_alignment_levels_the_eyes(photos, yunet_path):
+    detector = get_detector("yunet", model_path=yunet_path, max_side=None)
+    image = photos["grace_hopper.jpg"]
+    height, width = image.shape[:2]
+    tilted = cv2.warpAffine(image, cv2.getRotationMatrix2D((width / 2, height / 2), 20, 1.0), (width, height),
+                            borderMode=cv2.BORDER_REPLICATE)
+    face = detector.detect(tilted)[0]
+    assert detect.eye_angle(face) < -10  # rotated counter-clockwise: the image-right eye is higher
+    plain = crop_face(tilted, face, (240, 240), channels=3, margin=0.4, square=True)
+    aligned = crop_face(tilted, face, (240, 240), channels=3, margin=0.4, square=True, align=True)
+    angle_plain = detect.eye_angle(detector.detect(plain)[0])
+    angle_aligned = detect.eye_angle(detector.detect(aligned)[0])
+    assert abs(angle_plain) > 12
+    assert abs(angle_aligned) < 5
+    # Haar faces have no landmarks: alignment is a no-op
+    box_only = Face(face.box)
+    np.testing.assert_array_equal(crop_face(tilted, box_only, (48, 48), align=True),
+                                  crop_face(tilted, box_only, (48, 48)))
+    assert detect.eye_angle(box_only) == 0.0
+    assert math.isfinite(detect.eye_angle(face))
