@@ -123,7 +123,7 @@ def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and palette warnings
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"image too large: {error}") from error
+        raise ImageTooLargeError(f"image too large: {error} (emolib's limit is {_mp(max_pixels)})") from error
     except Exception as error:
         raise _not_an_image(data) from error
     with image:
@@ -133,7 +133,8 @@ def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
                 warnings.simplefilter("ignore")
                 image.load()
         except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(f"image too large: {error}") from error
+            raise ImageTooLargeError(f"image too large: {error} (emolib's limit is {_mp(max_pixels)})") \
+                from error
         except MemoryError as error:
             raise ImageTooLargeError(f"not enough memory to decode this {image.format} image") from error
         except Exception as error:  # OSError "truncated", SyntaxError, struct.error, ValueError …
@@ -172,13 +173,17 @@ def array_to_rgb(array: np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXE
 
 # ---------------------------------------------------------------------------------------------------
 
+def _mp(pixels: int | None) -> str:
+    return "none" if pixels is None else f"{pixels / 1e6:.1f} MP"
+
+
 def _check_pixels(size: tuple[int, int], max_pixels: int | None) -> None:
     width, height = size
     if width <= 0 or height <= 0:
         raise EmptyImageError(f"image has no pixels ({width}×{height})")
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(f"image too large: {width}×{height} = {width * height / 1e6:.1f} MP, "
-                                 f"the limit is {max_pixels / 1e6:.1f} MP")
+                                 f"the limit is {_mp(max_pixels)}")
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
