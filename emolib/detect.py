@@ -127,14 +127,18 @@ class Detector:
 
 def _rescale(face: Face, scale: float, width: int, height: int) -> Face | None:
     """Scale a face found on a resized image back to the original pixels, clipped to the image."""
-    x, y, w, h = (v / scale for v in face.box)
-    x0, y0 = max(0, round(x)), max(0, round(y))
-    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    x, y, w, h = (float(v) / scale for v in face.box)
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        return None  # a network can output garbage on garbage input
+    x0, y0 = round(min(max(x, 0.0), width)), round(min(max(y, 0.0), height))
+    x1, y1 = round(min(max(x + w, 0.0), width)), round(min(max(y + h, 0.0), height))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     landmarks = None
     if face.landmarks is not None:
-        landmarks = tuple((float(px / scale), float(py / scale)) for px, py in face.landmarks)
+        points = tuple((float(px) / scale, float(py) / scale) for px, py in face.landmarks)
+        if all(math.isfinite(v) for point in points for v in point):
+            landmarks = points
     return Face((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), face.score, landmarks)
 
 

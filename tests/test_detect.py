@@ -80,6 +80,21 @@ def test_register_a_custom_detector(photos):
         del detect.DETECTORS["everything"]
 
 
+def test_garbage_from_a_network_is_dropped_not_raised():
+    class Garbage(detect.Detector):
+        name = "garbage"
+
+        def _detect(self, image):
+            nan, inf = float("nan"), float("inf")
+            return [Face((inf, 0.0, 10.0, 10.0)), Face((1e38, 1e38, 3e38, 3e38)), Face((nan, 1.0, 5.0, 5.0)),
+                    Face((5.0, 5.0, -4.0, 8.0)), Face((500.0, 500.0, 10.0, 10.0)),
+                    Face((-5.0, -5.0, 50.0, 60.0), 0.9, ((1.0, 2.0), (nan, 1.0), (0, 0), (0, 0), (0, 0)))]
+
+    faces = Garbage().detect(np.zeros((100, 100, 3), np.uint8))
+    assert [f.box for f in faces] == [(0, 0, 45, 55)]  # only the sane box survives, clipped to the image
+    assert faces[0].landmarks is None  # non-finite landmarks are dropped
+
+
 def test_haar_keeps_the_original_parameters(haar):
     assert (haar.scale_factor, haar.min_neighbors) == (1.1, 5)
     assert haar.cascade.endswith("haarcascade_frontalface_default.xml")
