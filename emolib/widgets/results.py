@@ -1,0 +1,209 @@
+"""How one analysis looks: the annotated image, a card per face, and its probability bars.
+
+Everything here works on the result dict of ``EmotionPredictor.predict`` (see DESIGN.md) and an RGB
+uint8 array; nothing imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from functools import lru_cache
+
+import ipywidgets as widgets
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from emolib import labels as emo_labels
+
+#: Box and card colours, one per face (matplotlib's tab10).
+#: Colour emoji where the browser has such a font.
+EMOJI_FONT = "'Noto Color Emoji','Apple Color Emoji','Segoe UI Emoji',sans-serif"
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+          "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+#: Longest side of the annotated image sent to the browser.
+DISPLAY_SIDE = 720
+
+
+def color_for(index: int) -> str:
+    return COLORS[index % len(COLORS)]
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.ImageFont:
+    """DejaVu Sans from matplotlib (accents of Dégoût, Colère …), else Pillow's default font."""
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except Exception:  # noqa: BLE001 - any font problem: fall back to the built-in font
+        return ImageFont.load_default(size=size)
+
+
+def to_pil(image) -> Image.Image:
+    """An RGB PIL image from an RGB (or gray) uint8 array or a PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    return Image.fromarray(array.astype(np.uint8)).convert("RGB")
+
+
+def encode(image, fmt: str = "jpeg", max_side: int | None = None, quality: int = 90) -> bytes:
+    """Encode an image (array or PIL) as JPEG or PNG bytes, shrunk to ``max_side`` if given."""
+    pil = to_pil(image)
+    if max_side and max(pil.size) > max_side:
+        pil = pil.copy()
+        pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    if fmt.lower() in ("jpeg", "jpg"):
+        pil.save(buffer, format="JPEG", quality=quality)
+    else:
+        pil.save(buffer, format=fmt.upper())
+    return buffer.getvalue()
+
+
+def caption(prediction: dict) -> str:
+    """Short text drawn above a face box: ``"Joie 87 %"``."""
+    return f"{prediction.get('label') or prediction['emotion']} {prediction['confidence']:.0f} %"
+
+
+def annotate(image, result: dict, max_side: int | None = DISPLAY_SIDE) -> Image.Image:
+    """The image with a coloured box and a ``label confidence`` caption on every predicted face.
+
+    The image is shrunk first (to ``max_side``) so that lines and text keep a readable size.
+    """
+    pil = to_pil(image).copy()
+    scale = 1.0
+    if max_side and max(pil.size) > max_side:
+        scale = max_side / max(pil.size)
+        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))),
+                         Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(pil)
+    side = max(pil.size)
+    line = max(2, round(side / 200))
+    font = _font(max(12, round(side / 28)))
+    for index, prediction in enumerate(result.get("predictions", [])):
+        box = prediction.get("box") or {}
+        x, y = box.get("x", 0) * scale, box.get("y", 0) * scale
+        w, h = box.get("w", pil.width / scale) * scale, box.get("h", pil.height / scale) * scale
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(pil.width - 1, x + w), min(pil.height - 1, y + h)
+        color = color_for(index)
+        draw.rectangle([x0, y0, x1, y1], outline=color, width=line)
+        text = caption(prediction)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left, bottom - top
+        pad = max(2, line)
+        ty = y0 - th - 2 * pad if y0 - th - 2 * pad >= 0 else y0  # above the box, inside if no room
+        tx = min(x0, max(0, pil.width - tw - 2 * pad))
+        draw.rectangle([tx, ty, tx + tw + 2 * pad, ty + th + 2 * pad], fill=color)
+        draw.text((tx + pad - left, ty + pad - top), text, fill="white", font=font)
+    return pil
+
+
+def crop_box(image, box: dict, margin: float = 0.0) -> np.ndarray:
+    """The ``box`` region (``x, y, w, h`` in pixels) of an RGB array, clipped to the image."""
+    array = np.asarray(image)
+    height, width = array.shape[:2]
+    mx, my = box["w"] * margin, box["h"] * margin
+    x0 = int(max(0, round(box["x"] - mx)))
+    y0 = int(max(0, round(box["y"] - my)))
+    x1 = int(min(width, round(box["x"] + box["w"] + mx)))
+    y1 = int(min(height, round(box["y"] + box["h"] + my)))
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError("the box is empty or outside the image: draw it over the face")
+    return array[y0:y1, x0:x1]
+
+
+def probability_bars_html(probabilities: dict, language: str = "fr", color: str = COLORS[0]) -> str:
+    """A horizontal bar chart (HTML/CSS) of class probabilities, most likely first."""
+    rows = []
+    for name, value in sorted(probabilities.items(), key=lambda item: -float(item[1])):
+        try:
+            emoji, label = emo_labels.emoji(name), emo_labels.display_name(name, language)
+        except (KeyError, ValueError):
+            emoji, label = "", str(name)
+        percent = 100.0 * float(value)
+        rows.append(
+            '<div class="emolib-bar-row" style="display:flex;align-items:center;gap:6px;margin:2px 0;">'
+            f'<span style="width:9em;white-space:nowrap;"><span style="font-family:{EMOJI_FONT};">'
+            f'{html.escape(emoji)}</span> {html.escape(label)}</span>'
+            '<span style="flex:1;background:#eee;border-radius:3px;height:14px;min-width:120px;">'
+            f'<span style="display:block;height:14px;border-radius:3px;width:{percent:.1f}%;'
+            f'background:{color};"></span></span>'
+            f'<span style="width:4.5em;text-align:right;font-variant-numeric:tabular-nums;">'
+            f"{percent:.1f} %</span></div>"
+        )
+    return f'<div class="emolib-bars" style="min-width:300px;">{"".join(rows)}</div>'
+
+
+def face_card(prediction: dict, index: int, image=None, language: str = "fr") -> widgets.Widget:
+    """One face: thumbnail, emoji, emotion name, confidence, and its probability bars."""
+    color = color_for(index)
+    title = (
+        f'<div class="emolib-face-title" style="font-size:1.25rem;">'
+        f'<span class="emolib-face-emoji" style="font-size:2rem;vertical-align:middle;'
+        f'font-family:{EMOJI_FONT};">'
+        f'{html.escape(prediction.get("emoji", ""))}</span> '
+        f'<b class="emolib-face-label">{html.escape(prediction.get("label") or prediction["emotion"])}</b>'
+        f'</div><div>Face {index + 1} · confidence '
+        f'<b class="emolib-face-confidence">{prediction["confidence"]:.1f} %</b></div>'
+    )
+    parts: list[widgets.Widget] = []
+    if image is not None and prediction.get("box"):
+        try:
+            thumb = encode(crop_box(image, prediction["box"]), max_side=128)
+            parts.append(widgets.Image(value=thumb, format="jpeg",
+                                       layout=widgets.Layout(width="96px", height="auto")))
+        except ValueError:
+            pass
+    bars = widgets.HTML(probability_bars_html(prediction.get("probabilities", {}), language, color))
+    text = widgets.VBox([widgets.HTML(title), bars], layout=widgets.Layout(flex="1"))
+    card = widgets.HBox(parts + [text], layout=widgets.Layout(
+        border=f"2px solid {color}", padding="8px", margin="4px 0", gap="12px", align_items="flex-start",
+        max_width="720px"))
+    card.add_class("emolib-face-card")
+    return card
+
+
+class ResultView(widgets.VBox):
+    """The outcome of one analysis: "faces detected: n", the annotated image and one card per face."""
+
+    def __init__(self, language: str = "fr", **kwargs):
+        super().__init__(**kwargs)
+        self.language = language
+        self.add_class("emolib-results")
+        self.image: np.ndarray | None = None
+        self.result: dict | None = None
+
+    def clear(self) -> None:
+        self.children = ()
+        self.image = self.result = None
+
+    def show(self, image, result: dict, source: str = "") -> None:
+        """Display ``result`` (a result dict) computed on ``image`` (RGB array)."""
+        self.image, self.result = np.asarray(image), result
+        n = int(result.get("faces_detected", len(result.get("predictions", []))))
+        details = [f"source: {source}" if source else "", f"detector: {result.get('detector', '')}"]
+        details = " · ".join(html.escape(d) for d in details if d and not d.endswith(": "))
+        header = widgets.HTML(
+            f'<h3 class="emolib-faces-count" style="margin:4px 0;">Faces detected: {n}</h3>'
+            f'<div class="emolib-result-details" style="color:#666;">{details}</div>')
+        annotated = widgets.Image(value=encode(annotate(image, result), fmt="jpeg"), format="jpeg",
+                                  layout=widgets.Layout(max_width="100%", width="auto", height="auto",
+                                                        align_self="flex-start"))
+        annotated.add_class("emolib-annotated")
+        children: list[widgets.Widget] = [header, annotated]
+        predictions = result.get("predictions", [])
+        if not predictions:
+            message = widgets.HTML(
+                '<div class="emolib-no-face" style="padding:10px;background:#fff8e1;border-radius:6px;'
+                'max-width:720px;">🙈 No face found in this image. Try another photo with a face seen '
+                "from the front, or draw a box around the face yourself with <b>✂️ Crop by hand</b>."
+                "</div>")
+            children.append(message)
+        for index, prediction in enumerate(predictions):
+            children.append(face_card(prediction, index, image, self.language))
+        self.children = tuple(children)

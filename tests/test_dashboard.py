@@ -1,0 +1,325 @@
+"""The dashboard in a real browser: Voilà serves dashboards/emotions.ipynb, Debian's Chromium drives it.
+
+Chromium's fake camera is fed a .y4m video made at test time from a face photo. Screenshots of every
+state are written to results/screenshots/. Needs /usr/bin/chromium and ffmpeg (``make browser``): the
+tests skip without them locally and fail in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
+NOTEBOOK = REPO / "dashboards" / "emotions.ipynb"
+SCREENSHOTS = REPO / "results" / "screenshots"
+LOAD_MS = 120_000  # Voilà starts a kernel per page; TensorFlow takes a while on 2 cores
+PREDICT_MS = 180_000
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI (run `make browser`)")
+    pytest.skip(f"{what} not found (run `make browser`: Debian's chromium and ffmpeg)")
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        _missing(f"Chromium at {CHROMIUM}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def face_photo(photos_dir) -> Path:
+    return photos_dir / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="module")
+def fake_camera_video(tmp_path_factory, face_photo) -> Path:
+    """A 3 s .y4m video of a still face photo, 640×480 (even sides), for Chromium's fake camera."""
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        _missing("ffmpeg")
+    video = tmp_path_factory.mktemp("camera") / "cam.y4m"
+    subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(face_photo), "-t", "3",
+                    "-vf", "scale=-2:480,pad=640:480:(ow-iw)/2:0", "-pix_fmt", "yuv420p", str(video)],
+                   check=True, timeout=120)
+    assert video.stat().st_size > 640 * 480
+    return video
+
+
+@pytest.fixture(scope="module")
+def dashboard_model(request) -> Path:
+    """The shipped model when it exists, else a tiny untrained one (the page only needs some model)."""
+    from emolib.widgets.app import DEFAULT_MODEL_DIR
+
+    if (DEFAULT_MODEL_DIR / "model.keras").is_file() and (DEFAULT_MODEL_DIR / "model.json").is_file():
+        return DEFAULT_MODEL_DIR
+    return request.getfixturevalue("tiny_model_dir")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class VoilaServer:
+    """``voila dashboards/emotions.ipynb`` in a subprocess on a free port."""
+
+    def __init__(self, log_path: Path, model: Path | str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        voila = Path(sys.executable).with_name("voila")
+        command = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
+        command += [str(NOTEBOOK), "--no-browser", f"--port={self.port}", "--Voila.ip=127.0.0.1"]
+        env = {**os.environ, "EMOLIB_MODEL": str(model), "PYTHONUNBUFFERED": "1"}
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Voilà exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"Voilà did not listen on port {self.port} within 120 s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def voila_server(tmp_path_factory, dashboard_model, chromium_path):
+    server = VoilaServer(tmp_path_factory.mktemp("voila") / "voila.log", dashboard_model)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright_driver(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright_driver, chromium_path, fake_camera_video):
+    """Chromium whose camera is the fake one, fed by the face video."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=chromium_path, headless=True,
+        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera_video}"])
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def dashboard(chromium, voila_server):
+    """A fresh page (so a fresh Voilà kernel) showing the dashboard's mode chooser."""
+    context = chromium.new_context(viewport={"width": 1100, "height": 900})
+    context.grant_permissions(["camera"])
+    page = context.new_page()
+    page.set_default_timeout(LOAD_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(voila_server.url, timeout=LOAD_MS)
+    try:
+        page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
+    except Exception as error:
+        raise AssertionError(f"the dashboard did not appear: {error}\n{voila_server.log_tail()}") from None
+    page.js_errors = errors
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a screenshot of the whole dashboard (Voilà scrolls inside the page, so grow the viewport)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate(
+        "() => { for (const e of document.querySelectorAll('*')) if (e.scrollTop) e.scrollTop = 0;"
+        " window.scrollTo(0, 0);"
+        " const d = document.querySelector('.emolib-dashboard');"
+        " return Math.ceil(d.getBoundingClientRect().bottom + 40); }")
+    page.set_viewport_size({"width": 1100, "height": max(900, min(int(height), 4000))})
+    page.wait_for_timeout(300)  # one layout pass at the new size
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1100, "height": 900})
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def upload(page, path: Path) -> None:
+    """Choose ``path`` in the FileUpload button (its file input is not in the DOM: use the chooser)."""
+    with page.expect_file_chooser(timeout=LOAD_MS) as chooser:
+        page.click("button.emolib-upload")
+    chooser.value.set_files(str(path))
+
+
+def _assert_one_analysed_face(page, source_text: str) -> None:
+    count = page.wait_for_selector(".emolib-faces-count", state="visible", timeout=PREDICT_MS)
+    faces = int(re.search(r"Faces detected: (\d+)", count.inner_text()).group(1))
+    assert faces == 1, page.inner_text(".emolib-results")
+    assert source_text in page.inner_text(".emolib-result-details")
+    cards = page.locator(".emolib-face-card")
+    assert cards.count() == 1
+    label = cards.locator(".emolib-face-label").inner_text().strip()
+    assert label in {"Surprise", "Peur", "Dégoût", "Joie", "Tristesse", "Colère", "Neutre", "Mépris"}
+    confidence = cards.locator(".emolib-face-confidence").inner_text()
+    assert re.fullmatch(r"\d{1,3}\.\d %", confidence.strip()), confidence
+    assert 0 < float(confidence.split()[0]) <= 100
+    assert cards.locator(".emolib-bar-row").count() >= 7  # one bar per emotion
+    annotated = page.locator(".emolib-annotated")
+    assert annotated.evaluate("img => img.complete && img.naturalWidth > 100 && img.naturalHeight > 100")
+
+
+def test_upload_photo_shows_one_face_with_emotion(dashboard, face_photo, dashboard_model):
+    page = dashboard
+    page.click("button.emolib-mode-file")
+    page.wait_for_selector(".emolib-file-panel", state="visible")
+    page.click(".emolib-settings >> text=Settings")  # the collapsed settings panel opens
+    model_select = page.locator(".emolib-settings select").first
+    model_select.wait_for(state="visible")
+    assert Path(dashboard_model).name in model_select.input_value()  # the option shows the model's path
+    screenshot(page, "01-file-mode-settings.png")
+    page.click(".emolib-settings >> text=Settings")
+    upload(page, face_photo)
+    _assert_one_analysed_face(page, "grace_hopper.jpg")
+    assert page.locator("button.emolib-continue").is_visible()
+    assert page.locator("button.emolib-change-mode").is_visible()
+    screenshot(page, "02-upload-result.png")
+    # Continue goes back to the same mode, ready for another file
+    page.click("button.emolib-continue")
+    page.wait_for_selector(".emolib-file-panel", state="visible")
+    assert not page.locator(".emolib-face-card").count()
+    assert not page.js_errors, page.js_errors
+
+
+def test_camera_capture_gives_a_result(dashboard):
+    page = dashboard
+    page.click("button.emolib-mode-camera")
+    page.wait_for_selector(".emolib-webcam-capture:enabled", timeout=LOAD_MS)
+    page.wait_for_function("() => document.querySelector('.emolib-webcam-video').videoWidth > 0")
+    assert page.evaluate("() => document.querySelector('.emolib-webcam-video').srcObject.active")
+    screenshot(page, "03-camera-live.png")
+    page.click(".emolib-webcam-capture")
+    _assert_one_analysed_face(page, "camera")
+    # the camera is given back while the result shows
+    page.wait_for_function("() => document.querySelector('.emolib-webcam-video').srcObject === null")
+    screenshot(page, "04-camera-result.png")
+    page.click("button.emolib-continue")  # Continue: the camera again
+    page.wait_for_selector(".emolib-webcam-capture:enabled", timeout=LOAD_MS)
+    page.click(".emolib-camera-panel button.emolib-back")  # Change mode, from the camera panel
+    page.wait_for_selector(".emolib-chooser", state="visible")
+    page.wait_for_function("() => document.querySelector('.emolib-webcam-video').srcObject === null")
+    assert not page.js_errors, page.js_errors
+
+
+def test_non_image_upload_shows_a_readable_error(dashboard, tmp_path):
+    page = dashboard
+    notes = tmp_path / "notes.txt"
+    notes.write_text("These are meeting notes, not a photo.\n" * 20)
+    page.click("button.emolib-mode-file")
+    upload(page, notes)
+    error = page.wait_for_selector(".emolib-error", state="visible", timeout=PREDICT_MS)
+    text = error.inner_text()
+    assert "notes.txt" in text and "image" in text, text
+    assert "Traceback" not in page.inner_text("body")
+    assert page.locator(".emolib-file-panel").is_visible()  # still in file mode, can retry
+    assert not page.locator(".emolib-face-card").count()
+    screenshot(page, "05-upload-error.png")
+
+
+def test_sample_then_crop_by_hand(dashboard):
+    page = dashboard
+    page.click("button.emolib-sample")
+    _assert_one_analysed_face(page, "grace_hopper.jpg")
+    page.click("button.emolib-crop")
+    image = page.wait_for_selector(".emolib-bbox img", state="visible", timeout=LOAD_MS)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    # Grace Hopper's face is around the middle of the upper half of the portrait
+    x0, y0 = box["x"] + 0.30 * box["width"], box["y"] + 0.18 * box["height"]
+    x1, y1 = box["x"] + 0.70 * box["width"], box["y"] + 0.55 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+    screenshot(page, "06-crop-drawing.png")
+    page.click("button.emolib-crop-go")
+    page.wait_for_selector(".emolib-result-details:has-text('manual box')", timeout=PREDICT_MS)
+    assert page.locator(".emolib-face-card").count() == 1
+    assert "Faces detected: 1" in page.inner_text(".emolib-faces-count")
+    screenshot(page, "07-crop-result.png")
+
+
+def test_without_a_model_the_page_says_so(chromium, tmp_path):
+    server = VoilaServer(tmp_path / "voila.log", tmp_path / "no-such-model")
+    try:
+        context = chromium.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(server.url, timeout=LOAD_MS)
+        notice = page.wait_for_selector(".emolib-no-model", state="visible", timeout=LOAD_MS)
+        assert "No model found" in notice.inner_text() and "no-such-model" in notice.inner_text()
+        page.click("button.emolib-sample")
+        error = page.wait_for_selector(".emolib-error", state="visible", timeout=LOAD_MS)
+        assert "model" in error.inner_text()
+        assert "Traceback" not in page.inner_text("body")
+        screenshot(page, "00-no-model.png")
+        context.close()
+    finally:
+        server.stop()
+
+
+def test_no_camera_gives_a_clear_message(playwright_driver, chromium_path, voila_server):
+    """Without a camera device (and no fake one), the camera mode says so in the page."""
+    browser = playwright_driver.chromium.launch(executable_path=chromium_path, headless=True,
+                                                args=CHROMIUM_ARGS[:5])  # no fake camera, no fake prompt
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(voila_server.url, timeout=LOAD_MS)
+        page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
+        page.click("button.emolib-mode-camera")
+        error = page.wait_for_selector(".emolib-error", state="visible", timeout=LOAD_MS)
+        assert re.search(r"camera", error.inner_text(), re.IGNORECASE), error.inner_text()
+        assert page.locator(".emolib-webcam-capture").is_disabled()
+        assert page.locator(".emolib-webcam-retry").is_visible()
+        assert "Traceback" not in page.inner_text("body")
+        screenshot(page, "08-no-camera.png")
+    finally:
+        browser.close()
