@@ -358,8 +358,8 @@ def download_file(url: str, destination: str | os.PathLike, sha256: str, *,
     ------
     ValueError
         On a digest mismatch or a download larger than ``max_bytes`` (nothing is written).
-    OSError
-        If the download fails.
+    FileNotFoundError
+        If the download fails (offline, refused, not found), saying where to put the file instead.
     """
     destination = Path(destination)
     if destination.is_file() and sha256_file(destination) == sha256:
@@ -369,13 +369,18 @@ def download_file(url: str, destination: str | os.PathLike, sha256: str, *,
     size = 0
     fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
     try:
-        with os.fdopen(fd, "wb") as out, (fetch or _urlopen)(url) as response:
-            for block in iter(lambda: response.read(1 << 16), b""):
-                size += len(block)
-                if size > max_bytes:
-                    raise ValueError(f"download of {url} exceeds {max_bytes} bytes; refused")
-                digest.update(block)
-                out.write(block)
+        try:
+            with os.fdopen(fd, "wb") as out, (fetch or _urlopen)(url) as response:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    size += len(block)
+                    if size > max_bytes:
+                        raise ValueError(f"download of {url} exceeds {max_bytes} bytes; refused")
+                    digest.update(block)
+                    out.write(block)
+        except OSError as error:  # URLError, timeouts, refused connections, disk full
+            raise FileNotFoundError(f"could not download {url} ({getattr(error, 'reason', None) or error}); "
+                                    f"download it yourself and put it in $EMOLIB_MODEL_DIR or "
+                                    f"{destination.parent}") from error
         if digest.hexdigest() != sha256:
             raise ValueError(f"sha256 mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
         os.replace(tmp, destination)

@@ -92,7 +92,16 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         return array_to_rgb(source, max_pixels=max_pixels)
     if isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels)
-        return _pil_to_rgb(source)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                source.load()  # an image from Image.open is decoded only now
+            return _pil_to_rgb(source)
+        except ImageError:
+            raise
+        except Exception as error:
+            raise CorruptImageError(f"cannot decode this {source.format or source.mode} image: "
+                                    f"{_reason(error)}") from error
     if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), max_pixels=max_pixels)
     if isinstance(source, str | os.PathLike):

@@ -253,6 +253,8 @@ def run_cli(args) -> int:
     """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed."""
     predictor = EmotionPredictor(model=args.model, detector=args.detector,
                                  flip_tta=getattr(args, "flip_tta", False))
+    if not args.whole_image:
+        _ = predictor.detector  # a missing detector file is one clear error, not one per image
     failed = 0
     images = list(args.images)
     for start in range(0, len(images), CLI_CHUNK):

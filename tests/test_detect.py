@@ -258,6 +258,21 @@ def test_download_with_a_wrong_digest_keeps_nothing(no_local_yunet):
     assert not any(no_local_yunet.iterdir())
 
 
+def test_a_failed_download_is_a_clear_file_not_found_error(no_local_yunet, tmp_path, monkeypatch):
+    import urllib.error
+
+    with pytest.raises(FileNotFoundError, match="could not download .*EMOLIB_MODEL_DIR"):
+        detect.yunet_model_path(url=(tmp_path / "nowhere.onnx").as_uri())
+
+    def offline(url):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(detect, "_urlopen", offline)
+    with pytest.raises(FileNotFoundError, match="name resolution"):
+        get_detector("yunet")
+    assert not any(no_local_yunet.iterdir())
+
+
 def test_a_corrupt_cached_file_is_not_used(no_local_yunet, yunet_path):
     no_local_yunet.mkdir(parents=True)
     (no_local_yunet / detect.YUNET_FILE).write_bytes(b"truncated")

@@ -161,6 +161,13 @@ def test_truncated_files_are_corrupt_images(photo_files):
                 load_image(data[:cut])
 
 
+def test_lazily_opened_truncated_pil_image_is_a_corrupt_image(photo_files):
+    data = photo_files[-1].read_bytes()
+    lazy = Image.open(io.BytesIO(data[: len(data) // 2]))  # header fine, pixels missing
+    with pytest.raises(CorruptImageError, match="cannot decode"):
+        load_image(lazy)
+
+
 def test_formats_outside_the_allow_list_are_refused():
     icon = encode(Image.new("RGB", (16, 16), (1, 2, 3)), "ICO")
     assert Image.open(io.BytesIO(icon)).format == "ICO"  # PIL itself would read it

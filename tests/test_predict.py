@@ -279,6 +279,29 @@ def test_cli_keeps_going_after_a_bad_image(tiny_model_dir, photos_dir, yunet_pat
     assert "2 of 3 image(s) could not be read" in captured.err
 
 
+def test_cli_without_a_detector_file_fails_once_and_clearly(tiny_model_dir, photos_dir, tmp_path, capsys,
+                                                             monkeypatch):
+    import urllib.error
+
+    monkeypatch.setenv("EMOLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EMOLIB_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.delenv("EMOLIB_MODEL_DIR", raising=False)
+
+    def offline(url):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(detect, "_urlopen", offline)
+    photo = str(photos_dir / "grace_hopper.jpg")
+    code = cli.main(["predict", photo, photo, "--model", str(tiny_model_dir), "--detector", "yunet",
+                     "--json"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("could not download") == 1 and "network is unreachable" in err
+    # without --detector, the default falls back to Haar when YuNet is not available locally
+    assert cli.main(["predict", photo, "--model", str(tiny_model_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["detector"] == "haar"
+
+
 def test_cli_plain_text_output(tiny_model_dir, photos_dir, capsys):
     code = cli.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--model", str(tiny_model_dir),
                      "--detector", "haar", "--flip-tta"])
