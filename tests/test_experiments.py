@@ -1,0 +1,214 @@
+"""The experiment runner: a YAML grid executed with papermill, resume, failures, and the comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from emolib import cli
+from emolib import experiments as X
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "02-simple-cnn.ipynb"
+TINY = {"max_per_class": 10, "epochs": 1, "batch_size": 16}
+
+
+def write_grid(path: Path, fer2013_dir: Path, **experiment) -> Path:
+    grid = {"defaults": {"dataset": "fer2013", "data": str(fer2013_dir), "epochs": 1},
+            "experiments": [{"notebook": str(NOTEBOOK), **experiment}]}
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Grid parsing (no notebook is executed)
+# ---------------------------------------------------------------------------------------------------
+
+def test_combinations_are_the_cartesian_product_in_order():
+    combos = X.combinations({"backbone": ["a", "b"], "lr": [1, 2, 3]})
+    assert len(combos) == 6
+    assert combos[0] == {"backbone": "a", "lr": 1} and combos[-1] == {"backbone": "b", "lr": 3}
+    assert X.combinations(None) == [{}]
+    with pytest.raises(ValueError, match="must be a non-empty list"):
+        X.combinations({"lr": 0.1})
+
+
+def test_run_names_are_deterministic_distinct_and_path_safe():
+    a = X.run_name("02-simple-cnn", {"backbone": "simple_cnn", "learning_rate": 0.001})
+    assert a == "02-simple-cnn--backbone=simple_cnn--learning_rate=0.001"
+    assert a == X.run_name("02-simple-cnn", {"backbone": "simple_cnn", "learning_rate": 0.001})
+    odd = [X.run_name("x", {"augment": v}) for v in ({"flip": True}, {"flip": False}, "a/b c", None, True)]
+    assert len(set(odd)) == len(odd)
+    assert all("/" not in name and " " not in name for name in odd)
+
+
+def test_grid_expands_with_defaults_parameters_and_run_dirs(tmp_path, fer2013_dir):
+    path = write_grid(tmp_path / "g.yaml", fer2013_dir, parameters=TINY,
+                      grid={"learning_rate": [0.001, 0.01], "seed": [0, 1]})
+    grid = X.load_grid(path, tmp_path / "out")
+    assert grid.name == "g" and len(grid.runs) == 4
+    run = grid.runs[1]
+    assert run.parameters["learning_rate"] == 0.001 and run.parameters["seed"] == 1
+    assert run.parameters["max_per_class"] == 10 and run.parameters["dataset"] == "fer2013"
+    assert run.run_dir == (tmp_path / "out" / "g" / run.name).resolve()
+    assert run.parameters["run_dir"] == str(run.run_dir)
+
+
+def test_unknown_parameter_fails_before_anything_runs(tmp_path, fer2013_dir):
+    path = write_grid(tmp_path / "typo.yaml", fer2013_dir, grid={"learning_rat": [0.1]})
+    with pytest.raises(ValueError, match="learning_rat"):
+        X.load_grid(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_defaults_go_only_to_notebooks_that_declare_them(tmp_path, fer2013_dir):
+    grid = {"defaults": {"epochs": 1, "data": str(fer2013_dir)},
+            "experiments": [{"notebook": str(REPO / "notebooks" / "06-compare-runs.ipynb"),
+                             "parameters": {"runs": ["${output}"]}}]}
+    run = X.load_grid(grid, tmp_path).runs[0]
+    assert "epochs" not in run.parameters and "data" not in run.parameters
+    assert run.parameters["runs"] == [str((tmp_path / "grid").resolve())]
+
+
+def fake_run(run, status="ok", parameters=None) -> None:
+    run.run_dir.mkdir(parents=True)
+    record = {"status": status, "parameters": run.parameters if parameters is None else parameters}
+    (run.run_dir / "experiment.json").write_text(json.dumps(record))
+    (run.run_dir / "params.json").write_text("{}")
+    (run.run_dir / "model.json").write_text("{}")
+    (run.run_dir / "metrics.json").write_text("{}")
+
+
+def test_resume_rules_skip_rerun_and_start_afresh(tmp_path, fer2013_dir):
+    def run_for(**parameters):
+        path = write_grid(tmp_path / "g.yaml", fer2013_dir, parameters={**TINY, **parameters})
+        return X.load_grid(path, tmp_path / "out").runs[0]
+
+    run = run_for()
+    fake_run(run)
+    assert X.prepare_run(run) is False and run.status == "skipped"  # finished, same parameters
+    assert X.prepare_run(run_for(), force=True) is True  # --force: afresh, the old run moved aside
+    assert not run.run_dir.exists()
+    fake_run(run, status="failed")
+    assert X.prepare_run(run_for()) is True and (run.run_dir / "model.json").exists()  # resumed in place
+    (run.run_dir / "experiment.json").write_text(json.dumps({"status": "ok", "parameters": run.parameters}))
+    changed = run_for(batch_size=8)
+    assert changed.run_dir == run.run_dir
+    assert X.prepare_run(changed) is True and not run.run_dir.exists()  # parameters changed: afresh
+    old = sorted((tmp_path / "out" / "g" / ".old").iterdir())
+    assert len(old) == 2 and all(p.name.startswith(run.name) for p in old)
+    assert X.find_runs([tmp_path / "out"]) == []  # moved-aside runs are not compared
+
+
+# ---------------------------------------------------------------------------------------------------
+# Execution: a 2-run grid, its summary, resume; a failing run mid-grid
+# ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_grid(tmp_path_factory, fer2013_dir):
+    tmp = tmp_path_factory.mktemp("grid")
+    path = write_grid(tmp / "two.yaml", fer2013_dir, parameters=TINY, grid={"learning_rate": [0.001, 0.01]})
+    code = cli.main(["experiments", "run", str(path), "--output", str(tmp / "out")])
+    return code, tmp / "out" / "two", path
+
+
+@pytest.mark.slow
+def test_grid_runs_every_combination_into_its_run_directory(finished_grid):
+    code, out, _ = finished_grid
+    assert code == 0
+    run_dirs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert [p.name for p in run_dirs] == ["02-simple-cnn--learning_rate=0.001",
+                                          "02-simple-cnn--learning_rate=0.01"]
+    for run_dir in run_dirs:
+        assert X.is_finished(run_dir)
+        for name in ("notebook.ipynb", "experiment.json", "metrics.json", "model.json", "curves.png",
+                     "confusion.png", "report.txt", "history.csv"):
+            assert (run_dir / name).is_file(), f"{run_dir.name}: {name} missing"
+        params = json.loads((run_dir / "params.json").read_text())
+        assert params["data"]["max_per_class"] == 10
+        assert params["config"]["learning_rate"] == float(run_dir.name.split("=")[-1])
+        executed = json.loads((run_dir / "notebook.ipynb").read_text())
+        assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+        outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outputs), "curves/confusion not shown inline"
+        assert not any(o.get("output_type") == "error" for o in outputs)
+
+
+@pytest.mark.slow
+def test_summary_table_has_numbers_in_range(finished_grid, tmp_path):
+    _, out, _ = finished_grid
+    assert cli.main(["experiments", "summary", str(out), "--save", str(tmp_path / "s.csv")]) == 0
+    assert cli.main(["experiments", "summary", str(out), "--save", str(tmp_path / "s.md")]) == 0
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert len(table) == 2 and set(table["backbone"]) == {"simple_cnn"}
+    for column in ("accuracy", "balanced_accuracy", "macro_f1", "f1_angry", "f1_happy"):
+        assert table[column].between(0, 1).all(), column
+    assert (table["epochs_run"] == 1).all()
+    assert (table["test_images"] == 7 * 2).all()  # max_per_class 10 → 2 test faces per class
+    assert (table["parameters"] > 10_000).all() and (table["wall_time_s"] > 0).all()
+    assert (table["peak_memory_mb"] > 50).all()
+    markdown = (tmp_path / "s.md").read_text()
+    assert "python -m emolib experiments run" in markdown  # the command that produced the runs
+    assert markdown.count("| 02-simple-cnn--learning_rate=") == 2
+    grid_summary = (out / "summary.md").read_text()
+    assert "2 ran, 0 skipped" in grid_summary and "accuracy" in grid_summary
+
+
+@pytest.mark.slow
+def test_second_invocation_skips_finished_runs(finished_grid, tmp_path):
+    _, out, path = finished_grid
+    cards = {p: p.stat().st_mtime_ns for p in out.glob("*/model.json")}
+    grid = X.run_grid(path, out.parent, progress=False)
+    assert [run.status for run in grid.runs] == ["skipped", "skipped"]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/model.json")} == cards
+
+
+@pytest.mark.slow
+def test_failing_notebook_is_reported_and_the_grid_goes_on(tmp_path, fer2013_dir, capsys):
+    path = write_grid(tmp_path / "bad.yaml", fer2013_dir, parameters=TINY,
+                      grid={"backbone": ["no_such_backbone", "simple_cnn"]})
+    code = cli.main(["experiments", "run", str(path), "--output", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "1 ran, 0 skipped (already finished), 1 failed" in printed
+    assert ("FAILED 02-simple-cnn--backbone=no_such_backbone: "
+            "ValueError: unknown backbone 'no_such_backbone'") in printed
+    out = tmp_path / "out" / "bad"
+    bad, good = out / "02-simple-cnn--backbone=no_such_backbone", out / "02-simple-cnn--backbone=simple_cnn"
+    record = X.read_record(bad)
+    assert record["status"] == "failed" and "no_such_backbone" in record["error"]
+    assert (bad / "notebook.ipynb").is_file() and not X.is_finished(bad)
+    assert X.is_finished(good)
+    assert "FAILED 02-simple-cnn--backbone=no_such_backbone" in (out / "summary.md").read_text()
+    table = X.runs_table(out)
+    assert list(table["run"]) == [good.name]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The notebooks themselves (nbval executes them; here: their parameters and that they are committed clean)
+# ---------------------------------------------------------------------------------------------------
+
+TRAINING = ["02-simple-cnn", "03-augmentation", "04-class-weights", "05-transfer"]
+STANDARD = {"dataset", "data", "input_size", "channels", "epochs", "batch_size", "learning_rate",
+            "max_per_class", "seed", "output", "run_dir"}
+
+
+@pytest.mark.parametrize("stem", TRAINING)
+def test_training_notebooks_declare_the_standard_parameters(stem):
+    declared = X.notebook_parameters(REPO / "notebooks" / f"{stem}.ipynb")
+    assert STANDARD <= declared, sorted(STANDARD - declared)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_committed_clean_with_one_parameters_cell(path):
+    notebook = json.loads(path.read_text())
+    tagged = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    text = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    assert "papermill notebooks/" in text  # how to run the full experiment
