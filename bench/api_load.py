@@ -59,15 +59,22 @@ def start_server(model: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "EMOLIB_MODEL_DIR": str(_photos.YUNET.parent)}
     command = [sys.executable, "-m", "emolib", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--model", model, "--detector", "yunet"]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would block the server
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    server.log = log
+    return server
+
+
+def server_log(server: subprocess.Popen) -> str:
+    server.log.seek(0)
+    return server.log.read()[-4000:]
 
 
 def wait_ready(server: subprocess.Popen, url: str, timeout: float = 180) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         if server.poll() is not None:
-            raise RuntimeError(f"server exited with {server.returncode}:\n{server.stdout.read()}")
+            raise RuntimeError(f"server exited with {server.returncode}:\n{server_log(server)}")
         try:
             if httpx.get(f"{url}/test", timeout=2).status_code == 200:
                 return time.perf_counter() - start
@@ -155,7 +162,7 @@ def main(argv=None) -> int:
     print(f"\nbad uploads: {len(bad_results)} (empty, text, truncated JPEG, 900 MP bomb header) → "
           f"statuses {', '.join(bad_statuses)}; all 4xx: {'yes' if bad_ok else 'NO'}")
     if errors:
-        print(f"errors: {sorted({str(e) for e in errors})}")
+        print(f"errors: {sorted({str(e) for e in errors})}\nserver log:\n{server_log(server)}")
     return 0 if not errors and bad_ok else 1
 
 
