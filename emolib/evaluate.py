@@ -34,6 +34,11 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Seque
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     index = list(range(len(classes)))
+    if not len(y_true):  # nothing to score (e.g. no shared class in a cross-dataset evaluation)
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return {"accuracy": 0.0, "balanced_accuracy": 0.0, "macro_f1": 0.0, "weighted_f1": 0.0,
+                "per_class": {name: dict(zero) for name in classes},
+                "confusion": [[0] * len(classes) for _ in classes], "labels": list(classes), "samples": 0}
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=index, zero_division=0)
     present = [i for i in index if support[i] > 0]  # classes absent from y_true don't count in macro F1

@@ -1,0 +1,274 @@
+"""emolib.models: backbone registry, in-graph preprocessing, weights policy, augmentation, model files.
+
+Everything runs at small input sizes with ``weights=None`` (no download): a few seconds per test on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from emolib import labels as L
+from emolib import models as M
+
+SMALL = 32  # the smallest side every registered backbone accepts (vgg16/resnet50 pool 5 times)
+
+
+def _faces(n: int, size: int = SMALL, channels: int = 1, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registry: every backbone builds, trains one step and outputs probabilities
+# ---------------------------------------------------------------------------------------------------
+
+def test_registry_has_the_designed_backbones():
+    assert {"simple_cnn", "compact_vgg", "vgg16", "resnet50"} <= set(M.BACKBONES)
+    with pytest.raises(ValueError, match="registered"):
+        M.get_backbone("no_such_net")
+
+
+@pytest.mark.parametrize("name", sorted(M.BACKBONES))
+def test_backbone_builds_and_takes_one_train_step(name):
+    backbone = M.get_backbone(name)
+    num_classes, batch = 5, 4
+    model = M.build_model(name, num_classes=num_classes, input_size=SMALL, weights=None, seed=0)
+    assert model.input_shape == (None, SMALL, SMALL, backbone.channels)
+    assert model.output_shape == (None, num_classes)
+    # the backbone's own preprocessing sits in the graph, right after the input
+    preprocess = model.get_layer("preprocess")
+    assert isinstance(preprocess, M.FacePreprocess)
+    assert preprocess.mode == backbone.preprocessing
+
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    x = _faces(batch, channels=backbone.channels)
+    y = np.arange(batch) % num_classes
+    trainable_before = [np.array(w) for w in model.trainable_weights]
+    loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
+    assert np.isfinite(loss)
+    after = model.trainable_weights
+    changed = [not np.array_equal(a, np.array(b)) for a, b in zip(trainable_before, after, strict=True)]
+    assert any(changed), "a train step changed no weight"
+
+    probs = np.asarray(model.predict_on_batch(x))
+    assert probs.shape == (batch, num_classes)
+    assert np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_gray_input_on_rgb_backbone_is_repeated_in_graph():
+    model = M.build_model("vgg16", num_classes=3, input_size=SMALL, channels=1, weights=None)
+    assert model.input_shape == (None, SMALL, SMALL, 1)
+    probs = np.asarray(model.predict_on_batch(_faces(2, channels=1)))
+    assert probs.shape == (2, 3)
+
+
+def test_bad_channels_and_pretrained_scratch_nets_are_refused():
+    with pytest.raises(ValueError, match="channels"):
+        M.build_model("simple_cnn", channels=2)
+    with pytest.raises(ValueError, match="from scratch"):
+        M.build_model("compact_vgg", weights="imagenet")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Preprocessing in the graph
+# ---------------------------------------------------------------------------------------------------
+
+def _expected(x: np.ndarray, mode: str) -> np.ndarray:
+    """Hand-written reference for FacePreprocess on RGB 0..255 values."""
+    x = x.astype(np.float64)
+    if mode == "unit":
+        return x / 255.0
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "caffe":  # RGB -> BGR, minus the ImageNet BGR mean
+        return x[..., ::-1] - np.array([103.939, 116.779, 123.68])
+    return (x / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+
+
+def _preprocess_model(mode: str, in_channels: int, channels: int) -> keras.Model:
+    face = keras.Input((4, 4, in_channels))
+    return keras.Model(face, M.FacePreprocess(mode, channels)(face))
+
+
+@pytest.mark.parametrize("mode", M.PREPROCESSING_MODES)
+def test_face_preprocess_values_for_uint8_rgb_faces(mode):
+    face = np.zeros((1, 4, 4, 3), dtype=np.uint8)
+    face[..., 0], face[..., 1], face[..., 2] = 200, 100, 0  # distinct channels expose BGR order
+    face[0, 0, 0] = (255, 0, 17)
+    out = np.asarray(_preprocess_model(mode, 3, 3).predict_on_batch(face))
+    np.testing.assert_allclose(out, _expected(face, mode), rtol=1e-5, atol=1e-4)
+    # and Keras' own reference implementation agrees
+    reference = keras.applications.imagenet_utils.preprocess_input(face.astype("float32"), mode=mode) \
+        if mode != "unit" else face / 255.0
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", M.PREPROCESSING_MODES)
+def test_face_preprocess_repeats_gray_to_rgb(mode):
+    gray = np.array([0, 64, 128, 255] * 4, dtype=np.uint8).reshape(1, 4, 4, 1)
+    out = np.asarray(_preprocess_model(mode, 1, 3).predict_on_batch(gray))
+    assert out.shape == (1, 4, 4, 3)
+    np.testing.assert_allclose(out, _expected(np.repeat(gray, 3, axis=-1), mode), rtol=1e-5, atol=1e-4)
+
+
+def test_face_preprocess_gray_stays_gray_and_rejects_unknown_modes():
+    gray = np.full((1, 4, 4, 1), 51, dtype=np.uint8)
+    out = np.asarray(_preprocess_model("unit", 1, 1).predict_on_batch(gray))
+    assert out.shape == (1, 4, 4, 1)
+    np.testing.assert_allclose(out, 0.2, rtol=1e-6)
+    with pytest.raises(ValueError, match="preprocessing mode"):
+        M.FacePreprocess("imagenet")
+
+
+def test_built_model_scales_raw_faces_itself():
+    """A model fed the same face as uint8 0..255 sees exactly its backbone's preprocessing."""
+    model = M.build_model("vgg16", num_classes=3, input_size=SMALL, channels=3, weights=None)
+    inside = keras.Model(model.input, model.get_layer("preprocess").output)
+    face = _faces(1, channels=3)
+    np.testing.assert_allclose(np.asarray(inside.predict_on_batch(face)), _expected(face, "caffe"),
+                               rtol=1e-5, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Weights policy and fine-tuning
+# ---------------------------------------------------------------------------------------------------
+
+def test_imagenet_offline_gives_a_clear_error(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("URL fetch failure: no network in this test")
+
+    import keras.src.utils.file_utils as file_utils
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(RuntimeError) as info:
+        M.build_model("vgg16", num_classes=7, input_size=SMALL, weights="imagenet")
+    message = str(info.value)
+    assert "VGG16" in message
+    assert "path" in message.lower() and "weights=" in message  # tells how to use a local file
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_missing_local_weights_file(tmp_path):
+    missing = tmp_path / "vgg16_notop.h5"
+    with pytest.raises(FileNotFoundError, match="vgg16_notop.h5"):
+        M.build_model("vgg16", num_classes=7, input_size=SMALL, weights=str(missing))
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(SMALL, SMALL, 3))
+    path = tmp_path / "vgg16_notop.weights.h5"
+    base.save_weights(path)
+    model = M.build_model("vgg16", num_classes=7, input_size=SMALL, weights=str(path))
+    for name in ("block1_conv1", "block5_conv3"):
+        ours, theirs = model.get_layer(name).get_weights(), base.get_layer(name).get_weights()
+        for loaded, saved in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(loaded, saved)
+
+
+def test_train_base_k_freezes_all_but_the_last_k_blocks():
+    model = M.build_model("vgg16", num_classes=4, input_size=SMALL, weights=None, train_base=2)
+    base_layers = [layer for layer in model.layers if layer.name.startswith("block")]
+    assert len(base_layers) == 18
+    for layer in base_layers:
+        expect = layer.name.startswith(("block4_", "block5_"))
+        assert layer.trainable == expect, layer.name
+    head = [layer for layer in model.layers[model.layers.index(model.get_layer("block5_pool")) + 1:]]
+    assert head and all(layer.trainable for layer in head)  # the head always trains
+    # only block4/5 convs (2 × 6 weights) and the head (dense 2, BN 2, predictions 2) are trainable
+    assert len(model.trainable_weights) == 12 + 6
+
+    # one train step leaves the frozen blocks exactly as they were
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    frozen = [np.array(w) for w in model.get_layer("block1_conv1").weights]
+    tuned = [np.array(w) for w in model.get_layer("block5_conv3").weights]
+    model.train_on_batch(_faces(4, channels=3), np.arange(4))
+    for before, after in zip(frozen, model.get_layer("block1_conv1").weights, strict=True):
+        np.testing.assert_array_equal(before, np.array(after))
+    tuned_after = model.get_layer("block5_conv3").weights
+    assert any(not np.array_equal(b, np.array(a)) for b, a in zip(tuned, tuned_after, strict=True))
+
+
+@pytest.mark.parametrize("train_base, trainable_blocks", [(True, 5), (False, 0), (0, 0), (1, 1)])
+def test_train_base_all_none_or_one(train_base, trainable_blocks):
+    model = M.build_model("vgg16", num_classes=4, input_size=SMALL, weights=None, train_base=train_base)
+    trainable = {layer.name.split("_")[0] for layer in model.layers
+                 if layer.name.startswith("block") and layer.trainable}
+    assert trainable == {f"block{i}" for i in range(6 - trainable_blocks, 6)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Augmentation
+# ---------------------------------------------------------------------------------------------------
+
+def test_augmentation_switches():
+    assert M.as_augmentation(None).layers() == []
+    assert M.as_augmentation(False).layers() == []
+    assert M.as_augmentation(True) == M.Augmentation.standard()
+    assert len(M.as_augmentation({"flip": True, "zoom": 0.1}).layers()) == 2
+    assert len(M.Augmentation.standard().layers(seed=1)) == 6
+
+
+def test_augmentation_changes_training_outputs_not_inference():
+    augmented = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, augment=True, seed=3)
+    plain = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, augment=False, seed=3)
+    assert len(augmented.layers) == len(plain.layers) + 6
+    plain.set_weights(augmented.get_weights())  # augmentation layers have no weights
+    x = _faces(8, seed=5).astype("float32")
+
+    # the augmentation part of the graph: identity at inference, random in training
+    augment_only = keras.Model(augmented.input, augmented.get_layer("preprocess").input)
+    np.testing.assert_array_equal(np.asarray(augment_only(x, training=False)), x)
+    trained_view = np.asarray(augment_only(x, training=True))
+    assert trained_view.shape == x.shape
+    assert not np.allclose(trained_view, x)
+
+    # whole model: inference is deterministic and equals the same net without augmentation
+    first = np.asarray(augmented(x, training=False))
+    np.testing.assert_allclose(first, np.asarray(augmented(x, training=False)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(first, np.asarray(plain(x, training=False)), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model files and model cards
+# ---------------------------------------------------------------------------------------------------
+
+def test_saved_model_and_card_round_trip(tmp_path):
+    model = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, augment=True, seed=0)
+    card = M.make_card(model, backbone="compact_vgg", labels=L.EMOTIONS_7, name="round-trip",
+                       metrics={"test": {"accuracy": 0.5}})
+    directory = M.save_model(model, tmp_path / "model", card)
+    assert (directory / M.MODEL_FILE).is_file() and (directory / M.CARD_FILE).is_file()
+    assert not [p for p in directory.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+    saved_card = json.loads((directory / M.CARD_FILE).read_text())
+    assert saved_card["labels"] == list(L.EMOTIONS_7)
+    assert saved_card["input_size"] == [SMALL, SMALL] and saved_card["channels"] == 1
+    assert saved_card["backbone"] == "compact_vgg" and saved_card["preprocessing"] == "unit"
+    assert saved_card["parameters"] == model.count_params() > 0
+    assert saved_card["emolib_version"] and "git_commit" in saved_card
+    assert saved_card["metrics"] == {"test": {"accuracy": 0.5}} and saved_card["name"] == "round-trip"
+
+    x = _faces(6, seed=1)
+    expected = np.asarray(model.predict_on_batch(x))
+    # a directory, the .keras file and the card all resolve to the same model
+    for path in (directory, directory / M.MODEL_FILE, directory / M.CARD_FILE):
+        loaded = M.load_model(path)
+        assert loaded.labels == list(L.EMOTIONS_7)
+        assert loaded.input_size == (SMALL, SMALL) and loaded.channels == 1
+        assert isinstance(loaded.model.get_layer("preprocess"), M.FacePreprocess)
+        predicted = np.asarray(loaded.model.predict_on_batch(x))
+        np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_load_model_without_card_or_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        M.load_model(tmp_path)
+    model = M.build_model("simple_cnn", num_classes=7, input_size=SMALL)
+    model.save(tmp_path / M.MODEL_FILE)
+    with pytest.raises(FileNotFoundError, match="no model card"):
+        M.load_model(tmp_path)

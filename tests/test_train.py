@@ -1,0 +1,281 @@
+"""emolib.train: run directories, metrics that match the saved model, kill/resume, class weights, schedules.
+
+Runs are tiny (a few hundred real FER2013 faces, simple_cnn, 1–3 epochs) so the whole file takes about a
+minute on a busy 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from emolib import data as D
+from emolib import evaluate as E
+from emolib import labels as L
+from emolib import models as M
+from emolib import train as T
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_FILES = ("params.json", "history.csv", "metrics.json", "report.txt", "curves.png", "confusion.png",
+             "model.keras", "model.json")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """A private decode cache for this module (also handed to the CLI subprocess)."""
+    return tmp_path_factory.mktemp("emolib-cache")
+
+
+@pytest.fixture(scope="module")
+def fer_small(fer2013_dir, cache_dir):
+    """Train / val / test of real FER2013, at most 30 train faces per class (val and test: 7)."""
+    return T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=30, cache=cache_dir)
+
+
+def _config(**changes) -> T.TrainConfig:
+    return T.TrainConfig(**{"backbone": "simple_cnn", "epochs": 2, "batch_size": 32, "seed": 0, **changes})
+
+
+def _history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv", newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A complete run directory
+# ---------------------------------------------------------------------------------------------------
+
+def test_load_data_small_subset(fer_small):
+    train_split, val_split, test_split, info = fer_small
+    assert train_split.classes == L.EMOTIONS_7
+    assert np.bincount(train_split.labels, minlength=7).tolist() == [30] * 7
+    assert np.bincount(val_split.labels, minlength=7).tolist() == [7] * 7
+    assert np.bincount(test_split.labels, minlength=7).tolist() == [7] * 7
+    assert train_split.images.shape[1:] == (48, 48, 1) and train_split.images.dtype == np.uint8
+    assert not set(train_split.sources) & set(val_split.sources), "validation overlaps training"
+    assert all("/train/" in s for s in val_split.sources) and all("/test/" in s for s in test_split.sources)
+    assert info["dataset"] == "fer2013" and info["max_per_class"] == 30
+
+
+@pytest.fixture(scope="module")
+def finished_run(fer_small, tmp_path_factory):
+    train_split, val_split, test_split, info = fer_small
+    output = tmp_path_factory.mktemp("runs")
+    result = T.train(_config(), train_split, val_split, test_split, output=output, name="small",
+                     data_info=info, verbose=0)
+    return result, test_split
+
+
+def test_run_directory_is_complete(finished_run):
+    result, _ = finished_run
+    run_dir = result.run_dir
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, f"{name} missing"
+    assert T.is_complete(run_dir)
+    assert not [p.name for p in run_dir.rglob(".*")], "temporary files left in the run directory"
+
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["config"]["backbone"] == "simple_cnn" and params["config"]["epochs"] == 2
+    assert params["classes"] == list(L.EMOTIONS_7)
+    assert params["data"]["dataset"] == "fer2013" and params["data"]["train"] == 210
+
+    history = _history(run_dir)
+    assert [row["epoch"] for row in history] == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history[0])
+    assert len(result.history) == 2
+
+    report = (run_dir / "report.txt").read_text()
+    assert report.startswith("test split") and all(name in report for name in L.EMOTIONS_7)
+
+
+def test_model_card_describes_the_run(finished_run, fer_small):
+    result, test_split = finished_run
+    card = json.loads((result.run_dir / "model.json").read_text())
+    assert card["labels"] == list(L.EMOTIONS_7)
+    assert card["input_size"] == [48, 48] and card["channels"] == 1
+    assert card["backbone"] == "simple_cnn" and card["preprocessing"] == "unit"
+    assert card["training_data"]["dataset"] == "fer2013"
+    assert card["training_data"]["train_fingerprint"] == fer_small[0].fingerprint
+    assert card["training_data"]["train_fingerprint"].startswith("fer2013-train-48x48x1-")
+    assert card["training_data"]["train_class_counts"] == {name: 30 for name in L.EMOTIONS_7}
+    assert card["metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
+    assert card["metrics"]["test"]["samples"] == len(test_split) == 49
+    assert card["emolib_version"]
+    assert card["git_commit"] is None or len(card["git_commit"]) == 40
+    assert card["wall_time_s"] >= 0 and card["peak_memory_mb"] > 0
+    assert card["parameters"] == result.model.count_params() > 0
+    assert card["epochs_run"] == 2 and card["best_epoch"] in (0, 1)
+
+
+def test_metrics_json_matches_the_saved_model(finished_run):
+    result, test_split = finished_run
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["evaluated_split"] == "test" and metrics["epochs_run"] == 2
+    loaded = M.load_model(result.run_dir)
+    again = E.evaluate_split(loaded.model, test_split, loaded.labels)
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "samples"):
+        assert again[key] == pytest.approx(metrics["test"][key], abs=1e-9), key
+    assert again["confusion"] == metrics["test"]["confusion"]
+    # the saved model is the best epoch's (by validation accuracy)
+    history = _history(result.run_dir)
+    best = max(history, key=lambda row: row["val_accuracy"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["val"]["accuracy"] == pytest.approx(best["val_accuracy"], abs=1e-6)
+
+
+def test_finished_run_is_returned_as_is(finished_run, fer_small, monkeypatch):
+    result, _ = finished_run
+    card_before = (result.run_dir / "model.json").stat().st_mtime_ns
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    train_split, val_split, test_split, _ = fer_small
+    again = T.train(_config(epochs=5), train_split, val_split, test_split, run_dir=result.run_dir, verbose=0)
+    assert again.run_dir == result.run_dir
+    assert again.metrics == json.loads((result.run_dir / "metrics.json").read_text())
+    assert [row["epoch"] for row in again.history] == [0, 1]
+    assert (result.run_dir / "model.json").stat().st_mtime_ns == card_before
+
+
+# ---------------------------------------------------------------------------------------------------
+# Kill and resume
+# ---------------------------------------------------------------------------------------------------
+
+class Killed(RuntimeError):
+    pass
+
+
+class KillAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise Killed("killed after epoch 0")
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_killed_run_resumes_where_it_stopped(fer_small, tmp_path, schedule):
+    train_split, val_split, test_split, info = fer_small
+    config = _config(epochs=3, schedule=schedule, warmup_epochs=1)
+    with pytest.raises(Killed):
+        T.train(config, train_split, val_split, test_split, output=tmp_path, name="killed", data_info=info,
+                callbacks=[KillAfterFirstEpoch()], verbose=0)
+    (run_dir,) = list(tmp_path.iterdir())
+    assert not T.is_complete(run_dir)
+    assert (run_dir / T.CHECKPOINT_DIR / "last.keras").is_file()
+    first = _history(run_dir)
+    assert [row["epoch"] for row in first] == [0]
+    params_before = (run_dir / "params.json").read_text()
+
+    result = T.train(config, train_split, val_split, test_split, run_dir=run_dir, data_info=info, verbose=0)
+    assert result.run_dir == run_dir and T.is_complete(run_dir)
+    history = _history(run_dir)
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert history[0] == first[0], "epoch 0 was re-run or its row rewritten"
+    assert (run_dir / "params.json").read_text() == params_before
+    # the callbacks' counters survived the restart: their best values cover epoch 0 too
+    state = json.loads((run_dir / T.CHECKPOINT_DIR / "state.json").read_text())
+    early = state["callbacks"][0]
+    assert early["best"] == pytest.approx(max(row["val_accuracy"] for row in history), abs=1e-6)
+    if schedule == "cosine":  # the schedule continues after the restart
+        for row in history:
+            assert row["lr"] == pytest.approx(T._learning_rate_at(config, int(row["epoch"])), rel=1e-5)
+    else:
+        plateau = state["callbacks"][1]
+        assert plateau["best"] == pytest.approx(min(row["val_loss"] for row in history), rel=1e-6)
+        assert history[-1]["lr"] <= history[0]["lr"] == pytest.approx(config.learning_rate)
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["epochs_run"] == 3
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Class weights, schedules, run directories
+# ---------------------------------------------------------------------------------------------------
+
+def _imbalanced(split: D.Split) -> D.Split:
+    """Class c keeps 3 + 4·c faces: balanced weights then differ from 1."""
+    rows = [np.flatnonzero(split.labels == c)[: 3 + 4 * c] for c in range(len(split.classes))]
+    return split.subset(np.sort(np.concatenate(rows)))
+
+
+def test_class_weights_change_the_loss_and_runs_never_overwrite(fer_small, tmp_path):
+    train_split, val_split, _, info = fer_small
+    train_split = _imbalanced(train_split)
+    weights = T._class_weight(_config(class_weights="balanced"), train_split.labels, 7)
+    assert weights == D.class_weights(train_split.labels, 7)
+    assert weights[0] > 1 > weights[6]
+
+    runs = {}
+    for class_weights in (None, "balanced"):
+        runs[class_weights] = T.train(_config(epochs=1, class_weights=class_weights), train_split, val_split,
+                                      output=tmp_path, name="same-name", data_info=info, verbose=0)
+    plain, balanced = runs[None], runs["balanced"]
+    assert not math.isclose(plain.history[0]["loss"], balanced.history[0]["loss"], rel_tol=1e-4)
+    # the same name, in the same second: two directories, the first one intact
+    assert plain.run_dir != balanced.run_dir and plain.run_dir.parent == balanced.run_dir.parent
+    assert T.is_complete(plain.run_dir) and T.is_complete(balanced.run_dir)
+    assert json.loads((plain.run_dir / "params.json").read_text())["config"]["class_weights"] is None
+    # without a test split the validation split is the evaluated one
+    assert plain.metrics["evaluated_split"] == "val" and "test" not in plain.metrics
+
+
+def test_class_weight_option_forms():
+    labels = np.array([0, 0, 0, 1])
+    assert T._class_weight(_config(), labels, 2) is None
+    assert T._class_weight(_config(class_weights="none"), labels, 2) is None
+    assert T._class_weight(_config(class_weights={"1": 3}), labels, 2) == {1: 3.0}
+    assert T._class_weight(_config(class_weights="balanced"), labels, 2) == pytest.approx({0: 4 / 6, 1: 2.0})
+
+
+def test_cosine_schedule_learning_rates():
+    config = _config(epochs=5, learning_rate=1e-3, schedule="cosine", warmup_epochs=1)
+    rates = [T._learning_rate_at(config, epoch) for epoch in range(5)]
+    assert rates[0] == pytest.approx(5e-4)  # warm-up: base · 1/2
+    assert rates[1] == pytest.approx(1e-3)  # cosine starts at the base rate
+    assert rates[3] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))  # half way
+    assert all(a > b for a, b in zip(rates[1:], rates[2:], strict=False))  # then decays
+    assert T._learning_rate_at(config, 5) == pytest.approx(1e-5)  # floor: 1 % of the base
+    assert T._learning_rate_at(config, 50) == pytest.approx(1e-5)
+
+
+def test_new_run_dirs_are_distinct(tmp_path):
+    dirs = [T.new_run_dir(tmp_path, "same") for _ in range(3)]
+    assert len(set(dirs)) == 3 and all(d.is_dir() and d.name.endswith(("same", "same-1", "same-2"))
+                                       for d in dirs)
+
+
+def test_wrong_image_size_is_a_clear_error(fer_small, tmp_path):
+    train_split, val_split, _, _ = fer_small
+    with pytest.raises(ValueError, match="load the data with that size"):
+        T.train(_config(epochs=1, input_size=32), train_split, val_split, output=tmp_path, verbose=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------
+
+def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_path):
+    # fer_small has filled cache_dir: the subprocess reuses the decoded images
+    output = tmp_path / "runs"
+    process = subprocess.run(
+        [sys.executable, "-m", "emolib", "train", "--dataset", "fer2013", "--data", str(fer2013_dir),
+         "--backbone", "simple_cnn", "--max-per-class", "8", "--epochs", "1", "--batch-size", "16",
+         "--output", str(output), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "EMOLIB_CACHE": str(cache_dir)})
+    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
+    summary = json.loads(process.stdout[process.stdout.index("{"):])
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parent == output and T.is_complete(run_dir)
+    assert 0 <= summary["accuracy"] <= 1 and 0 <= summary["macro_f1"] <= 1
+    assert json.loads((run_dir / "params.json").read_text())["data"]["max_per_class"] == 8
