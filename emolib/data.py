@@ -20,6 +20,7 @@ import numpy as np
 
 from emolib import labels as L
 from emolib.files import atomic_path, write_json
+from emolib.registry import Registry, first_doc_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
@@ -79,25 +80,17 @@ class DatasetFormat:
     description: str
 
 
-DATASETS: dict[str, DatasetFormat] = {}
+DATASETS: Registry = Registry("dataset")
 
 
 def register_dataset(name: str, splits: Callable[[Path], list[str]]):
     """Decorator: register ``scan(root, split, **options)`` as dataset format ``name``."""
-
-    def decorator(scan: Callable[..., Listing]) -> Callable[..., Listing]:
-        doc = (scan.__doc__ or "").strip().splitlines()
-        DATASETS[name] = DatasetFormat(name, scan, splits, doc[0] if doc else "")
-        return scan
-
-    return decorator
+    return DATASETS.register(name, lambda scan: DatasetFormat(name, scan, splits, first_doc_line(scan)))
 
 
 def get_dataset(name: str) -> DatasetFormat:
-    """The dataset format called ``name`` (clear error listing the known ones)."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-    return DATASETS[name]
+    """The dataset format called ``name`` (clear error listing the registered ones)."""
+    return DATASETS.lookup(name)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolib.registry import Registry
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -147,27 +149,19 @@ def _rescale(face: Face, scale: float, width: int, height: int) -> Face | None:
 # ---------------------------------------------------------------------------------------------------
 
 #: name → factory(**options) returning a Detector
-DETECTORS: dict[str, Callable[..., Detector]] = {}
+DETECTORS: Registry = Registry("detector")
 
 
 def register_detector(name: str):
     """Decorator: register a detector class or factory under ``name``."""
-
-    def decorator(factory):
-        DETECTORS[name] = factory
-        return factory
-
-    return decorator
+    return DETECTORS.register(name)
 
 
 def get_detector(name: str | Detector | None = None, **options) -> Detector:
     """A detector by name (``None``: :func:`default_detector_name`); a Detector is returned as is."""
     if isinstance(name, Detector):
         return name
-    name = name or default_detector_name()
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; registered: {sorted(DETECTORS)}")
-    return DETECTORS[name](**options)
+    return DETECTORS.lookup(name or default_detector_name())(**options)
 
 
 def default_detector_name() -> str:

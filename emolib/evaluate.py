@@ -89,7 +89,8 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int = 
     return result
 
 
-def plot_confusion(confusion, classes: Sequence[str], normalize: bool = True, title: str = "Confusion matrix"):
+def plot_confusion(confusion, classes: Sequence[str], normalize: bool = True,
+                   title: str = "Confusion matrix"):
     """Seaborn heat map of a confusion matrix, rows normalised to recall by default."""
     import matplotlib.pyplot as plt
     import seaborn as sns

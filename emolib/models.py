@@ -21,6 +21,7 @@ from keras import layers, ops
 
 from emolib import __version__
 from emolib.files import atomic_path, write_json
+from emolib.registry import Registry, first_doc_line
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
@@ -187,25 +188,18 @@ class Backbone:
     description: str
 
 
-BACKBONES: dict[str, Backbone] = {}
+BACKBONES: Registry = Registry("backbone")
 
 
 def register_backbone(name: str, *, input_size: int, channels: int, preprocessing: str):
     """Decorator: register ``build(x, num_classes, weights, train_base)`` under ``name``."""
-
-    def decorator(build: Callable) -> Callable:
-        doc = (build.__doc__ or "").strip().splitlines()
-        BACKBONES[name] = Backbone(name, build, input_size, channels, preprocessing, doc[0] if doc else "")
-        return build
-
-    return decorator
+    return BACKBONES.register(name, lambda build: Backbone(name, build, input_size, channels, preprocessing,
+                                                           first_doc_line(build)))
 
 
 def get_backbone(name: str) -> Backbone:
-    """The registered backbone called ``name`` (clear error listing the known ones)."""
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
-    return BACKBONES[name]
+    """The registered backbone called ``name`` (clear error listing the registered ones)."""
+    return BACKBONES.lookup(name)
 
 
 def _classifier(x, num_classes: int):
@@ -421,7 +415,8 @@ def find_card(path: str | os.PathLike) -> tuple[Path, Path]:
         model_file = path.parent / json.loads(path.read_text()).get("model_file", MODEL_FILE)
     else:
         model_file = path
-        card_file = path.with_suffix(".json") if path.with_suffix(".json").is_file() else path.parent / CARD_FILE
+        sibling = path.with_suffix(".json")
+        card_file = sibling if sibling.is_file() else path.parent / CARD_FILE
     if not model_file.is_file():
         raise FileNotFoundError(f"no model file at {model_file}")
     if not card_file.is_file():

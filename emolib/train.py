@@ -311,7 +311,8 @@ def _finish(run_dir, model, config, classes, val_split, test_split, state, data_
                  E.classification_report(split.labels, y_pred, classes))
     for filename, figure in (
         ("curves.png", E.plot_curves(state["history"], title=run_dir.name)),
-        ("confusion.png", E.plot_confusion(final["confusion"], classes, title=f"{run_dir.name} ({evaluated})")),
+        ("confusion.png", E.plot_confusion(final["confusion"], classes,
+                                           title=f"{run_dir.name} ({evaluated})")),
     ):
         with atomic_path(run_dir / filename) as tmp:
             figure.savefig(tmp, dpi=110)
