@@ -375,9 +375,17 @@ def make_card(model: keras.Model, *, backbone: str, labels, preprocessing: str |
 
 
 def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> Path:
-    """Write ``model.keras`` and its ``model.json`` card into ``directory``, each atomically."""
+    """Write ``model.keras`` and its ``model.json`` card into ``directory``, each atomically.
+
+    The model is saved for inference, without optimizer state (a third of the size; training
+    checkpoints keep the optimizer).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if model.optimizer is not None:
+        weights = model.get_weights()
+        model = keras.models.clone_model(model)
+        model.set_weights(weights)
     with atomic_path(directory / MODEL_FILE) as tmp:
         model.save(tmp)
     write_json(directory / CARD_FILE, card)

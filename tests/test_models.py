@@ -210,13 +210,13 @@ def test_augmentation_switches():
     assert M.as_augmentation(False).layers() == []
     assert M.as_augmentation(True) == M.Augmentation.standard()
     assert len(M.as_augmentation({"flip": True, "zoom": 0.1}).layers()) == 2
-    assert len(M.Augmentation.standard().layers(seed=1)) == 6
+    assert len(M.Augmentation.standard().layers(seed=1)) == 4  # flip, one affine resampling, contrast, erasing
 
 
 def test_augmentation_changes_training_outputs_not_inference():
     augmented = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, augment=True, seed=3)
     plain = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, augment=False, seed=3)
-    assert len(augmented.layers) == len(plain.layers) + 6
+    assert len(augmented.layers) == len(plain.layers) + 4
     plain.set_weights(augmented.get_weights())  # augmentation layers have no weights
     x = _faces(8, seed=5).astype("float32")
 
@@ -272,3 +272,14 @@ def test_load_model_without_card_or_model_is_a_clear_error(tmp_path):
     model.save(tmp_path / M.MODEL_FILE)
     with pytest.raises(FileNotFoundError, match="no model card"):
         M.load_model(tmp_path)
+
+
+def test_random_affine_resamples_once_and_only_while_training():
+    x = _faces(4, seed=2).astype("float32")
+    still = M.RandomAffine(0.0, 0.0, 0.0, seed=0)
+    np.testing.assert_allclose(np.asarray(still(x, training=True)), x, atol=1e-3)  # no motion: identity
+    moving = M.RandomAffine(rotation=0.05, zoom=0.1, translation=0.1, seed=0)
+    np.testing.assert_array_equal(np.asarray(moving(x, training=False)), x)
+    moved = np.asarray(moving(x, training=True))
+    assert moved.shape == x.shape and not np.allclose(moved, x)
+    assert moved.min() >= x.min() - 1e-3 and moved.max() <= x.max() + 1e-3  # bilinear: no overshoot
