@@ -382,7 +382,7 @@ def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> 
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    if model.optimizer is not None:
+    if getattr(model, "optimizer", None) is not None:  # an uncompiled model has no optimizer attribute
         weights = model.get_weights()
         model = keras.models.clone_model(model)
         model.set_weights(weights)

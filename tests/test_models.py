@@ -237,8 +237,12 @@ def test_augmentation_changes_training_outputs_not_inference():
 # Model files and model cards
 # ---------------------------------------------------------------------------------------------------
 
-def test_saved_model_and_card_round_trip(tmp_path):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_saved_model_and_card_round_trip(tmp_path, compiled):
     model = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, augment=True, seed=0)
+    if compiled:  # a trained model: saved for inference, without its optimizer
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.train_on_batch(_faces(4), np.arange(4))
     card = M.make_card(model, backbone="compact_vgg", labels=L.EMOTIONS_7, name="round-trip",
                        metrics={"test": {"accuracy": 0.5}})
     directory = M.save_model(model, tmp_path / "model", card)
