@@ -5,7 +5,8 @@ PY      := $(VENV)/bin/python
 # TensorFlow build: the CUDA one where an NVIDIA GPU is present, the CPU one elsewhere;
 # TF=none keeps a TensorFlow that is already there (the NVIDIA container).
 TF      ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
-EXTRAS  := $(if $(filter none,$(TF)),api,dev,$(TF),api,dev)
+comma   := ,
+EXTRAS  := $(if $(filter none,$(TF)),api$(comma)dev,$(TF)$(comma)api$(comma)dev)
 STAMP   := $(VENV)/.installed-$(TF)
 PORT    ?= 8866
 export EMOLIB_SHARED ?= $(abspath ../shared)

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True)
     train.add_argument("--backbone", default="compact_vgg")
     train.add_argument("--name", help="run name (default: backbone)")
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, help="default 30; with --resume: a new epoch budget")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--input-size", type=int)

@@ -376,13 +376,16 @@ def run_cli(args) -> int:
     if args.resume:
         params = json.loads((Path(args.resume) / "params.json").read_text())
         config = TrainConfig(**params["config"])
+        if args.epochs and args.epochs != config.epochs:  # a new budget; the cosine schedule follows it
+            config.epochs = params["config"]["epochs"] = args.epochs
+            write_json(Path(args.resume) / "params.json", params)
         info = params["data"]
         dataset, root, seed = info["dataset"], info["root"], info["seed"]
         val_fraction, max_per_class = info["val_fraction"], info["max_per_class"]
     else:
         weights = None if args.weights in (None, "None", "none") else args.weights
         config = TrainConfig(
-            backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
+            backbone=args.backbone, epochs=args.epochs or 30, batch_size=args.batch_size,
             learning_rate=args.lr, input_size=args.input_size, channels=args.channels, weights=weights,
             train_base=_parse_train_base(args.train_base), augment=bool(args.augment),
             class_weights=None if args.class_weights == "none" else args.class_weights,
