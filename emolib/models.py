@@ -384,7 +384,7 @@ def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> 
     directory.mkdir(parents=True, exist_ok=True)
     if getattr(model, "optimizer", None) is not None:  # an uncompiled model has no optimizer attribute
         weights = model.get_weights()
-        model = keras.models.clone_model(model)
+        model = keras.Model.from_config(model.get_config())  # clone_model would compile the copy
         model.set_weights(weights)
     with atomic_path(directory / MODEL_FILE) as tmp:
         model.save(tmp)

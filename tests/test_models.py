@@ -291,3 +291,19 @@ def test_random_affine_resamples_once_and_only_while_training():
     moved = np.asarray(moving(x, training=True))
     assert moved.shape == x.shape and not np.allclose(moved, x)
     assert moved.min() >= x.min() - 1e-3 and moved.max() <= x.max() + 1e-3  # bilinear: no overshoot
+
+
+def test_saved_model_has_no_optimizer_state(tmp_path):
+    import zipfile
+
+    import h5py
+
+    model = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(_faces(4, seed=1).astype("float32"), np.arange(4))
+    M.save_model(model, tmp_path, {"labels": list(range(7))})
+    with zipfile.ZipFile(tmp_path / M.MODEL_FILE) as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5") as weights:
+        assert "optimizer" not in weights or len(weights["optimizer"].get("vars", {})) == 0
+    assert getattr(M.load_model(tmp_path).model, "optimizer", None) is None
