@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import threading
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolib.files import atomic_path
 from emolib.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -361,10 +361,9 @@ def download_file(url: str, destination: str | os.PathLike, sha256: str, *,
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    try:
+    with atomic_path(destination) as tmp:  # renamed into place only when complete and verified
         try:
-            with os.fdopen(fd, "wb") as out, (fetch or _urlopen)(url) as response:
+            with open(tmp, "wb") as out, (fetch or _urlopen)(url) as response:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     size += len(block)
                     if size > max_bytes:
@@ -377,10 +376,6 @@ def download_file(url: str, destination: str | os.PathLike, sha256: str, *,
                                     f"{destination.parent}") from error
         if digest.hexdigest() != sha256:
             raise ValueError(f"sha256 mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
-        os.replace(tmp, destination)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return destination
 
 
