@@ -96,12 +96,10 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 source.load()  # an image from Image.open is decoded only now
-            return _pil_to_rgb(source)
-        except ImageError:
-            raise
         except Exception as error:
             raise CorruptImageError(f"cannot decode this {source.format or source.mode} image: "
                                     f"{_reason(error)}") from error
+        return _converted(source)
     if isinstance(source, bytes | bytearray | memoryview):
         return decode_image(bytes(source), max_pixels=max_pixels)
     if isinstance(source, str | os.PathLike):
@@ -148,13 +146,18 @@ def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             raise ImageTooLargeError(f"not enough memory to decode this {image.format} image") from error
         except Exception as error:  # OSError "truncated", SyntaxError, struct.error, ValueError …
             raise CorruptImageError(f"corrupt or truncated {image.format} image: {_reason(error)}") from error
-        try:
-            return _pil_to_rgb(image)
-        except ImageError:
-            raise
-        except Exception as error:
-            raise CorruptImageError(f"cannot convert this {image.format} image ({image.mode}): "
-                                    f"{_reason(error)}") from error
+        return _converted(image)
+
+
+def _converted(image: Image.Image) -> np.ndarray:
+    """:func:`_pil_to_rgb`, with any failure but emolib's own errors reported as a corrupt image."""
+    try:
+        return _pil_to_rgb(image)
+    except ImageError:
+        raise
+    except Exception as error:
+        raise CorruptImageError(f"cannot convert this {image.format or ''} image ({image.mode}): "
+                                f"{_reason(error)}") from error
 
 
 def array_to_rgb(array: np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
