@@ -86,6 +86,17 @@ def is_complete(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "model.json").is_file()
 
 
+def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
+    """True when a checkpoint state stopped before ``config.epochs`` and early stopping did not end it."""
+    return state["epoch"] < config.epochs and not state.get("stopped")
+
+
+def _extends_finished_run(run_dir: Path, config: TrainConfig) -> bool:
+    """True when a finished run's checkpoint has fewer epochs than a new, larger ``config.epochs``."""
+    state_file = run_dir / CHECKPOINT_DIR / "state.json"
+    return state_file.is_file() and _has_epochs_left(json.loads(state_file.read_text()), config)
+
+
 def _learning_rate_at(config: TrainConfig, epoch: int) -> float:
     """Linear warm-up then cosine decay to 1 % of the base rate, by epoch."""
     base = config.learning_rate
@@ -219,7 +230,8 @@ def train(
         Decoded images; the test split is only evaluated, never used for selection.
     output, name : where the new run directory goes and its name (default: the backbone).
     run_dir : path, optional
-        An existing run directory: resume it from its last checkpoint (a finished run is returned as is).
+        An existing run directory: resume it from its last checkpoint. A finished run is returned as
+        is, unless ``config.epochs`` is larger than the epochs it ran: then it trains on to the new budget.
     data_info : dict, optional
         Dataset description recorded in params.json and the model card (name, root, fingerprints).
     callbacks : list, optional
@@ -229,7 +241,7 @@ def train(
 
     from emolib import models as M
 
-    if run_dir is not None and is_complete(run_dir):
+    if run_dir is not None and is_complete(run_dir) and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
     checkpoint = run_dir / CHECKPOINT_DIR
@@ -275,7 +287,7 @@ def train(
             raise ValueError(f"images are {split.images.shape[1:]}, the model takes "
                              f"{(image_size, image_size, channels)}: load the data with that size")
     started = time.perf_counter()
-    if state["epoch"] < config.epochs and not state.get("stopped"):
+    if _has_epochs_left(state, config):
         model.fit(
             train_split.images, _targets(config, train_split.labels, num_classes),
             validation_data=(val_split.images, _targets(config, val_split.labels, num_classes)),

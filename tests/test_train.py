@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,11 +142,26 @@ def test_finished_run_is_returned_as_is(finished_run, fer_small, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "fit", no_fit)
     train_split, val_split, test_split, _ = fer_small
-    again = T.train(_config(epochs=5), train_split, val_split, test_split, run_dir=result.run_dir, verbose=0)
+    again = T.train(_config(), train_split, val_split, test_split, run_dir=result.run_dir, verbose=0)
     assert again.run_dir == result.run_dir
     assert again.metrics == json.loads((result.run_dir / "metrics.json").read_text())
     assert [row["epoch"] for row in again.history] == [0, 1]
     assert (result.run_dir / "model.json").stat().st_mtime_ns == card_before
+
+
+def test_finished_run_trains_on_to_a_larger_budget(finished_run, fer_small, tmp_path):
+    result, _ = finished_run
+    run_dir = tmp_path / result.run_dir.name
+    shutil.copytree(result.run_dir, run_dir)
+    before = _history(run_dir)
+    train_split, val_split, test_split, info = fer_small
+    extended = T.train(_config(epochs=3), train_split, val_split, test_split, run_dir=run_dir,
+                       data_info=info, verbose=0)
+    history = _history(run_dir)
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert history[:2] == before, "the first two epochs were re-run"
+    assert json.loads((run_dir / "model.json").read_text())["epochs_run"] == 3
+    assert extended.metrics == json.loads((run_dir / "metrics.json").read_text())
 
 
 # ---------------------------------------------------------------------------------------------------
