@@ -34,7 +34,7 @@ test: $(STAMP) browser
 	$(PY) -m pytest -p no:cacheprovider --nbval-lax tests notebooks dashboards
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check emolib tests bench
+	$(VENV)/bin/ruff check emolib tests bench notebooks dashboards
 
 serve: $(STAMP)
 	$(PY) -m emolib serve --port 5000
