@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "data": "emolib.data",
     "train": "emolib.train",
     "evaluate": "emolib.evaluate",
+    "export": "emolib.export",
     "predict": "emolib.predict",
     "experiments": "emolib.experiments",
     "serve": "emolib.serve",
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--json", action="store_true")
+
+    export = sub.add_parser("export", help="copy a finished run into a model directory (model, card, plots)")
+    export.add_argument("run_dir", help="a finished run directory")
+    export.add_argument("--to", required=True, help="model directory to write, e.g. models/emolib-fer2013")
+    export.add_argument("--name", help="model name in the card (default: the folder's name)")
+    export.add_argument("--training-command", action="append", dest="training_commands",
+                        help="a command that trained the run (repeatable)")
 
     predict = sub.add_parser("predict", help="detect faces and classify their emotions")
     predict.add_argument("images", nargs="+")

@@ -295,3 +295,45 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
     assert run_dir.parent == output and T.is_complete(run_dir)
     assert 0 <= summary["accuracy"] <= 1 and 0 <= summary["macro_f1"] <= 1
     assert json.loads((run_dir / "params.json").read_text())["data"]["max_per_class"] == 8
+
+
+# ---------------------------------------------------------------------------------------------------
+# Export a run as a model directory
+# ---------------------------------------------------------------------------------------------------
+
+def test_cli_export_makes_a_loadable_model_directory(finished_run, tmp_path):
+    result, test_split = finished_run
+    target = tmp_path / "models" / "my-model"
+    target.mkdir(parents=True)
+    (target / "README.md").write_text("hand-written")
+    process = subprocess.run(
+        [sys.executable, "-m", "emolib", "export", str(result.run_dir), "--to", str(target),
+         "--training-command", "emolib train --epochs 2",
+         "--training-command", "emolib train --resume RUN --epochs 3"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert f"test accuracy {result.metrics['test']['accuracy']:.4f}" in process.stdout
+    assert (target / "README.md").read_text() == "hand-written"
+    for name in ("model.keras", "metrics.json", "history.csv", "report.txt", "curves.png", "confusion.png"):
+        assert (target / name).read_bytes() == (result.run_dir / name).read_bytes(), name
+    card = json.loads((target / "model.json").read_text())
+    run_card = json.loads((result.run_dir / "model.json").read_text())
+    assert card["name"] == "my-model" and card["source_run"] == result.run_dir.name
+    assert card["training_commands"] == ["emolib train --epochs 2", "emolib train --resume RUN --epochs 3"]
+    assert {k: v for k, v in card.items() if k not in ("name", "source_run", "training_commands")} == \
+        {k: v for k, v in run_card.items() if k != "name"}
+    loaded = M.load_model(target)
+    assert E.evaluate_split(loaded.model, test_split, loaded.labels)["accuracy"] == \
+        pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-9)
+
+
+def test_export_refuses_an_unfinished_run(finished_run, tmp_path):
+    from emolib.export import export_run
+
+    result, _ = finished_run
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(result.run_dir, unfinished)
+    (unfinished / "model.json").unlink()
+    with pytest.raises(ValueError, match="not a finished run"):
+        export_run(unfinished, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
