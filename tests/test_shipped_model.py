@@ -1,0 +1,40 @@
+"""The shipped default model: its card's test accuracy is what the evaluate CLI measures today.
+
+This is the acceptance check of the model card (±0.1 pt): one pass over the 7,178 FER2013 test faces.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emolib import labels as L
+from emolib import models as M
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_model_card_is_complete():
+    card = json.loads((M.DEFAULT_MODEL_DIR / M.CARD_FILE).read_text())
+    assert card["name"] == M.DEFAULT_MODEL_DIR.name
+    assert card["labels"] == list(L.EMOTIONS_7)
+    assert card["training_data"]["dataset"] == "fer2013" and card["metrics"]["test"]["samples"] == 7178
+    assert card["source_run"] and card["training_commands"]
+    assert (M.DEFAULT_MODEL_DIR / M.MODEL_FILE).stat().st_size < 8 * 2**20, "keep the shipped model small"
+
+
+def test_evaluate_cli_reproduces_the_card_accuracy(fer2013_dir, tmp_path):
+    card = json.loads((M.DEFAULT_MODEL_DIR / M.CARD_FILE).read_text())
+    process = subprocess.run(
+        [sys.executable, "-m", "emolib", "evaluate", "--model", str(M.DEFAULT_MODEL_DIR),
+         "--dataset", "fer2013", "--data", str(fer2013_dir), "--split", "test", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stderr[-3000:]
+    measured = json.loads(process.stdout[process.stdout.index("{"):])
+    assert measured["samples"] == 7178
+    assert measured["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=0.001)
+    assert measured["macro_f1"] == pytest.approx(card["metrics"]["test"]["macro_f1"], abs=0.001)
