@@ -18,9 +18,9 @@ def export_run(run_dir: str | os.PathLike, target: str | os.PathLike, name: str 
     """Copy a finished run's model and evaluation files into ``target`` and write its card.
 
     The card is the run's card plus ``name`` (default: the target folder's name), ``source_run``
-    and, when given, ``training_commands``. Each file is written atomically and the card last,
-    so an interrupted export never pairs a new model with an old card. Other files in ``target``
-    (a hand-written README) are left alone.
+    and, when given, ``training_commands``. Each file is written atomically (never half a file);
+    an interrupted export is finished by running it again. Other files in ``target`` (a
+    hand-written README) are left alone.
     """
     run_dir, target = Path(run_dir), Path(target)
     if not is_complete(run_dir):
