@@ -389,6 +389,11 @@ def run_cli(args) -> int:
         params = json.loads((Path(args.resume) / "params.json").read_text())
         config = TrainConfig(**params["config"])
         if args.epochs and args.epochs != config.epochs:  # a new budget; the cosine schedule follows it
+            state_file = Path(args.resume) / CHECKPOINT_DIR / "state.json"
+            done = json.loads(state_file.read_text())["epoch"] if state_file.is_file() else 0
+            if args.epochs < done:
+                raise ValueError(f"{args.resume} has already trained {done} epochs: --epochs must be at "
+                                 f"least {done} (nothing was changed)")
             config.epochs = params["config"]["epochs"] = args.epochs
             write_json(Path(args.resume) / "params.json", params)
         info = params["data"]

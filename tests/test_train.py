@@ -297,6 +297,19 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
     assert json.loads((run_dir / "params.json").read_text())["data"]["max_per_class"] == 8
 
 
+def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_path, capsys):
+    from emolib import cli
+
+    result, _ = finished_run
+    run_dir = tmp_path / result.run_dir.name
+    shutil.copytree(result.run_dir, run_dir)
+    params_before = (run_dir / "params.json").read_text()
+    code = cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
+                     "--epochs", "1"])
+    assert code == 2
+    assert "already trained 2 epochs" in capsys.readouterr().err
+    assert (run_dir / "params.json").read_text() == params_before
+
 # ---------------------------------------------------------------------------------------------------
 # Export a run as a model directory
 # ---------------------------------------------------------------------------------------------------
