@@ -97,6 +97,12 @@ def _extends_finished_run(run_dir: Path, config: TrainConfig) -> bool:
     return state_file.is_file() and _has_epochs_left(json.loads(state_file.read_text()), config)
 
 
+def _starts_new_cycle(state: dict, config: TrainConfig, finished: bool) -> bool:
+    """True when a finished run trains on to a larger budget: its cosine schedule restarts, so early
+    stopping's patience starts over (the best score and weights are kept)."""
+    return finished and state.get("budget", state["epoch"]) < config.epochs
+
+
 def _learning_rate_at(config: TrainConfig, epoch: int) -> float:
     """Linear warm-up then cosine decay to 1 % of the base rate, by epoch."""
     base = config.learning_rate
@@ -241,7 +247,8 @@ def train(
 
     from emolib import models as M
 
-    if run_dir is not None and is_complete(run_dir) and not _extends_finished_run(Path(run_dir), config):
+    finished = run_dir is not None and is_complete(run_dir)
+    if finished and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
     checkpoint = run_dir / CHECKPOINT_DIR
@@ -262,12 +269,15 @@ def train(
     if resuming:
         state = json.loads(state_file.read_text())
         model = keras.saving.load_model(checkpoint / "last.keras")
+        if _starts_new_cycle(state, config, finished) and state["callbacks"]:
+            state["callbacks"][0]["wait"] = 0
     else:
         state = {"epoch": 0, "history": [], "wall_time_s": 0.0, "best_val_accuracy": -math.inf,
                  "best_epoch": -1, "callbacks": []}
         model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
                               config.weights, config.train_base, config.augment, config.seed)
         model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=["accuracy"])
+    state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(
         monitor="val_accuracy", mode="max", patience=config.patience, state=saved[0])

@@ -164,6 +164,21 @@ def test_finished_run_trains_on_to_a_larger_budget(finished_run, fer_small, tmp_
     assert extended.metrics == json.loads((run_dir / "metrics.json").read_text())
 
 
+def test_training_on_restarts_early_stopping_patience(finished_run, fer_small, tmp_path):
+    result, _ = finished_run
+    run_dir = tmp_path / result.run_dir.name
+    shutil.copytree(result.run_dir, run_dir)
+    state_file = run_dir / T.CHECKPOINT_DIR / "state.json"
+    state = json.loads(state_file.read_text())
+    state["callbacks"][0].update(best=1.0, wait=1)  # no epoch can beat it: patience 2 ends after one more
+    state_file.write_text(json.dumps(state))
+    train_split, val_split, test_split, info = fer_small
+    T.train(_config(epochs=4, patience=2), train_split, val_split, test_split, run_dir=run_dir,
+            data_info=info, verbose=0)
+    assert [row["epoch"] for row in _history(run_dir)] == [0, 1, 2, 3], "the restart kept the old patience"
+    assert json.loads(state_file.read_text())["budget"] == 4
+
+
 # ---------------------------------------------------------------------------------------------------
 # Kill and resume
 # ---------------------------------------------------------------------------------------------------
