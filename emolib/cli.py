@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "data": "emolib.data",
     "train": "emolib.train",
     "evaluate": "emolib.evaluate",
+    "calibrate": "emolib.calibrate",
     "export": "emolib.export",
     "predict": "emolib.predict",
     "experiments": "emolib.experiments",
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--json", action="store_true")
+
+    calibrate = sub.add_parser(
+        "calibrate", help="fit a logit adjustment (rare classes) on a finished run's val split; new run")
+    calibrate.add_argument("run_dir", help="a finished run directory")
+    calibrate.add_argument("--output", help="where the adjusted run goes (default: beside the run)")
 
     export = sub.add_parser("export", help="copy a finished run into a model directory (model, card, plots)")
     export.add_argument("run_dir", help="a finished run directory")

@@ -81,6 +81,35 @@ class FacePreprocess(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="emolib")
+class LogitAdjustment(layers.Layer):
+    """Class probabilities → softmax(log p + bias): a fixed per-class shift of the decisions.
+
+    With ``bias = −τ · log(prior)`` this is post-hoc logit adjustment (Menon et al., 2021), which
+    trades a little accuracy on frequent classes for recall on rare ones.
+    """
+
+    def __init__(self, bias, **kwargs):
+        super().__init__(**kwargs)
+        self.bias = [float(value) for value in bias]
+
+    def call(self, probs):
+        log_probs = ops.log(ops.maximum(ops.cast(probs, "float32"), 1e-7))
+        return ops.softmax(log_probs + ops.convert_to_tensor(self.bias, dtype="float32"), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "bias": self.bias}
+
+
+def with_logit_adjustment(model: keras.Model, bias) -> keras.Model:
+    """``model`` followed by a :class:`LogitAdjustment` layer (same input, same weights)."""
+    outputs = LogitAdjustment(bias, name="logit_adjustment")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+@keras.saving.register_keras_serializable(package="emolib")
 class RandomAffine(layers.Layer):
     """Random rotation, zoom and shift in **one** resampling, while training only.
 

@@ -312,6 +312,25 @@ def train(
 
 
 def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info, seconds) -> RunResult:
+    metrics = write_results(
+        run_dir, model, config.backbone, classes, val_split, test_split, state["history"],
+        card_fields=dict(training_data=data_info, config=asdict(config),
+                         wall_time_s=round(state["wall_time_s"], 1),
+                         peak_memory_mb=round(_peak_memory_mb(), 1), epochs_run=len(state["history"]),
+                         best_epoch=state["best_epoch"]),
+        best_epoch=state["best_epoch"], epochs_run=len(state["history"]))
+    return RunResult(run_dir, model, metrics, state["history"])
+
+
+def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Split,
+                  test_split: D.Split | None, history: list[dict], card_fields: dict,
+                  **metrics_fields) -> dict:
+    """Evaluate ``model`` and write a run's result files, each atomically, the model card last.
+
+    metrics.json (val and, when given, test; plus ``metrics_fields``), report.txt and confusion.png
+    (the last split evaluated), curves.png (``history``), model.keras and model.json (``card_fields``
+    are added to the card).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,15 +343,14 @@ def _finish(run_dir, model, config, classes, val_split, test_split, state, data_
     if test_split is not None:
         metrics["test"] = E.evaluate_split(model, test_split, classes)
         evaluated = "test"
-    metrics.update(evaluated_split=evaluated, best_epoch=state["best_epoch"],
-                   epochs_run=len(state["history"]))
+    metrics.update(evaluated_split=evaluated, **metrics_fields)
     final = metrics[evaluated]
     split = test_split if test_split is not None else val_split
     y_pred = np.argmax(E.predict_proba(model, split.images), axis=1)
     write_atomic(run_dir / "report.txt", f"{evaluated} split\n\n" +
                  E.classification_report(split.labels, y_pred, classes))
     for filename, figure in (
-        ("curves.png", E.plot_curves(state["history"], title=run_dir.name)),
+        ("curves.png", E.plot_curves(history, title=run_dir.name)),
         ("confusion.png", E.plot_confusion(final["confusion"], classes,
                                            title=f"{run_dir.name} ({evaluated})")),
     ):
@@ -341,16 +359,13 @@ def _finish(run_dir, model, config, classes, val_split, test_split, state, data_
         plt.close(figure)
     write_json(run_dir / "metrics.json", metrics)
     card = M.make_card(
-        model, backbone=config.backbone, labels=classes, name=run_dir.name, training_data=data_info,
+        model, backbone=backbone, labels=classes, name=run_dir.name,
         metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
                                                     "weighted_f1", "samples")},
                  "val_accuracy": metrics["val"]["accuracy"]},
-        config=asdict(config), wall_time_s=round(state["wall_time_s"], 1),
-        peak_memory_mb=round(_peak_memory_mb(), 1), epochs_run=len(state["history"]),
-        best_epoch=state["best_epoch"],
-    )
+        **card_fields)
     M.save_model(model, run_dir, card)  # model.json last: the run is complete
-    return RunResult(run_dir, model, metrics, state["history"])
+    return metrics
 
 
 def load_run(run_dir: str | Path) -> RunResult:

@@ -326,6 +326,35 @@ def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_pat
     assert (run_dir / "params.json").read_text() == params_before
 
 # ---------------------------------------------------------------------------------------------------
+# Logit adjustment of a finished run
+# ---------------------------------------------------------------------------------------------------
+
+def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, cache_dir, tmp_path):
+    from emolib import calibrate as C
+    from emolib.export import export_run
+
+    result, test_split = finished_run
+    before = {name: (result.run_dir / name).read_bytes() for name in ("model.json", "metrics.json")}
+    adjusted = C.calibrate_run(result.run_dir, tmp_path / "runs", cache=cache_dir)
+    assert T.is_complete(adjusted) and adjusted.name.endswith("-small-adjusted")
+    assert {name: (result.run_dir / name).read_bytes() for name in before} == before
+    card = json.loads((adjusted / "model.json").read_text())
+    adjustment = card["logit_adjustment"]
+    assert adjustment["fitted_on"] == "val" and adjustment["source_run"] == result.run_dir.name
+    assert adjustment["prior"] == pytest.approx([1 / 7] * 7)  # 30 faces per class: a uniform prior
+    metrics = json.loads((adjusted / "metrics.json").read_text())
+    assert metrics["before_adjustment"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
+    assert metrics["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])  # uniform prior
+    model_dir = export_run(adjusted, tmp_path / "models" / "adjusted")
+    loaded = M.load_model(model_dir)
+    assert isinstance(loaded.model.layers[-1], M.LogitAdjustment)
+    assert E.evaluate_split(loaded.model, test_split, loaded.labels)["accuracy"] == \
+        pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+    with pytest.raises(ValueError, match="already logit-adjusted"):
+        C.calibrate_run(adjusted, cache=cache_dir)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Export a run as a model directory
 # ---------------------------------------------------------------------------------------------------
 
