@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emolib import data as D
 from emolib import evaluate as E
 from emolib import models as M
 from emolib import train as T
@@ -57,8 +58,10 @@ def calibrate_run(run_dir: str | os.PathLike, output: str | os.PathLike | None =
     train_split, val_split, test_split, _ = T.load_data(
         info["dataset"], info["root"], card["input_size"][0], card["channels"], info["val_fraction"],
         info["max_per_class"], info["seed"], info["test_split"], **data_options)
-    if train_split.fingerprint != info["train_fingerprint"]:
-        raise ValueError(f"the training data at {info['root']} changed since {run_dir.name} was trained")
+    counts = D.class_counts(train_split.labels, classes)
+    if (len(val_split), counts) != (info["val"], info["train_class_counts"]):
+        raise ValueError(f"the data at {info['root']} is not what {run_dir.name} was trained on "
+                         "(other class counts)")
     model = M.load_model(run_dir).model
     prior = np.bincount(train_split.labels, minlength=len(classes)) / len(train_split)
     tau = fit_tau(E.predict_proba(model, val_split.images), val_split.labels, prior)
