@@ -38,32 +38,34 @@ def fit_tau(probs: np.ndarray, labels: np.ndarray, prior, taus=TAUS) -> float:
     return float(taus[int(np.argmax(scores))])  # argmax takes the first best: the smallest tau
 
 
-def calibrate_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None,
-                  **data_options) -> Path:
-    """Fit a logit adjustment on ``run_dir``'s validation split and write the adjusted model as a new run.
-
-    The prior is the run's training class frequencies. The new run directory (next to the old one
-    unless ``output`` is given) holds the adjusted model, its metrics on val and test, the old
-    params and history, and a card whose ``logit_adjustment`` says what was fitted. The old run is
-    not touched. ``data_options`` go to the dataset loader (e.g. ``cache``).
-    """
-    run_dir = Path(run_dir)
+def _finished_card(run_dir: Path) -> dict:
     if not T.is_complete(run_dir):
         raise ValueError(f"{run_dir} is not a finished run (no {M.CARD_FILE}): finish it with --resume first")
+    return json.loads((run_dir / M.CARD_FILE).read_text())
+
+
+def calibrate_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.Split | None = None,
+                  output: str | os.PathLike | None = None) -> Path:
+    """Fit a logit adjustment on ``val_split`` and write ``run_dir``'s adjusted model as a new run.
+
+    ``val_split`` and ``test_split`` are the run's own (as :func:`emolib.train.train` got them); the
+    prior is the run's training class frequencies (from its params.json). The new run directory
+    (beside the old one unless ``output`` is given) holds the adjusted model, its metrics on val and
+    test, the old params and history, and a card whose ``logit_adjustment`` says what was fitted.
+    The old run is not touched.
+    """
+    run_dir = Path(run_dir)
+    card = _finished_card(run_dir)
     params = json.loads((run_dir / "params.json").read_text())
-    card = json.loads((run_dir / M.CARD_FILE).read_text())
     if "logit_adjustment" in card:
         raise ValueError(f"{run_dir} is already logit-adjusted: calibrate the run it came from")
     info, classes = params["data"], params["classes"]
-    train_split, val_split, test_split, _ = T.load_data(
-        info["dataset"], info["root"], card["input_size"][0], card["channels"], info["val_fraction"],
-        info["max_per_class"], info["seed"], info["test_split"], **data_options)
-    counts = D.class_counts(train_split.labels, classes)
-    if (len(val_split), counts) != (info["val"], info["train_class_counts"]):
-        raise ValueError(f"the data at {info['root']} is not what {run_dir.name} was trained on "
-                         "(other class counts)")
+    if len(val_split) != info["val"] or list(val_split.classes) != classes:
+        raise ValueError(f"this validation split ({len(val_split)} faces) is not the one {run_dir.name} "
+                         f"was trained with ({info['val']} faces of {classes})")
     model = M.load_model(run_dir).model
-    prior = np.bincount(train_split.labels, minlength=len(classes)) / len(train_split)
+    counts = np.array([info["train_class_counts"][name] for name in classes], dtype=np.float64)
+    prior = counts / counts.sum()
     tau = fit_tau(E.predict_proba(model, val_split.images), val_split.labels, prior)
     bias = adjustment_bias(prior, tau)
 
@@ -88,8 +90,13 @@ def calibrate_run(run_dir: str | os.PathLike, output: str | os.PathLike | None =
 
 
 def run_cli(args) -> int:
-    """``emolib calibrate RUN_DIR``: fit a logit adjustment on val, write the adjusted run."""
-    target = calibrate_run(args.run_dir, args.output)
+    """``emolib calibrate RUN_DIR``: reload the run's data, fit a logit adjustment, write the new run."""
+    card = _finished_card(Path(args.run_dir))
+    info = json.loads((Path(args.run_dir) / "params.json").read_text())["data"]
+    _, val_split, test_split, _ = T.load_data(
+        info["dataset"], info["root"], card["input_size"][0], card["channels"], info["val_fraction"],
+        info["max_per_class"], info["seed"], info["test_split"])
+    target = calibrate_run(args.run_dir, val_split, test_split, args.output)
     metrics = json.loads((target / "metrics.json").read_text())
     print(f"tau {metrics['logit_adjustment']['tau']:.2f} (fitted on val), written to {target}")
     for split, before in metrics["before_adjustment"].items():

@@ -63,4 +63,4 @@ def test_zero_bias_changes_nothing():
 
 def test_calibrate_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(ValueError, match="not a finished run"):
-        C.calibrate_run(tmp_path)
+        C.calibrate_run(tmp_path, val_split=None)

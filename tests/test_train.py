@@ -329,13 +329,14 @@ def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_pat
 # Logit adjustment of a finished run
 # ---------------------------------------------------------------------------------------------------
 
-def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, cache_dir, tmp_path):
+def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path):
     from emolib import calibrate as C
     from emolib.export import export_run
 
     result, test_split = finished_run
     before = {name: (result.run_dir / name).read_bytes() for name in ("model.json", "metrics.json")}
-    adjusted = C.calibrate_run(result.run_dir, tmp_path / "runs", cache=cache_dir)
+    _, val_split, _, _ = fer_small
+    adjusted = C.calibrate_run(result.run_dir, val_split, test_split, tmp_path / "runs")
     assert T.is_complete(adjusted) and adjusted.name.endswith("-small-adjusted")
     assert {name: (result.run_dir / name).read_bytes() for name in before} == before
     card = json.loads((adjusted / "model.json").read_text())
@@ -351,7 +352,9 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, c
     assert E.evaluate_split(loaded.model, test_split, loaded.labels)["accuracy"] == \
         pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
     with pytest.raises(ValueError, match="already logit-adjusted"):
-        C.calibrate_run(adjusted, cache=cache_dir)
+        C.calibrate_run(adjusted, val_split, test_split)
+    with pytest.raises(ValueError, match="not the one"):
+        C.calibrate_run(result.run_dir, val_split.subset(np.arange(10)))
 
 
 # ---------------------------------------------------------------------------------------------------
