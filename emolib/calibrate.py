@@ -60,7 +60,9 @@ def calibrate_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.
     if "logit_adjustment" in card:
         raise ValueError(f"{run_dir} is already logit-adjusted: calibrate the run it came from")
     info, classes = params["data"], params["classes"]
-    if len(val_split) != info["val"] or list(val_split.classes) != classes:
+    recorded = info.get("val_fingerprint")  # runs recorded before it existed: check size and classes
+    if (len(val_split) != info["val"] or list(val_split.classes) != classes
+            or recorded not in (None, val_split.content_fingerprint())):
         raise ValueError(f"this validation split ({len(val_split)} faces) is not the one {run_dir.name} "
                          f"was trained with ({info['val']} faces of {classes})")
     model = M.load_model(run_dir).model

@@ -59,6 +59,13 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def content_fingerprint(self) -> str:
+        """``<n>-<hash>`` of the decoded images and labels: the same faces give the same value on any
+        machine (``fingerprint``, the cache key, also covers file paths and modification times)."""
+        digest = hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        return f"{len(self)}-{digest.hexdigest()[:24]}"
+
     def subset(self, index) -> Split:
         """The rows ``index`` (a boolean mask or integer array) of this split."""
         index = np.asarray(index)

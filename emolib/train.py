@@ -258,7 +258,8 @@ def train(
     num_classes = len(classes)
     data_info = {**(data_info or {}), "train": len(train_split), "val": len(val_split),
                  "test": len(test_split) if test_split is not None else 0,
-                 "train_fingerprint": train_split.fingerprint,
+                 "train_fingerprint": train_split.content_fingerprint(),
+                 "val_fingerprint": val_split.content_fingerprint(),
                  "train_class_counts": D.class_counts(train_split.labels, classes)}
     if not resuming:
         write_json(run_dir / "params.json", {"config": asdict(config), "data": data_info,

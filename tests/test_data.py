@@ -155,6 +155,17 @@ def test_cache_is_reused_then_invalidated_by_a_changed_file(tmp_path, cache_dir)
     assert rebuilt.images[rebuilt.sources.index(str(changed))].max() == 200
 
 
+def test_content_fingerprint_ignores_paths_and_mtimes_but_not_pixels(tmp_path, cache_dir):
+    first = D.load_split("folders", make_tree(tmp_path / "ds"), "train")
+    copy = make_tree(tmp_path / "elsewhere")  # the same faces, other paths and times
+    os.utime(copy / "train" / "sad" / "0.png", ns=(0, 10**9))
+    moved = D.load_split("folders", copy, "train")
+    assert moved.fingerprint != first.fingerprint  # the cache key sees other files
+    assert moved.content_fingerprint() == first.content_fingerprint()
+    write_face(copy / "train" / "sad" / "0.png", 200)
+    assert D.load_split("folders", copy, "train").content_fingerprint() != first.content_fingerprint()
+
+
 def test_truncated_cache_is_rebuilt_not_read(tmp_path, cache_dir):
     root = make_tree(tmp_path / "ds")
     first = D.load_split("folders", root, "train")

@@ -105,8 +105,8 @@ def test_model_card_describes_the_run(finished_run, fer_small):
     assert card["input_size"] == [48, 48] and card["channels"] == 1
     assert card["backbone"] == "simple_cnn" and card["preprocessing"] == "unit"
     assert card["training_data"]["dataset"] == "fer2013"
-    assert card["training_data"]["train_fingerprint"] == fer_small[0].fingerprint
-    assert card["training_data"]["train_fingerprint"].startswith("fer2013-train-48x48x1-")
+    assert card["training_data"]["train_fingerprint"] == fer_small[0].content_fingerprint()
+    assert card["training_data"]["val_fingerprint"].startswith("49-")
     assert card["training_data"]["train_class_counts"] == {name: 30 for name in L.EMOTIONS_7}
     assert card["metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
     assert card["metrics"]["test"]["samples"] == len(test_split) == 49
@@ -355,6 +355,8 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
         C.calibrate_run(adjusted, val_split, test_split)
     with pytest.raises(ValueError, match="not the one"):
         C.calibrate_run(result.run_dir, val_split.subset(np.arange(10)))
+    with pytest.raises(ValueError, match="not the one"):  # same size and classes, other faces
+        C.calibrate_run(result.run_dir, test_split)
 
 
 # ---------------------------------------------------------------------------------------------------
