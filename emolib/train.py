@@ -412,6 +412,9 @@ def run_cli(args) -> int:
     from emolib import models as M
 
     if args.resume:
+        if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
+            raise ValueError(f"{args.resume} has no training checkpoint (a calibrated copy?): resume the run "
+                             "it came from, then calibrate that again")
         params = json.loads((Path(args.resume) / "params.json").read_text())
         config = TrainConfig(**params["config"])
         if args.epochs and args.epochs != config.epochs:  # a new budget; the cosine schedule follows it

@@ -329,7 +329,7 @@ def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_pat
 # Logit adjustment of a finished run
 # ---------------------------------------------------------------------------------------------------
 
-def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path):
+def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path, capsys):
     from emolib import calibrate as C
     from emolib.export import export_run
 
@@ -351,6 +351,11 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
     assert isinstance(loaded.model.layers[-1], M.LogitAdjustment)
     assert E.evaluate_split(loaded.model, test_split, loaded.labels)["accuracy"] == \
         pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+    from emolib import cli
+
+    assert cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(adjusted),
+                     "--epochs", "5"]) == 2
+    assert "no training checkpoint" in capsys.readouterr().err
     with pytest.raises(ValueError, match="already logit-adjusted"):
         C.calibrate_run(adjusted, val_split, test_split)
     with pytest.raises(ValueError, match="not the one"):
