@@ -66,8 +66,8 @@ def calibrate_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.
         raise ValueError(f"this validation split ({len(val_split)} faces) is not the one {run_dir.name} "
                          f"was trained with ({info['val']} faces of {classes})")
     model = M.load_model(run_dir).model
-    counts = np.array([info["train_class_counts"][name] for name in classes], dtype=np.float64)
-    prior = counts / counts.sum()
+    counts = np.array([info["train_class_counts"].get(name, 0) for name in classes], dtype=np.float64)
+    prior = np.maximum(counts, 1) / np.maximum(counts, 1).sum()  # a class with no training face: not log(0)
     tau = fit_tau(E.predict_proba(model, val_split.images), val_split.labels, prior)
     bias = adjustment_bias(prior, tau)
 
