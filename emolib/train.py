@@ -297,7 +297,6 @@ def train(
         if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
             raise ValueError(f"images are {split.images.shape[1:]}, the model takes "
                              f"{(image_size, image_size, channels)}: load the data with that size")
-    started = time.perf_counter()
     if _has_epochs_left(state, config):
         model.fit(
             train_split.images, _targets(config, train_split.labels, num_classes),
@@ -308,11 +307,10 @@ def train(
         )
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
-    return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info,
-                   time.perf_counter() - started)
+    return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info)
 
 
-def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info, seconds) -> RunResult:
+def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info) -> RunResult:
     metrics = write_results(
         run_dir, model, config.backbone, classes, val_split, test_split, state["history"],
         card_fields=dict(training_data=data_info, config=asdict(config),
