@@ -95,9 +95,7 @@ def run_cli(args) -> int:
     """``emolib calibrate RUN_DIR``: reload the run's data, fit a logit adjustment, write the new run."""
     card = _finished_card(Path(args.run_dir))
     info = json.loads((Path(args.run_dir) / "params.json").read_text())["data"]
-    _, val_split, test_split, _ = T.load_data(
-        info["dataset"], info["root"], card["input_size"][0], card["channels"], info["val_fraction"],
-        info["max_per_class"], info["seed"], info["test_split"])
+    _, val_split, test_split, _ = T.load_recorded_data(info, card["input_size"][0], card["channels"])
     target = calibrate_run(args.run_dir, val_split, test_split, args.output)
     metrics = json.loads((target / "metrics.json").read_text())
     print(f"tau {metrics['logit_adjustment']['tau']:.2f} (fitted on val), written to {target}")

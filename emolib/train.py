@@ -396,6 +396,12 @@ def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: 
     return train_split, val_split, test, info
 
 
+def load_recorded_data(record: dict, input_size: int, channels: int):
+    """:func:`load_data` of a run's ``data`` record (params.json): the same splits, the same val carve."""
+    return load_data(record["dataset"], record["root"], input_size, channels, record["val_fraction"],
+                     record["max_per_class"], record["seed"], record.get("test_split", "test"))
+
+
 def _parse_train_base(text: str) -> bool | int:
     lowered = str(text).lower()
     if lowered in ("true", "all"):
@@ -423,9 +429,7 @@ def run_cli(args) -> int:
                                  f"least {done} (nothing was changed)")
             config.epochs = params["config"]["epochs"] = args.epochs
             write_json(Path(args.resume) / "params.json", params)
-        info = params["data"]
-        dataset, root, seed = info["dataset"], info["root"], info["seed"]
-        val_fraction, max_per_class = info["val_fraction"], info["max_per_class"]
+        record = params["data"]
     else:
         weights = None if args.weights in (None, "None", "none") else args.weights
         config = TrainConfig(
@@ -436,12 +440,11 @@ def run_cli(args) -> int:
             label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
             seed=args.seed,
         )
-        dataset, root, seed = args.dataset, args.data, args.seed
-        val_fraction, max_per_class = args.val_fraction, args.max_per_class
+        record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
+                  "max_per_class": args.max_per_class, "seed": args.seed}
     backbone = M.get_backbone(config.backbone)
-    train_split, val_split, test_split, info = load_data(
-        dataset, root, config.input_size or backbone.input_size, config.channels or backbone.channels,
-        val_fraction, max_per_class, seed)
+    train_split, val_split, test_split, info = load_recorded_data(
+        record, config.input_size or backbone.input_size, config.channels or backbone.channels)
     result = train(config, train_split, val_split, test_split, output=args.output,
                    name=args.name or config.backbone, run_dir=args.resume, data_info=info,
                    verbose=2)
