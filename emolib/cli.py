@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "train": "emolib.train",
     "evaluate": "emolib.evaluate",
     "calibrate": "emolib.calibrate",
+    "average": "emolib.average",
     "export": "emolib.export",
     "predict": "emolib.predict",
     "experiments": "emolib.experiments",
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau")
     train.add_argument("--patience", type=int, default=8)
+    train.add_argument("--keep-snapshots", action="store_true",
+                       help="keep every epoch's weights (checkpoint/snapshots/) for `emolib average`")
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument("--max-per-class", type=int)
     train.add_argument("--seed", type=int, default=0)
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate", help="fit a logit adjustment (rare classes) on a finished run's val split; new run")
     calibrate.add_argument("run_dir", help="a finished run directory")
     calibrate.add_argument("--output", help="where the adjusted run goes (default: beside the run)")
+
+    average = sub.add_parser(
+        "average", help="average the weights of a finished run's last epochs (SWA); new run")
+    average.add_argument("run_dir", help="a finished run trained with --keep-snapshots")
+    average.add_argument("--last", type=int, required=True, help="how many of the last epochs to average")
+    average.add_argument("--output", help="where the averaged run goes (default: beside the run)")
 
     export = sub.add_parser("export", help="copy a finished run into a model directory (model, card, plots)")
     export.add_argument("run_dir", help="a finished run directory")

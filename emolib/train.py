@@ -3,7 +3,8 @@
 Run directory (``results/runs/<timestamp>-<name>/``)::
 
     params.json        configuration and data description (written first)
-    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume)
+    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume);
+                       with keep_snapshots, snapshots/epoch-NNN.weights.h5 too (for ``emolib average``)
     history.csv        one row per finished epoch
     metrics.json       validation and test metrics (scikit-learn)
     report.txt         classification report of the evaluated split
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import resource
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -30,6 +33,7 @@ from emolib import evaluate as E
 from emolib.files import atomic_path, write_atomic, write_json
 
 CHECKPOINT_DIR = "checkpoint"
+SNAPSHOT_DIR = "snapshots"  # inside CHECKPOINT_DIR
 
 
 @dataclass
@@ -52,6 +56,7 @@ class TrainConfig:
     schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine (warm-up + cosine decay)
     warmup_epochs: int = 1
     patience: int = 8
+    keep_snapshots: bool = False  # keep every epoch's weights (checkpoint/snapshots/) for weight averaging
     seed: int = 0
     extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
 
@@ -172,13 +177,14 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list):
+def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list, keep_snapshots: bool):
     import keras
 
     checkpoint = run_dir / CHECKPOINT_DIR
 
     class RunCheckpoint(keras.callbacks.Callback):
-        """After every epoch: history row, best weights, last model with optimizer, counters (atomically)."""
+        """After every epoch: history row, best weights, last model with optimizer, counters (atomically);
+        with ``keep_snapshots`` also this epoch's weights."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self._started = time.perf_counter()
@@ -193,6 +199,9 @@ def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list):
             if score > state["best_val_accuracy"]:
                 state["best_val_accuracy"], state["best_epoch"] = score, epoch
                 with atomic_path(checkpoint / "best.weights.h5") as tmp:
+                    self.model.save_weights(tmp)
+            if keep_snapshots:
+                with atomic_path(checkpoint / SNAPSHOT_DIR / f"epoch-{epoch + 1:03d}.weights.h5") as tmp:
                     self.model.save_weights(tmp)
             with atomic_path(checkpoint / "last.keras") as tmp:
                 self.model.save(tmp)
@@ -290,7 +299,7 @@ def train(
             monitor="val_loss", factor=0.5, patience=max(2, config.patience // 3), min_lr=1e-6,
             state=saved[1])
         stateful = [early, scheduler]
-    checkpointer = _make_checkpoint_callback(run_dir, state, stateful)
+    checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
 
     image_size, channels = model.input_shape[1], model.input_shape[3]
     for split in (train_split, val_split, test_split):
@@ -367,6 +376,72 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
     return metrics
 
 
+def finished_card(run_dir: str | Path) -> dict:
+    """The model card of a finished run; a clear error for an unfinished one."""
+    if not is_complete(run_dir):
+        raise ValueError(f"{run_dir} is not a finished run (no model.json): finish it with --resume first")
+    return json.loads((Path(run_dir) / "model.json").read_text())
+
+
+def check_own_val_split(run_dir: str | Path, val_split: D.Split) -> None:
+    """Refuse a validation split other than the one the run was trained with (by size, classes, content)."""
+    params = json.loads((Path(run_dir) / "params.json").read_text())
+    info, classes = params["data"], params["classes"]
+    recorded = info.get("val_fingerprint")  # runs recorded before it existed: check size and classes
+    if (len(val_split) != info["val"] or list(val_split.classes) != classes
+            or recorded not in (None, val_split.content_fingerprint())):
+        raise ValueError(f"this validation split ({len(val_split)} faces) is not the one "
+                         f"{Path(run_dir).name} was trained with ({info['val']} faces of {classes})")
+
+
+def snapshot_files(run_dir: str | Path) -> list[Path]:
+    """The per-epoch weight files a run kept (``keep_snapshots``), oldest first."""
+    return sorted((Path(run_dir) / CHECKPOINT_DIR / SNAPSHOT_DIR).glob("epoch-*.weights.h5"))
+
+
+#: card fields a derived run (adjusted, averaged) keeps from the run it came from
+_INHERITED_CARD_FIELDS = ("training_data", "config", "wall_time_s", "peak_memory_mb", "epochs_run",
+                          "best_epoch", "weight_average", "logit_adjustment")
+
+
+def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.Split,
+                      test_split: D.Split | None = None, output: str | Path | None = None,
+                      **fields) -> Path:
+    """Write ``model``, made from the finished run ``source_dir``, as a new run ``<name>-<suffix>``.
+
+    The new run directory (beside the source unless ``output`` is given) has the source's params
+    and history, ``model``'s metrics on val and test with the source's as ``source_metrics``, and a
+    card that adds ``fields`` (what was done, e.g. ``logit_adjustment={...}``) to the source card's
+    training record. The source run is not touched.
+    """
+    import pandas as pd
+
+    source_dir = Path(source_dir)
+    card = finished_card(source_dir)
+    source_metrics = json.loads((source_dir / "metrics.json").read_text())
+    run_name = re.sub(r"^\d{8}-\d{6}-", "", source_dir.name)  # new_run_dir adds a fresh timestamp
+    target = new_run_dir(output or source_dir.parent, f"{run_name}-{suffix}")
+    for name in ("params.json", "history.csv"):
+        shutil.copyfile(source_dir / name, target / name)
+    history = pd.read_csv(target / "history.csv").to_dict("records")
+    kept = {key: card[key] for key in _INHERITED_CARD_FIELDS if key in card}
+    write_results(target, model, card["backbone"], card["labels"], val_split, test_split, history,
+                  card_fields={**kept, **fields}, best_epoch=source_metrics.get("best_epoch"),
+                  epochs_run=source_metrics.get("epochs_run"), **fields, source_metrics={
+                      split: {key: source_metrics[split][key] for key in ("accuracy", "balanced_accuracy",
+                                                                         "macro_f1")}
+                      for split in ("val", "test") if split in source_metrics})
+    return target
+
+
+def derived_run_summary(target: Path) -> str:
+    """Lines comparing a derived run's val and test metrics with its source run's."""
+    metrics = json.loads((Path(target) / "metrics.json").read_text())
+    return "\n".join(f"  {split:4s} accuracy {before['accuracy']:.4f} -> {metrics[split]['accuracy']:.4f}, "
+                     f"macro-F1 {before['macro_f1']:.4f} -> {metrics[split]['macro_f1']:.4f}"
+                     for split, before in metrics["source_metrics"].items())
+
+
 def load_run(run_dir: str | Path) -> RunResult:
     """A finished run: its model, metrics and history."""
     from emolib import models as M
@@ -402,6 +477,13 @@ def load_recorded_data(record: dict, input_size: int, channels: int):
                      record["max_per_class"], record["seed"], record.get("test_split", "test"))
 
 
+def load_run_data(run_dir: str | Path):
+    """A finished run's train / val / test splits, reloaded as it recorded them, at its model's size."""
+    card = finished_card(run_dir)
+    record = json.loads((Path(run_dir) / "params.json").read_text())["data"]
+    return load_recorded_data(record, card["input_size"][0], card["channels"])[:3]
+
+
 def _parse_train_base(text: str) -> bool | int:
     lowered = str(text).lower()
     if lowered in ("true", "all"):
@@ -417,18 +499,23 @@ def run_cli(args) -> int:
 
     if args.resume:
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
-            raise ValueError(f"{args.resume} has no training checkpoint (a calibrated copy?): resume the run "
-                             "it came from, then calibrate that again")
+            raise ValueError(f"{args.resume} has no training checkpoint (a calibrated or averaged copy?): "
+                             "resume the run it came from, then calibrate or average that again")
         params = json.loads((Path(args.resume) / "params.json").read_text())
-        config = TrainConfig(**params["config"])
-        if args.epochs and args.epochs != config.epochs:  # a new budget; the cosine schedule follows it
+        changes = {}
+        if args.epochs and args.epochs != params["config"]["epochs"]:  # a new budget: the cosine follows it
             state_file = Path(args.resume) / CHECKPOINT_DIR / "state.json"
             done = json.loads(state_file.read_text())["epoch"] if state_file.is_file() else 0
             if args.epochs < done:
                 raise ValueError(f"{args.resume} has already trained {done} epochs: --epochs must be at "
                                  f"least {done} (nothing was changed)")
-            config.epochs = params["config"]["epochs"] = args.epochs
+            changes["epochs"] = args.epochs
+        if args.keep_snapshots and not params["config"].get("keep_snapshots"):  # the epochs to come
+            changes["keep_snapshots"] = True
+        if changes:
+            params["config"].update(changes)
             write_json(Path(args.resume) / "params.json", params)
+        config = TrainConfig(**params["config"])
         record = params["data"]
     else:
         weights = None if args.weights in (None, "None", "none") else args.weights
@@ -438,7 +525,7 @@ def run_cli(args) -> int:
             train_base=_parse_train_base(args.train_base), augment=bool(args.augment),
             class_weights=None if args.class_weights == "none" else args.class_weights,
             label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
-            seed=args.seed,
+            keep_snapshots=args.keep_snapshots, seed=args.seed,
         )
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class, "seed": args.seed}

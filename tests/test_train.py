@@ -71,8 +71,8 @@ def test_load_data_small_subset(fer_small):
 def finished_run(fer_small, tmp_path_factory):
     train_split, val_split, test_split, info = fer_small
     output = tmp_path_factory.mktemp("runs")
-    result = T.train(_config(), train_split, val_split, test_split, output=output, name="small",
-                     data_info=info, verbose=0)
+    result = T.train(_config(keep_snapshots=True), train_split, val_split, test_split, output=output,
+                     name="small", data_info=info, verbose=0)
     return result, test_split
 
 
@@ -83,6 +83,7 @@ def test_run_directory_is_complete(finished_run):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, f"{name} missing"
     assert T.is_complete(run_dir)
     assert not [p.name for p in run_dir.rglob(".*")], "temporary files left in the run directory"
+    assert [p.name for p in T.snapshot_files(run_dir)] == ["epoch-001.weights.h5", "epoch-002.weights.h5"]
 
     params = json.loads((run_dir / "params.json").read_text())
     assert params["config"]["backbone"] == "simple_cnn" and params["config"]["epochs"] == 2
@@ -344,7 +345,7 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
     assert adjustment["fitted_on"] == "val" and adjustment["source_run"] == result.run_dir.name
     assert adjustment["prior"] == pytest.approx([1 / 7] * 7)  # 30 faces per class: a uniform prior
     metrics = json.loads((adjusted / "metrics.json").read_text())
-    assert metrics["before_adjustment"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
+    assert metrics["source_metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
     assert metrics["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])  # uniform prior
     model_dir = export_run(adjusted, tmp_path / "models" / "adjusted")
     loaded = M.load_model(model_dir)
@@ -404,3 +405,57 @@ def test_export_refuses_an_unfinished_run(finished_run, tmp_path):
     with pytest.raises(ValueError, match="not a finished run"):
         export_run(unfinished, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Weight averaging (SWA) of a finished run's last epochs
+# ---------------------------------------------------------------------------------------------------
+
+def test_average_writes_the_mean_of_the_last_epochs_as_a_new_run(finished_run, fer_small, tmp_path):
+    from emolib import average as A
+
+    result, test_split = finished_run
+    train_split, val_split, _, _ = fer_small
+    before = {name: (result.run_dir / name).read_bytes() for name in ("model.json", "metrics.json")}
+    averaged = A.average_run(result.run_dir, 2, train_split, val_split, test_split, tmp_path / "runs")
+    assert T.is_complete(averaged) and averaged.name.endswith("-small-swa2")
+    assert {name: (result.run_dir / name).read_bytes() for name in before} == before
+    card = json.loads((averaged / "model.json").read_text())
+    assert card["weight_average"]["epochs"] == [1, 2]
+    assert card["weight_average"]["source_run"] == result.run_dir.name
+    model = M.load_model(averaged).model
+    epochs = []
+    for snapshot in T.snapshot_files(result.run_dir):
+        result.model.load_weights(snapshot)
+        epochs.append(result.model.get_layer("predictions").get_weights()[0])
+    np.testing.assert_allclose(model.get_layer("predictions").get_weights()[0], np.mean(epochs, axis=0),
+                               rtol=1e-5, atol=1e-7)
+    assert not np.allclose(epochs[0], epochs[1]), "the two epochs are the same: the test proves nothing"
+    metrics = json.loads((averaged / "metrics.json").read_text())
+    assert metrics["source_metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
+    assert E.evaluate_split(model, test_split, L.EMOTIONS_7)["accuracy"] == \
+        pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+    with pytest.raises(ValueError, match="--keep-snapshots"):
+        A.average_run(result.run_dir, 3, train_split, val_split, test_split, tmp_path / "runs")
+    with pytest.raises(ValueError, match="not the one"):
+        A.average_run(result.run_dir, 2, train_split, test_split, test_split, tmp_path / "runs")
+
+
+def test_cli_average_and_calibrate_chain_on_a_copied_run(finished_run, cache_dir, tmp_path, monkeypatch,
+                                                         capsys):
+    from emolib import cli
+
+    monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
+    result, _ = finished_run
+    run_dir = tmp_path / result.run_dir.name
+    shutil.copytree(result.run_dir, run_dir)
+    assert cli.main(["average", str(run_dir), "--last", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "averaged the last 2 epochs" in out and "test accuracy" in out
+    averaged = next(tmp_path.glob("*-small-swa2"))
+    assert cli.main(["calibrate", str(averaged)]) == 0  # an averaged run can be logit-adjusted
+    adjusted = next(tmp_path.glob("*-small-swa2-adjusted"))
+    card = json.loads((adjusted / "model.json").read_text())
+    assert card["weight_average"]["epochs"] == [1, 2] and "logit_adjustment" in card
+    assert cli.main(["average", str(adjusted), "--last", "2"]) == 2
+    assert "logit-adjusted" in capsys.readouterr().err
