@@ -41,8 +41,12 @@ def test_recompute_batch_norm_is_the_mean_of_the_batch_statistics():
     assert layer.momentum == 0.9, "the layer's own momentum is restored"
 
 
-def test_recompute_batch_norm_finds_the_layers_of_a_nested_model():
-    inner = _bn_model()
-    inputs = keras.Input((4,))
-    outer = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
-    assert len(list(A._batch_norm_layers(outer))) == 1
+def test_recompute_batch_norm_reaches_the_layers_of_a_nested_model():
+    inner_input = keras.Input((2,))
+    inner_layer = keras.layers.BatchNormalization()
+    inner = keras.Model(inner_input, inner_layer(inner_input))  # as a transfer backbone inside a model
+    inputs = keras.Input((2,))
+    outer = keras.Model(inputs, keras.layers.Dense(1)(inner(inputs)))
+    images = np.full((64, 2), 3.0, dtype=np.float32)
+    A.recompute_batch_norm(outer, images, batch_size=32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inner_layer.moving_mean), [3.0, 3.0], rtol=1e-5)

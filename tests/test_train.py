@@ -407,6 +407,24 @@ def test_export_refuses_an_unfinished_run(finished_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_resume_with_keep_snapshots_keeps_the_epochs_to_come(finished_run, cache_dir, tmp_path,
+                                                                   monkeypatch):
+    from emolib import cli
+
+    monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
+    result, _ = finished_run
+    run_dir = tmp_path / result.run_dir.name
+    shutil.copytree(result.run_dir, run_dir)
+    shutil.rmtree(run_dir / T.CHECKPOINT_DIR / T.SNAPSHOT_DIR)
+    params = json.loads((run_dir / "params.json").read_text())
+    params["config"]["keep_snapshots"] = False  # a run trained without snapshots
+    (run_dir / "params.json").write_text(json.dumps(params))
+    assert cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
+                     "--epochs", "3", "--keep-snapshots"]) == 0
+    assert json.loads((run_dir / "params.json").read_text())["config"]["keep_snapshots"] is True
+    assert [p.name for p in T.snapshot_files(run_dir)] == ["epoch-003.weights.h5"]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Weight averaging (SWA) of a finished run's last epochs
 # ---------------------------------------------------------------------------------------------------
