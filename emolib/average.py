@@ -33,7 +33,7 @@ def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 128, seed:
     pass of ``images`` in training mode (augmentation and dropout on, as in training)."""
     import keras
 
-    layers = list(_batch_norm_layers(model))
+    layers = [layer for layer in M.leaf_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers:
         return
     momenta = [layer.momentum for layer in layers]
@@ -50,16 +50,6 @@ def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 128, seed:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-
-
-def _batch_norm_layers(model):
-    import keras
-
-    for layer in getattr(model, "layers", []):  # nested models (a transfer backbone) included
-        if isinstance(layer, keras.layers.BatchNormalization):
-            yield layer
-        else:
-            yield from _batch_norm_layers(layer)
 
 
 def average_run(run_dir: str | os.PathLike, last: int, train_split: D.Split, val_split: D.Split,

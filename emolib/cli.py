@@ -26,6 +26,18 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def parse_augmentation(text: str) -> dict:
+    """``flip,zoom=0.05`` → ``{"flip": True, "zoom": 0.05}``: switches of ``emolib.models.Augmentation``."""
+    switches = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            switches[name.strip()] = float(value) if value else True
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected NAME or NAME=NUMBER") from None
+    return switches
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--channels", type=int)
     train.add_argument("--weights", help="None, imagenet, or a local weights file")
     train.add_argument("--train-base", default="true", help="true, false, or the number of last blocks")
-    train.add_argument("--augment", action="store_true")
+    train.add_argument("--augment", nargs="?", const=True, default=False, type=parse_augmentation,
+                       metavar="SWITCHES", help="standard augmentation, or the given switches, e.g. "
+                       "flip,rotation=0.02,zoom=0.05,translation=0.04,contrast=0.1,erasing=0")
+    train.add_argument("--init-from", metavar="MODEL",
+                       help="start from a trained model (run or model directory): fine-tuning")
     train.add_argument("--class-weights", choices=["none", "balanced"], default="none")
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau")

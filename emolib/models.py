@@ -8,6 +8,7 @@ on the TensorFlow, JAX and PyTorch backends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -190,6 +191,38 @@ class Augmentation:
         return out
 
 
+@keras.saving.register_keras_serializable(package="emolib")
+class Augment(layers.Layer):
+    """The augmentation layers of :class:`Augmentation` switches, active only with ``training=True``.
+
+    Keras' random layers default to training mode, so inside a model they would also act on a plain
+    ``model(faces)`` call (and put the next batch-norm layers in training mode too). Wrapped here,
+    they act only when asked, as in ``fit``; predictions are the same however the model is called.
+    """
+
+    def __init__(self, switches: dict, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.switches, self.seed = dict(switches), seed
+        self.steps = Augmentation(**self.switches).layers(seed)
+
+    def build(self, input_shape):
+        for step in self.steps:
+            step.build(input_shape)
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        for step in self.steps:
+            x = step(x, training=True)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "switches": self.switches, "seed": self.seed}
+
+
 def as_augmentation(augment: bool | dict | Augmentation | None) -> Augmentation:
     """``True`` → the standard augmentation, ``False``/``None`` → none, a dict → those switches."""
     if isinstance(augment, Augmentation):
@@ -198,6 +231,10 @@ def as_augmentation(augment: bool | dict | Augmentation | None) -> Augmentation:
         return Augmentation.standard()
     if not augment:
         return Augmentation()
+    unknown = set(augment) - {field.name for field in dataclasses.fields(Augmentation)}
+    if unknown:
+        raise ValueError(f"unknown augmentation switches {sorted(unknown)}; the switches are "
+                         f"{[field.name for field in dataclasses.fields(Augmentation)]}")
     return Augmentation(**augment)
 
 
@@ -363,8 +400,9 @@ def build_model(
         raise ValueError(f"channels must be 1 or 3, not {in_channels}")
     inputs = keras.Input((size, size, in_channels), name="face")
     x = inputs
-    for layer in as_augmentation(augment).layers(seed):
-        x = layer(x)
+    augmentation = as_augmentation(augment)
+    if augmentation.layers():
+        x = Augment(dataclasses.asdict(augmentation), seed, name="augment")(x)
     x = FacePreprocess(backbone.preprocessing, backbone.channels, name="preprocess")(x)
     outputs = backbone.build(x, num_classes, weights=weights, train_base=train_base)
     return keras.Model(inputs, outputs, name=name)
@@ -373,6 +411,41 @@ def build_model(
 # ---------------------------------------------------------------------------------------------------
 # Model files and model cards
 # ---------------------------------------------------------------------------------------------------
+
+def leaf_layers(model: keras.Model):
+    """Every layer of ``model`` in graph order, the layers of nested models (a transfer base) included."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy ``source``'s weights into ``target``, layer by layer in graph order, where the shapes match.
+
+    For fine-tuning a trained model with other settings (augmentation, learning rate) or on another
+    dataset: a head with another number of classes keeps its fresh initialisation. Returns the names
+    of the target's layers that were left as they were; a different architecture is an error.
+    """
+    if any(isinstance(layer, LogitAdjustment) for layer in leaf_layers(source)):
+        raise ValueError("cannot initialise from a logit-adjusted model: use the run it came from")
+    sources = [layer for layer in leaf_layers(source) if layer.weights]
+    targets = [layer for layer in leaf_layers(target) if layer.weights]
+    if len(sources) != len(targets):
+        raise ValueError(f"cannot initialise from a model of another architecture "
+                         f"({len(sources)} layers with weights, this one has {len(targets)})")
+    kept = []
+    for from_layer, to_layer in zip(sources, targets):
+        weights = from_layer.get_weights()
+        if [w.shape for w in weights] == [tuple(w.shape) for w in to_layer.weights]:
+            to_layer.set_weights(weights)
+        else:
+            kept.append(to_layer.name)
+    if len(kept) == len(targets):
+        raise ValueError("no layer of the source model fits this one: is it the same backbone?")
+    return kept
+
 
 def git_commit(directory: Path = REPO_ROOT) -> str | None:
     """The current git commit of ``directory``, or None outside a git checkout."""

@@ -57,6 +57,7 @@ class TrainConfig:
     warmup_epochs: int = 1
     patience: int = 8
     keep_snapshots: bool = False  # keep every epoch's weights (checkpoint/snapshots/) for weight averaging
+    init_from: str | None = None  # a trained model (run or model directory) to start from: fine-tuning
     seed: int = 0
     extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
 
@@ -286,6 +287,8 @@ def train(
                  "best_epoch": -1, "callbacks": []}
         model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
                               config.weights, config.train_base, config.augment, config.seed)
+        if config.init_from:
+            _initialise_from(model, config.init_from, val_split, data_info)
         model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=["accuracy"])
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
@@ -317,6 +320,24 @@ def train(
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
     return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info)
+
+
+def _initialise_from(model, source: str | Path, val_split: D.Split, data_info: dict) -> None:
+    """Start ``model`` from the weights of the trained model at ``source`` (see ``M.transfer_weights``).
+
+    A source trained on the same dataset with another validation carve is refused: its training
+    faces would be in this validation split, and selecting on it would flatter the new run.
+    """
+    from emolib import models as M
+
+    loaded = M.load_model(source)
+    trained_on = loaded.card.get("training_data", {})
+    if (trained_on.get("dataset") == data_info.get("dataset") and trained_on.get("val_fingerprint")
+            and trained_on["val_fingerprint"] != val_split.content_fingerprint()):
+        raise ValueError(f"{source} was trained on {trained_on['dataset']} with another validation split: "
+                         "its training faces may be in this one. Use the same --seed and --val-fraction")
+    kept = M.transfer_weights(loaded.model, model)
+    print(f"initialised from {source}" + (f"; fresh layers: {', '.join(kept)}" if kept else ""))
 
 
 def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info) -> RunResult:
@@ -522,10 +543,10 @@ def run_cli(args) -> int:
         config = TrainConfig(
             backbone=args.backbone, epochs=args.epochs or 30, batch_size=args.batch_size,
             learning_rate=args.lr, input_size=args.input_size, channels=args.channels, weights=weights,
-            train_base=_parse_train_base(args.train_base), augment=bool(args.augment),
+            train_base=_parse_train_base(args.train_base), augment=args.augment,
             class_weights=None if args.class_weights == "none" else args.class_weights,
             label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
-            keep_snapshots=args.keep_snapshots, seed=args.seed,
+            keep_snapshots=args.keep_snapshots, seed=args.seed, init_from=args.init_from,
         )
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class, "seed": args.seed}

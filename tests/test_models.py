@@ -215,12 +215,29 @@ def test_augmentation_switches():
     assert M.as_augmentation(True) == M.Augmentation.standard()
     assert len(M.as_augmentation({"flip": True, "zoom": 0.1}).layers()) == 2
     assert len(M.Augmentation.standard().layers(seed=1)) == 4  # flip, affine, contrast, erasing
+    with pytest.raises(ValueError, match=r"unknown augmentation switches \['blur'\].*'erasing'"):
+        M.as_augmentation({"flip": True, "blur": 0.5})
+
+
+def test_cli_augmentation_switches():
+    import argparse
+
+    from emolib.cli import build_parser, parse_augmentation
+
+    assert parse_augmentation("flip, zoom=0.05,erasing=0") == {"flip": True, "zoom": 0.05, "erasing": 0.0}
+    with pytest.raises(argparse.ArgumentTypeError, match="'zoom=lots'"):
+        parse_augmentation("flip,zoom=lots")
+    base = ["train", "--dataset", "fer2013", "--data", "d"]
+    assert build_parser().parse_args(base).augment is False
+    assert build_parser().parse_args([*base, "--augment"]).augment is True
+    assert build_parser().parse_args([*base, "--augment", "flip,zoom=0.1"]).augment == {"flip": True,
+                                                                                         "zoom": 0.1}
 
 
 def test_augmentation_changes_training_outputs_not_inference():
     augmented = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, augment=True, seed=3)
     plain = M.build_model("simple_cnn", num_classes=7, input_size=SMALL, augment=False, seed=3)
-    assert len(augmented.layers) == len(plain.layers) + 4
+    assert len(augmented.layers) == len(plain.layers) + 1  # one layer holds the four augmentations
     plain.set_weights(augmented.get_weights())  # augmentation layers have no weights
     x = _faces(8, seed=5).astype("float32")
 
@@ -235,6 +252,47 @@ def test_augmentation_changes_training_outputs_not_inference():
     first = np.asarray(augmented(x, training=False))
     np.testing.assert_allclose(first, np.asarray(augmented(x, training=False)), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(first, np.asarray(plain(x, training=False)), rtol=1e-5, atol=1e-6)
+
+    # a plain call is inference too: no augmentation, no batch-norm statistics updated
+    weights = augmented.get_weights()
+    np.testing.assert_allclose(np.asarray(augmented(x)), first, rtol=1e-6, atol=1e-7)
+    for before, after in zip(weights, augmented.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Starting from a trained model
+# ---------------------------------------------------------------------------------------------------
+
+def test_transfer_weights_copies_everything_into_the_same_architecture():
+    source = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, augment=True, seed=1)
+    target = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, augment={"flip": True}, seed=2)
+    x = _faces(6, seed=4)
+    assert not np.allclose(np.asarray(source(x)), np.asarray(target(x)))
+    assert M.transfer_weights(source, target) == []
+    np.testing.assert_allclose(np.asarray(target(x)), np.asarray(source(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_transfer_weights_keeps_a_head_with_other_classes_fresh():
+    source = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, seed=1)
+    target = M.build_model("compact_vgg", num_classes=8, input_size=SMALL, seed=2)
+    fresh_head = target.layers[-1].get_weights()
+    kept = M.transfer_weights(source, target)
+    assert kept == [target.layers[-1].name]
+    for before, after in zip(fresh_head, target.layers[-1].get_weights()):
+        np.testing.assert_array_equal(before, after)
+    for from_layer, to_layer in zip(source.layers[:-1], target.layers[:-1]):
+        for a, b in zip(from_layer.get_weights(), to_layer.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_transfer_weights_refuses_another_architecture_or_an_adjusted_model():
+    compact = M.build_model("compact_vgg", num_classes=7, input_size=SMALL)
+    with pytest.raises(ValueError, match="another architecture"):
+        M.transfer_weights(M.build_model("simple_cnn", num_classes=7, input_size=SMALL), compact)
+    adjusted = M.with_logit_adjustment(compact, np.zeros(7))
+    with pytest.raises(ValueError, match="logit-adjusted"):
+        M.transfer_weights(adjusted, M.build_model("compact_vgg", num_classes=7, input_size=SMALL))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -165,6 +165,38 @@ def test_finished_run_trains_on_to_a_larger_budget(finished_run, fer_small, tmp_
     assert extended.metrics == json.loads((run_dir / "metrics.json").read_text())
 
 
+def test_fine_tuning_starts_from_the_trained_model(finished_run, fer_small, tmp_path):
+    result, _ = finished_run
+    train_split, val_split, _, info = fer_small
+    source = M.load_model(result.run_dir).model
+    started_with = []
+
+    class FirstWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            started_with.extend(self.model.get_weights())
+
+    config = _config(epochs=1, init_from=str(result.run_dir), augment={"flip": True}, learning_rate=1e-4)
+    tuned = T.train(config, train_split, val_split, output=tmp_path, name="tuned", data_info=info,
+                    callbacks=[FirstWeights()], verbose=0)
+    assert len(started_with) == len(source.get_weights())
+    for before, start in zip(source.get_weights(), started_with):
+        np.testing.assert_array_equal(before, start)
+    params = json.loads((tuned.run_dir / "params.json").read_text())
+    assert params["config"]["init_from"] == str(result.run_dir)
+    assert params["config"]["augment"] == {"flip": True}
+
+
+def test_fine_tuning_refuses_a_model_trained_on_another_val_carve(finished_run, fer2013_dir, cache_dir,
+                                                                   tmp_path):
+    result, _ = finished_run
+    train_split, val_split, _, info = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=30, seed=1,
+                                                  test_split=None, cache=cache_dir)
+    with pytest.raises(ValueError, match="another validation split"):
+        T.train(_config(epochs=1, init_from=str(result.run_dir)), train_split, val_split, output=tmp_path,
+                data_info=info, verbose=0)
+    assert not list(tmp_path.glob("*/model.json"))
+
+
 def test_training_on_restarts_early_stopping_patience(finished_run, fer_small, tmp_path):
     result, _ = finished_run
     run_dir = tmp_path / result.run_dir.name
@@ -302,7 +334,7 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
     process = subprocess.run(
         [sys.executable, "-m", "emolib", "train", "--dataset", "fer2013", "--data", str(fer2013_dir),
          "--backbone", "simple_cnn", "--max-per-class", "8", "--epochs", "1", "--batch-size", "16",
-         "--output", str(output), "--json"],
+         "--augment", "flip,zoom=0.05", "--output", str(output), "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "EMOLIB_CACHE": str(cache_dir)})
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
@@ -310,7 +342,9 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
     run_dir = Path(summary["run_dir"])
     assert run_dir.parent == output and T.is_complete(run_dir)
     assert 0 <= summary["accuracy"] <= 1 and 0 <= summary["macro_f1"] <= 1
-    assert json.loads((run_dir / "params.json").read_text())["data"]["max_per_class"] == 8
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["data"]["max_per_class"] == 8
+    assert params["config"]["augment"] == {"flip": True, "zoom": 0.05}
 
 
 def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_path, capsys):
