@@ -151,8 +151,8 @@ def plot_augmented(images, augment=True, copies: int = 3, seed: int = 0):
     from emolib import models as M
 
     images = np.asarray(images, dtype="float32")
-    augmentation = keras.Sequential(M.as_augmentation(augment).layers(seed))
-    rows = [images] + [keras.ops.convert_to_numpy(augmentation(images, training=True)) if augmentation.layers
+    augmentation = M.augment_layer(augment, seed)
+    rows = [images] + [keras.ops.convert_to_numpy(augmentation(images, training=True)) if augmentation
                        else images for _ in range(copies)]
     fig, axes = plt.subplots(len(rows), len(images), figsize=(1.3 * len(images), 1.3 * len(rows)),
                              squeeze=False)

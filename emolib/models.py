@@ -238,6 +238,12 @@ def as_augmentation(augment: bool | dict | Augmentation | None) -> Augmentation:
     return Augmentation(**augment)
 
 
+def augment_layer(augment: bool | dict | Augmentation | None, seed: int | None = None) -> Augment | None:
+    """The model's ``augment`` layer for these switches (see :func:`as_augmentation`); None if all are off."""
+    augmentation = as_augmentation(augment)
+    return Augment(dataclasses.asdict(augmentation), seed, name="augment") if augmentation.layers() else None
+
+
 # ---------------------------------------------------------------------------------------------------
 # Backbone registry
 # ---------------------------------------------------------------------------------------------------
@@ -400,9 +406,9 @@ def build_model(
         raise ValueError(f"channels must be 1 or 3, not {in_channels}")
     inputs = keras.Input((size, size, in_channels), name="face")
     x = inputs
-    augmentation = as_augmentation(augment)
-    if augmentation.layers():
-        x = Augment(dataclasses.asdict(augmentation), seed, name="augment")(x)
+    augmentation = augment_layer(augment, seed)
+    if augmentation is not None:
+        x = augmentation(x)
     x = FacePreprocess(backbone.preprocessing, backbone.channels, name="preprocess")(x)
     outputs = backbone.build(x, num_classes, weights=weights, train_base=train_base)
     return keras.Model(inputs, outputs, name=name)

@@ -215,6 +215,8 @@ def test_augmentation_switches():
     assert M.as_augmentation(True) == M.Augmentation.standard()
     assert len(M.as_augmentation({"flip": True, "zoom": 0.1}).layers()) == 2
     assert len(M.Augmentation.standard().layers(seed=1)) == 4  # flip, affine, contrast, erasing
+    assert M.augment_layer(False) is None and M.augment_layer({"flip": False}) is None
+    assert len(M.augment_layer({"flip": True, "contrast": 0.1}).steps) == 2
     with pytest.raises(ValueError, match=r"unknown augmentation switches \['blur'\].*'erasing'"):
         M.as_augmentation({"flip": True, "blur": 0.5})
 
