@@ -262,6 +262,18 @@ def test_augmentation_changes_training_outputs_not_inference():
         np.testing.assert_array_equal(before, after)
 
 
+def test_augmentation_acts_in_fit():
+    """fit passes training=True down to the augment layer: with a zero learning rate, the loss fit reports
+    (augmented faces) differs from evaluate's (the same faces as they are)."""
+    inputs = keras.Input((16, 16, 1))
+    x = M.augment_layer({"flip": True, "translation": 0.3, "erasing": 1.0}, seed=0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    faces, labels = _faces(64, size=16).astype("float32"), np.arange(64) % 3
+    fit_loss = model.fit(faces, labels, batch_size=64, epochs=1, verbose=0).history["loss"][0]
+    assert fit_loss != pytest.approx(model.evaluate(faces, labels, verbose=0), rel=1e-3)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Starting from a trained model
 # ---------------------------------------------------------------------------------------------------
