@@ -260,10 +260,9 @@ def train(
     finished = run_dir is not None and is_complete(run_dir)
     if finished and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
-    checkpoint = run_dir / CHECKPOINT_DIR
-    state_file = checkpoint / "state.json"
-    resuming = state_file.is_file() and (checkpoint / "last.keras").is_file()
+    checkpoint = Path(run_dir) / CHECKPOINT_DIR if run_dir is not None else None
+    state_file = checkpoint / "state.json" if checkpoint else None
+    resuming = checkpoint is not None and state_file.is_file() and (checkpoint / "last.keras").is_file()
     classes = train_split.classes
     num_classes = len(classes)
     data_info = {**(data_info or {}), "train": len(train_split), "val": len(val_split),
@@ -271,9 +270,6 @@ def train(
                  "train_fingerprint": train_split.content_fingerprint(),
                  "val_fingerprint": val_split.content_fingerprint(),
                  "train_class_counts": D.class_counts(train_split.labels, classes)}
-    if not resuming:
-        write_json(run_dir / "params.json", {"config": asdict(config), "data": data_info,
-                                             "classes": list(classes)})
 
     keras.utils.set_random_seed(config.seed + (len(json.loads(state_file.read_text())["history"])
                                                if resuming else 0))
@@ -290,6 +286,18 @@ def train(
         if config.init_from:
             _initialise_from(model, config.init_from, val_split, data_info)
         model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=["accuracy"])
+    image_size, channels = model.input_shape[1], model.input_shape[3]
+    for split in (train_split, val_split, test_split):
+        if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
+            raise ValueError(f"images are {split.images.shape[1:]}, the model takes "
+                             f"{(image_size, image_size, channels)}: load the data with that size")
+
+    # the run directory is made once the model is ready: a refused configuration leaves nothing behind
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
+    checkpoint = run_dir / CHECKPOINT_DIR
+    if not resuming:
+        write_json(run_dir / "params.json", {"config": asdict(config), "data": data_info,
+                                             "classes": list(classes)})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(
@@ -303,12 +311,6 @@ def train(
             state=saved[1])
         stateful = [early, scheduler]
     checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
-
-    image_size, channels = model.input_shape[1], model.input_shape[3]
-    for split in (train_split, val_split, test_split):
-        if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
-            raise ValueError(f"images are {split.images.shape[1:]}, the model takes "
-                             f"{(image_size, image_size, channels)}: load the data with that size")
     if _has_epochs_left(state, config):
         model.fit(
             train_split.images, _targets(config, train_split.labels, num_classes),

@@ -194,7 +194,7 @@ def test_fine_tuning_refuses_a_model_trained_on_another_val_carve(finished_run, 
     with pytest.raises(ValueError, match="another validation split"):
         T.train(_config(epochs=1, init_from=str(result.run_dir)), train_split, val_split, output=tmp_path,
                 data_info=info, verbose=0)
-    assert not list(tmp_path.glob("*/model.json"))
+    assert not list(tmp_path.iterdir()), "a refused run left a run directory behind"
 
 
 def test_training_on_restarts_early_stopping_patience(finished_run, fer_small, tmp_path):
@@ -322,6 +322,7 @@ def test_wrong_image_size_is_a_clear_error(fer_small, tmp_path):
     train_split, val_split, _, _ = fer_small
     with pytest.raises(ValueError, match="load the data with that size"):
         T.train(_config(epochs=1, input_size=32), train_split, val_split, output=tmp_path, verbose=0)
+    assert not list(tmp_path.iterdir()), "a refused run left a run directory behind"
 
 
 # ---------------------------------------------------------------------------------------------------
