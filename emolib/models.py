@@ -241,7 +241,9 @@ def as_augmentation(augment: bool | dict | Augmentation | None) -> Augmentation:
 def augment_layer(augment: bool | dict | Augmentation | None, seed: int | None = None) -> Augment | None:
     """The model's ``augment`` layer for these switches (see :func:`as_augmentation`); None if all are off."""
     augmentation = as_augmentation(augment)
-    return Augment(dataclasses.asdict(augmentation), seed, name="augment") if augmentation.layers() else None
+    if augmentation == Augmentation():
+        return None
+    return Augment(dataclasses.asdict(augmentation), seed, name="augment")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -260,9 +260,8 @@ def train(
     finished = run_dir is not None and is_complete(run_dir)
     if finished and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
-    checkpoint = Path(run_dir) / CHECKPOINT_DIR if run_dir is not None else None
-    state_file = checkpoint / "state.json" if checkpoint else None
-    resuming = checkpoint is not None and state_file.is_file() and (checkpoint / "last.keras").is_file()
+    state_file = Path(run_dir) / CHECKPOINT_DIR / "state.json" if run_dir is not None else None
+    resuming = bool(state_file and state_file.is_file() and (state_file.parent / "last.keras").is_file())
     classes = train_split.classes
     num_classes = len(classes)
     data_info = {**(data_info or {}), "train": len(train_split), "val": len(val_split),
@@ -275,7 +274,7 @@ def train(
                                                if resuming else 0))
     if resuming:
         state = json.loads(state_file.read_text())
-        model = keras.saving.load_model(checkpoint / "last.keras")
+        model = keras.saving.load_model(state_file.parent / "last.keras")
         if _starts_new_cycle(state, config, finished) and state["callbacks"]:
             state["callbacks"][0]["wait"] = 0
     else:
