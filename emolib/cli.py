@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "emolib.evaluate",
     "calibrate": "emolib.calibrate",
     "average": "emolib.average",
+    "ensemble": "emolib.ensemble",
     "export": "emolib.export",
     "predict": "emolib.predict",
     "experiments": "emolib.experiments",
@@ -73,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep every epoch's weights (checkpoint/snapshots/) for `emolib average`")
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument("--max-per-class", type=int)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and augmentation")
+    train.add_argument("--split-seed", type=int,
+                       help="seed of the val carve (default: --seed); keep it to train ensemble members "
+                       "that share one val split")
     train.add_argument("--output", default="results/runs", help="parent of the run directory")
     train.add_argument("--resume", help="run directory of an interrupted run to finish")
     train.add_argument("--json", action="store_true")
@@ -97,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     average.add_argument("run_dir", help="a finished run trained with --keep-snapshots")
     average.add_argument("--last", type=int, required=True, help="how many of the last epochs to average")
     average.add_argument("--output", help="where the averaged run goes (default: beside the run)")
+
+    ensemble = sub.add_parser(
+        "ensemble", help="average the probabilities of finished runs with one val split; new run")
+    ensemble.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                          help="finished runs (e.g. trained with other --seed, the same --split-seed)")
+    ensemble.add_argument("--output", help="where the ensemble run goes (default: beside the first run)")
 
     export = sub.add_parser("export", help="copy a finished run into a model directory (model, card, plots)")
     export.add_argument("run_dir", help="a finished run directory")

@@ -423,7 +423,7 @@ def snapshot_files(run_dir: str | Path) -> list[Path]:
 
 #: card fields a derived run (adjusted, averaged) keeps from the run it came from
 _INHERITED_CARD_FIELDS = ("training_data", "config", "wall_time_s", "peak_memory_mb", "epochs_run",
-                          "best_epoch", "weight_average", "logit_adjustment")
+                          "best_epoch", "weight_average", "logit_adjustment", "ensemble")
 
 
 def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.Split,
@@ -521,8 +521,8 @@ def run_cli(args) -> int:
 
     if args.resume:
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
-            raise ValueError(f"{args.resume} has no training checkpoint (a calibrated or averaged copy?): "
-                             "resume the run it came from, then calibrate or average that again")
+            raise ValueError(f"{args.resume} has no training checkpoint (a calibrated, averaged or ensemble "
+                             "run?): resume the run it came from, then calibrate, average or ensemble again")
         params = json.loads((Path(args.resume) / "params.json").read_text())
         changes = {}
         if args.epochs and args.epochs != params["config"]["epochs"]:  # a new budget: the cosine follows it
@@ -550,7 +550,8 @@ def run_cli(args) -> int:
             keep_snapshots=args.keep_snapshots, seed=args.seed, init_from=args.init_from,
         )
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
-                  "max_per_class": args.max_per_class, "seed": args.seed}
+                  "max_per_class": args.max_per_class,
+                  "seed": args.seed if args.split_seed is None else args.split_seed}
     backbone = M.get_backbone(config.backbone)
     train_split, val_split, test_split, info = load_recorded_data(
         record, config.input_size or backbone.input_size, config.channels or backbone.channels)

@@ -401,6 +401,58 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
 
 
 # ---------------------------------------------------------------------------------------------------
+# Ensembles of runs trained with other seeds on one val split
+# ---------------------------------------------------------------------------------------------------
+
+def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
+        finished_run, fer_small, fer2013_dir, cache_dir, tmp_path, monkeypatch, capsys):
+    from emolib import calibrate as C
+    from emolib import cli
+    from emolib import ensemble as N
+
+    monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
+    result, test_split = finished_run
+    assert cli.main(["train", "--dataset", "fer2013", "--data", str(fer2013_dir), "--backbone", "simple_cnn",
+                     "--name", "member", "--epochs", "1", "--batch-size", "32", "--max-per-class", "30",
+                     "--seed", "1", "--split-seed", "0", "--output", str(tmp_path)]) == 0
+    member = next(tmp_path.glob("*-member"))
+    params = json.loads((member / "params.json").read_text())
+    assert params["config"]["seed"] == 1 and params["data"]["seed"] == 0
+    member_card = json.loads((member / "model.json").read_text())
+    first_card = json.loads((result.run_dir / "model.json").read_text())
+    assert member_card["training_data"]["val_fingerprint"] == first_card["training_data"]["val_fingerprint"]
+    capsys.readouterr()
+
+    assert cli.main(["ensemble", str(result.run_dir), str(member), "--output", str(tmp_path)]) == 0
+    assert "ensemble of 2 runs" in capsys.readouterr().out
+    ensembled = next(tmp_path.glob("*-small-ensemble2"))
+    card = json.loads((ensembled / "model.json").read_text())
+    assert card["ensemble"]["members"] == [result.run_dir.name, member.name]
+    members = [M.load_model(run).model for run in (result.run_dir, member)]
+    probabilities = [E.predict_proba(model, test_split.images) for model in members]
+    assert not np.allclose(*probabilities, atol=1e-3), "the members agree: the test proves nothing"
+    model = M.load_model(ensembled).model
+    np.testing.assert_allclose(E.predict_proba(model, test_split.images), np.mean(probabilities, axis=0),
+                               rtol=1e-5, atol=1e-6)
+    metrics = json.loads((ensembled / "metrics.json").read_text())
+    assert metrics["source_metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
+    assert E.evaluate_split(model, test_split, L.EMOTIONS_7)["accuracy"] == \
+        pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+
+    _, val_split, _, _ = fer_small
+    adjusted = C.calibrate_run(ensembled, val_split, test_split, tmp_path / "adjusted")  # chains on
+    assert json.loads((adjusted / "model.json").read_text())["ensemble"] == card["ensemble"]
+    with pytest.raises(ValueError, match="another architecture"):
+        M.transfer_weights(model, members[0])
+    with pytest.raises(ValueError, match="not the one"):
+        N.ensemble_runs([result.run_dir, member], test_split, test_split)
+    with pytest.raises(ValueError, match="logit-adjusted"):
+        N.ensemble_runs([result.run_dir, adjusted], val_split)
+    with pytest.raises(ValueError, match="at least 2 members"):
+        N.ensemble_model(members[:1])
+
+
+# ---------------------------------------------------------------------------------------------------
 # Export a run as a model directory
 # ---------------------------------------------------------------------------------------------------
 

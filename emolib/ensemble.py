@@ -1,0 +1,69 @@
+"""Ensembles of finished runs: one model that averages the class probabilities of its members.
+
+Members trained from different random initialisations make partly different mistakes, so their
+mean probability is more often right than either alone (snapshots of one run are too alike to
+gain). Every member must have been trained with the same validation carve, so the ensemble's
+val score is still a held-out score and the val split can decide whether to keep it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from emolib import data as D
+from emolib import models as M
+from emolib import train as T
+
+
+def ensemble_model(members, name: str = "ensemble"):
+    """A model that feeds its input face to every one of ``members`` and averages their probabilities.
+
+    The members take the same input (size, channels) and predict the same classes in the same order.
+    """
+    import keras
+
+    shapes = {tuple(member.input_shape[1:]) for member in members}
+    classes = {member.output_shape[-1] for member in members}
+    if len(members) < 2 or len(shapes) > 1 or len(classes) > 1:
+        raise ValueError(f"an ensemble needs at least 2 members with one input shape and one number of "
+                         f"classes (got {len(members)} members, inputs {sorted(shapes)}, "
+                         f"classes {sorted(classes)})")
+    face = keras.Input(shapes.pop(), dtype=members[0].inputs[0].dtype, name="face")
+    outputs = [keras.Model(member.inputs[0], member.outputs[0], name=f"member_{index}")(face)
+               for index, member in enumerate(members)]
+    return keras.Model(face, keras.layers.Average(name="mean_probability")(outputs), name=name)
+
+
+def ensemble_runs(run_dirs, val_split: D.Split, test_split: D.Split | None = None,
+                  output: str | os.PathLike | None = None) -> Path:
+    """Write the ensemble of the finished runs ``run_dirs`` as a new run ``<first name>-ensemble<k>``.
+
+    ``val_split`` and ``test_split`` are the runs' own: each member is checked to have been trained
+    with this validation split. The new run's metrics.json has the first member's val and test
+    metrics as ``source_metrics``; its card lists the members. The member runs are not touched.
+    """
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    cards = [T.finished_card(run_dir) for run_dir in run_dirs]
+    for run_dir, card in zip(run_dirs, cards):
+        if "logit_adjustment" in card:
+            raise ValueError(f"{run_dir} is logit-adjusted: ensemble the runs it came from, "
+                             "then calibrate the ensemble")
+        if card["labels"] != cards[0]["labels"]:
+            raise ValueError(f"{run_dir} predicts {card['labels']}, {run_dirs[0]} {cards[0]['labels']}: "
+                             "members must predict the same classes")
+        T.check_own_val_split(run_dir, val_split)
+    model = ensemble_model([M.load_model(run_dir).model for run_dir in run_dirs])
+    record = {"members": [run_dir.name for run_dir in run_dirs], "combination": "mean of probabilities",
+              "member_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
+    return T.write_derived_run(run_dirs[0], f"ensemble{len(run_dirs)}", model, val_split, test_split, output,
+                               ensemble=record)
+
+
+def run_cli(args) -> int:
+    """``emolib ensemble RUN_DIR RUN_DIR ...``: reload the first run's data, ensemble the runs, new run."""
+    _, val_split, test_split = T.load_run_data(args.run_dirs[0])
+    target = ensemble_runs(args.run_dirs, val_split, test_split, args.output)
+    print(f"ensemble of {len(args.run_dirs)} runs, written to {target} (before: the first run)\n"
+          f"{T.derived_run_summary(target)}")
+    return 0
