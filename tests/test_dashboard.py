@@ -1,8 +1,9 @@
 """The dashboard in a real browser: Voilà serves dashboards/emotions.ipynb, Debian's Chromium drives it.
 
 Chromium's fake camera is fed a .y4m video made at test time from a face photo. Screenshots of every
-state are written to results/screenshots/. Needs /usr/bin/chromium and ffmpeg (``make browser``): the
-tests skip without them locally and fail in CI.
+state are written to $EMOLIB_SCREENSHOTS (default: emolib-screenshots in the temp folder, so a test run
+leaves the committed ones alone; `EMOLIB_SCREENSHOTS=results/screenshots make test` refreshes those).
+Needs /usr/bin/chromium and ffmpeg (``make browser``): the tests skip without them locally and fail in CI.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
 NOTEBOOK = REPO / "dashboards" / "emotions.ipynb"
-SCREENSHOTS = REPO / "results" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("EMOLIB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "emolib-screenshots")
 LOAD_MS = 120_000  # Voilà starts a kernel per page; TensorFlow takes a while on 2 cores
 PREDICT_MS = 180_000
 CHROMIUM_ARGS = [
