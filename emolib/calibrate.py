@@ -50,7 +50,7 @@ def calibrate_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.
     if "logit_adjustment" in T.finished_card(run_dir):
         raise ValueError(f"{run_dir} is already logit-adjusted: calibrate the run it came from")
     T.check_own_val_split(run_dir, val_split)
-    params = json.loads((run_dir / "params.json").read_text())
+    params = T.run_params(run_dir)
     model = M.load_model(run_dir).model
     counts = np.array([params["data"]["train_class_counts"].get(name, 0) for name in params["classes"]],
                       dtype=np.float64)

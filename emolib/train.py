@@ -405,9 +405,19 @@ def finished_card(run_dir: str | Path) -> dict:
     return json.loads((Path(run_dir) / "model.json").read_text())
 
 
+def run_params(run_dir: str | Path) -> dict:
+    """A run's params.json; a clear error for a folder that is no run directory (an exported model)."""
+    path = Path(run_dir) / "params.json"
+    if not path.is_file():
+        what = "an exported model, not a run directory" if is_complete(run_dir) else "not a run directory"
+        raise ValueError(f"{run_dir} is {what} (no params.json): give a run directory that `emolib train` "
+                         "wrote (to train on from a model directory: `emolib train --init-from`)")
+    return json.loads(path.read_text())
+
+
 def check_own_val_split(run_dir: str | Path, val_split: D.Split) -> None:
     """Refuse a validation split other than the one the run was trained with (by size, classes, content)."""
-    params = json.loads((Path(run_dir) / "params.json").read_text())
+    params = run_params(run_dir)
     info, classes = params["data"], params["classes"]
     recorded = info.get("val_fingerprint")  # runs recorded before it existed: check size and classes
     if (len(val_split) != info["val"] or list(val_split.classes) != classes
@@ -502,7 +512,7 @@ def load_recorded_data(record: dict, input_size: int, channels: int):
 def load_run_data(run_dir: str | Path):
     """A finished run's train / val / test splits, reloaded as it recorded them, at its model's size."""
     card = finished_card(run_dir)
-    record = json.loads((Path(run_dir) / "params.json").read_text())["data"]
+    record = run_params(run_dir)["data"]
     return load_recorded_data(record, card["input_size"][0], card["channels"])[:3]
 
 
@@ -520,10 +530,10 @@ def run_cli(args) -> int:
     from emolib import models as M
 
     if args.resume:
+        params = run_params(args.resume)
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
             raise ValueError(f"{args.resume} has no training checkpoint (a calibrated, averaged or ensemble "
                              "run?): resume the run it came from, then calibrate, average or ensemble again")
-        params = json.loads((Path(args.resume) / "params.json").read_text())
         changes = {}
         if args.epochs and args.epochs != params["config"]["epochs"]:  # a new budget: the cosine follows it
             state_file = Path(args.resume) / CHECKPOINT_DIR / "state.json"

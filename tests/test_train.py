@@ -410,6 +410,26 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
         C.calibrate_run(result.run_dir, test_split)
 
 
+def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, fer_small, tmp_path, capsys):
+    from emolib import cli
+    from emolib import ensemble as ENS
+    from emolib.export import export_run
+
+    result, _ = finished_run
+    model_dir = str(export_run(result.run_dir, tmp_path / "model"))
+    for argv in (["ensemble", model_dir, str(result.run_dir)], ["calibrate", model_dir],
+                 ["average", model_dir, "--last", "2"],
+                 ["train", "--dataset", "fer2013", "--data", "unused", "--resume", model_dir]):
+        assert cli.main(argv) == 2, argv
+        assert "is an exported model, not a run directory" in capsys.readouterr().err, argv
+    _, val_split, _, _ = fer_small
+    with pytest.raises(ValueError, match="is an exported model, not a run directory"):
+        ENS.ensemble_runs([result.run_dir, model_dir], val_split, output=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match="is not a run directory"):
+        T.run_params(tmp_path / "nowhere")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Ensembles of runs trained with other seeds on one val split
 # ---------------------------------------------------------------------------------------------------
