@@ -285,6 +285,8 @@ def load_grid(grid: str | os.PathLike | dict, output: str | os.PathLike = "resul
     source = None
     if not isinstance(grid, dict):
         source = Path(grid)
+        if not source.is_file():
+            raise ValueError(f"no grid file at {source} (see experiments/quick.yaml for the format)")
         grid = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     if not isinstance(grid, dict):
         raise ValueError(f"{source}: a grid is a mapping with an 'experiments' list")

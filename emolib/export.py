@@ -8,7 +8,7 @@ from pathlib import Path
 
 from emolib.files import write_atomic, write_json
 from emolib.models import CARD_FILE, MODEL_FILE
-from emolib.train import is_complete
+from emolib.train import finished_card
 
 RUN_FILES = (MODEL_FILE, "metrics.json", "history.csv", "report.txt", "curves.png", "confusion.png")
 
@@ -23,13 +23,11 @@ def export_run(run_dir: str | os.PathLike, target: str | os.PathLike, name: str 
     hand-written README) are left alone.
     """
     run_dir, target = Path(run_dir), Path(target)
-    if not is_complete(run_dir):
-        raise ValueError(f"{run_dir} is not a finished run (no {CARD_FILE}): finish it with --resume first")
+    card = finished_card(run_dir)
     for file_name in RUN_FILES:
         source = run_dir / file_name
         if source.is_file():
             write_atomic(target / file_name, source.read_bytes())
-    card = json.loads((run_dir / CARD_FILE).read_text(encoding="utf-8"))
     card.update(name=name or target.name, source_run=run_dir.name)
     if training_commands:
         card["training_commands"] = list(training_commands)

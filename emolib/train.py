@@ -399,10 +399,12 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
 
 
 def finished_card(run_dir: str | Path) -> dict:
-    """The model card of a finished run; a clear error for an unfinished one."""
+    """The model card of a finished run; a clear error for a missing or unfinished one."""
+    if not Path(run_dir).is_dir():
+        raise ValueError(f"no run directory at {run_dir}")
     if not is_complete(run_dir):
         raise ValueError(f"{run_dir} is not a finished run (no model.json): finish it with --resume first")
-    return json.loads((Path(run_dir) / "model.json").read_text())
+    return json.loads((Path(run_dir) / "model.json").read_text(encoding="utf-8"))
 
 
 def run_params(run_dir: str | Path) -> dict:

@@ -65,6 +65,11 @@ def test_unknown_parameter_fails_before_anything_runs(tmp_path, fer2013_dir):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_missing_grid_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no grid file at"):
+        X.load_grid(tmp_path / "nowhere.yaml", tmp_path / "out")
+
+
 def test_defaults_go_only_to_notebooks_that_declare_them(tmp_path, fer2013_dir):
     grid = {"defaults": {"epochs": 1, "data": str(fer2013_dir)},
             "experiments": [{"notebook": str(REPO / "notebooks" / "06-compare-runs.ipynb"),

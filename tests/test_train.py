@@ -521,6 +521,8 @@ def test_export_refuses_an_unfinished_run(finished_run, tmp_path):
     (unfinished / "model.json").unlink()
     with pytest.raises(ValueError, match="not a finished run"):
         export_run(unfinished, tmp_path / "out")
+    with pytest.raises(ValueError, match="no run directory at"):
+        export_run(tmp_path / "nowhere", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
