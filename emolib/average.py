@@ -1,8 +1,11 @@
-"""Weight averaging of a run's last epochs (SWA, Izmailov et al., 2018) into a new run.
+"""Weight averaging into a new run: of one run's last epochs (SWA, Izmailov et al., 2018), or of the
+models of several runs fine-tuned from one starting model (a uniform model soup, Wortsman et al., 2022).
 
 Averaging the weights of the epochs at the end of a cosine cycle lands nearer the centre of the
-flat region they circle than any one of them. Batch-norm statistics of averaged weights are not the
-average of the statistics, so they are re-estimated on the training faces.
+flat region they circle than any one of them; runs fine-tuned from one model (``--init-from``) stay
+in its basin, so their mean is a model too (runs from other random initialisations are not: ensemble
+those). Batch-norm statistics of averaged weights are not the average of the statistics, so they
+are re-estimated on the training faces.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ from emolib import models as M
 from emolib import train as T
 
 
+def mean_weights(weight_lists) -> list[np.ndarray]:
+    """The element-wise mean of several ``get_weights()`` lists of one architecture."""
+    shapes = {tuple(weight.shape for weight in weights) for weights in weight_lists}
+    if len(shapes) > 1:
+        raise ValueError("the weights to average come from different architectures: only models of one "
+                         "backbone, input size and number of classes can be averaged")
+    return [np.mean(arrays, axis=0) for arrays in zip(*weight_lists)]
+
+
 def average_weights(model, weight_files) -> None:
     """Set ``model``'s weights to the element-wise mean of ``weight_files`` (``save_weights`` files of
     the same architecture)."""
-    total = None
+    weight_lists = []
     for path in weight_files:
         model.load_weights(path)
-        weights = model.get_weights()
-        total = weights if total is None else [sum_ + w for sum_, w in zip(total, weights)]
-    model.set_weights([sum_ / len(weight_files) for sum_ in total])
+        weight_lists.append(model.get_weights())
+    model.set_weights(mean_weights(weight_lists))
 
 
 def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 128, seed: int = 0) -> None:
@@ -62,10 +73,7 @@ def average_run(run_dir: str | os.PathLike, last: int, train_split: D.Split, val
     run is not touched.
     """
     run_dir = Path(run_dir)
-    card = T.finished_card(run_dir)
-    if "logit_adjustment" in card:
-        raise ValueError(f"{run_dir} is logit-adjusted: average the run it came from, then calibrate that")
-    T.check_own_val_split(run_dir, val_split)
+    T.combinable_cards([run_dir], val_split, "average")
     snapshots = T.snapshot_files(run_dir)
     if last < 2 or len(snapshots) < last:
         raise ValueError(f"{run_dir.name} kept {len(snapshots)} epoch snapshots; averaging needs at least 2 "
@@ -80,9 +88,42 @@ def average_run(run_dir: str | os.PathLike, last: int, train_split: D.Split, val
                                weight_average=record)
 
 
+def soup_runs(run_dirs, train_split: D.Split, val_split: D.Split, test_split: D.Split | None = None,
+              output: str | os.PathLike | None = None) -> Path:
+    """Average the weights of the finished runs ``run_dirs`` (fine-tuned from one starting model),
+    re-estimate batch norm on ``train_split`` and write the result as a new run ``<first name>-soup<k>``.
+
+    The splits are the runs' own: each run is checked to have been trained with ``val_split``. The
+    new run's metrics.json has the first run's val and test metrics as ``source_metrics``; its card
+    lists the runs. The runs are not touched.
+    """
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    if len(run_dirs) < 2:
+        raise ValueError("a soup averages at least 2 runs (to average one run's epochs: --last N)")
+    cards = T.combinable_cards(run_dirs, val_split, "average")
+    models = [M.load_model(run_dir).model for run_dir in run_dirs]
+    model = models[0]
+    model.set_weights(mean_weights([member.get_weights() for member in models]))
+    recompute_batch_norm(model, train_split.images)
+    record = {"runs": [run_dir.name for run_dir in run_dirs], "batch_norm": "re-estimated on train",
+              "run_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
+    return T.write_derived_run(run_dirs[0], f"soup{len(run_dirs)}", model, val_split, test_split, output,
+                               weight_average=record)
+
+
 def run_cli(args) -> int:
-    """``emolib average RUN_DIR --last N``: reload the run's data, average its last N epochs, new run."""
-    train_split, val_split, test_split = T.load_run_data(args.run_dir)
-    target = average_run(args.run_dir, args.last, train_split, val_split, test_split, args.output)
-    print(f"averaged the last {args.last} epochs, written to {target}\n{T.derived_run_summary(target)}")
+    """``emolib average RUN_DIR --last N`` (one run's last N epochs) or ``emolib average RUN_DIR RUN_DIR
+    ...`` (the runs' models): reload the first run's data, average, new run."""
+    if (len(args.run_dirs) == 1) != (args.last is not None):
+        raise ValueError("give one run and --last N (average its last N epochs), or several runs without "
+                         "--last (average their models)")
+    train_split, val_split, test_split = T.load_run_data(args.run_dirs[0])
+    if args.last is not None:
+        target = average_run(args.run_dirs[0], args.last, train_split, val_split, test_split, args.output)
+        print(f"averaged the last {args.last} epochs, written to {target}")
+    else:
+        target = soup_runs(args.run_dirs, train_split, val_split, test_split, args.output)
+        print(f"averaged the models of {len(args.run_dirs)} runs, written to {target} "
+              "(before: the first run)")
+    print(T.derived_run_summary(target))
     return 0

@@ -97,9 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--output", help="where the adjusted run goes (default: beside the run)")
 
     average = sub.add_parser(
-        "average", help="average the weights of a finished run's last epochs (SWA); new run")
-    average.add_argument("run_dir", help="a finished run trained with --keep-snapshots")
-    average.add_argument("--last", type=int, required=True, help="how many of the last epochs to average")
+        "average", help="average the weights of a finished run's last epochs (SWA), or of several runs' "
+                        "models fine-tuned from one model (a soup); new run")
+    average.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                         help="one finished run trained with --keep-snapshots (with --last), or several "
+                              "trained with --init-from one model and the same --split-seed")
+    average.add_argument("--last", type=int, help="how many of the one run's last epochs to average")
     average.add_argument("--output", help="where the averaged run goes (default: beside the run)")
 
     ensemble = sub.add_parser(

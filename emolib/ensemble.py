@@ -44,15 +44,7 @@ def ensemble_runs(run_dirs, val_split: D.Split, test_split: D.Split | None = Non
     metrics as ``source_metrics``; its card lists the members. The member runs are not touched.
     """
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
-    cards = [T.finished_card(run_dir) for run_dir in run_dirs]
-    for run_dir, card in zip(run_dirs, cards):
-        if "logit_adjustment" in card:
-            raise ValueError(f"{run_dir} is logit-adjusted: ensemble the runs it came from, "
-                             "then calibrate the ensemble")
-        if card["labels"] != cards[0]["labels"]:
-            raise ValueError(f"{run_dir} predicts {card['labels']}, {run_dirs[0]} {cards[0]['labels']}: "
-                             "members must predict the same classes")
-        T.check_own_val_split(run_dir, val_split)
+    cards = T.combinable_cards(run_dirs, val_split, "ensemble")
     model = ensemble_model([M.load_model(run_dir).model for run_dir in run_dirs])
     record = {"members": [run_dir.name for run_dir in run_dirs], "combination": "mean of probabilities",
               "member_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}

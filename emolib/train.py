@@ -428,6 +428,21 @@ def check_own_val_split(run_dir: str | Path, val_split: D.Split) -> None:
                          f"{Path(run_dir).name} was trained with ({info['val']} faces of {classes})")
 
 
+def combinable_cards(run_dirs, val_split: D.Split, action: str) -> list[dict]:
+    """The cards of finished runs that may be combined into one model (``action``: "ensemble",
+    "average"): none logit-adjusted, all predicting one set of labels, each trained with ``val_split``."""
+    cards = [finished_card(run_dir) for run_dir in run_dirs]
+    for run_dir, card in zip(run_dirs, cards):
+        if "logit_adjustment" in card:
+            raise ValueError(f"{run_dir} is logit-adjusted: {action} the runs it came from, "
+                             "then calibrate the result")
+        if card["labels"] != cards[0]["labels"]:
+            raise ValueError(f"{run_dir} predicts {card['labels']}, {run_dirs[0]} {cards[0]['labels']}: "
+                             f"runs to {action} must predict the same classes")
+        check_own_val_split(run_dir, val_split)
+    return cards
+
+
 def snapshot_files(run_dir: str | Path) -> list[Path]:
     """The per-epoch weight files a run kept (``keep_snapshots``), oldest first."""
     return sorted((Path(run_dir) / CHECKPOINT_DIR / SNAPSHOT_DIR).glob("epoch-*.weights.h5"))

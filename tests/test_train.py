@@ -596,3 +596,44 @@ def test_cli_average_and_calibrate_chain_on_a_copied_run(finished_run, cache_dir
     assert card["weight_average"]["epochs"] == [1, 2] and "logit_adjustment" in card
     assert cli.main(["average", str(adjusted), "--last", "2"]) == 2
     assert "logit-adjusted" in capsys.readouterr().err
+
+
+def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_small, cache_dir, tmp_path,
+                                                              monkeypatch, capsys):
+    from emolib import average as A
+    from emolib import cli
+
+    monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
+    result, test_split = finished_run
+    train_split, val_split, _, info = fer_small
+    tuned = T.train(_config(epochs=1, init_from=str(result.run_dir), seed=1, learning_rate=1e-3),
+                    train_split, val_split, test_split, output=tmp_path, name="tuned", data_info=info,
+                    verbose=0).run_dir
+    re_estimated_on = []  # simple_cnn has no batch norm: record that the soup re-estimates it
+    monkeypatch.setattr(A, "recompute_batch_norm", lambda model, images: re_estimated_on.append(len(images)))
+    assert cli.main(["average", str(result.run_dir), str(tuned), "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "averaged the models of 2 runs" in out and "test accuracy" in out
+    soup = next(tmp_path.glob("*-small-soup2"))
+    card = json.loads((soup / "model.json").read_text())
+    assert card["weight_average"]["runs"] == [result.run_dir.name, tuned.name]
+    assert card["weight_average"]["batch_norm"] == "re-estimated on train"
+    ingredients = [M.load_model(run).model for run in (result.run_dir, tuned)]
+    kernels = [model.get_layer("predictions").get_weights()[0] for model in ingredients]
+    assert not np.allclose(*kernels), "the two runs are the same: the test proves nothing"
+    model = M.load_model(soup).model
+    np.testing.assert_allclose(model.get_layer("predictions").get_weights()[0], np.mean(kernels, axis=0),
+                               rtol=1e-5, atol=1e-7)
+    assert re_estimated_on == [len(train_split)], "batch norm not re-estimated on the training faces"
+    metrics = json.loads((soup / "metrics.json").read_text())
+    assert metrics["source_metrics"]["val"]["accuracy"] == result.metrics["val"]["accuracy"]
+    assert E.evaluate_split(model, test_split, L.EMOTIONS_7)["accuracy"] == \
+        pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+
+    for argv in (["average", str(tuned)], ["average", str(result.run_dir), str(tuned), "--last", "2"]):
+        assert cli.main(argv) == 2, argv
+        assert "give one run and --last N" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not the one"):
+        A.soup_runs([result.run_dir, tuned], train_split, test_split)
+    with pytest.raises(ValueError, match="different architectures"):
+        A.mean_weights([kernels[:1], [kernels[0][:2]]])
