@@ -637,3 +637,8 @@ def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_s
         A.soup_runs([result.run_dir, tuned], train_split, test_split)
     with pytest.raises(ValueError, match="different architectures"):
         A.mean_weights([kernels[:1], [kernels[0][:2]]])
+    relabelled = shutil.copytree(tuned, tmp_path / "relabelled")
+    card = json.loads((relabelled / "model.json").read_text())
+    (relabelled / "model.json").write_text(json.dumps({**card, "labels": card["labels"][::-1]}))
+    with pytest.raises(ValueError, match="must predict the same classes"):
+        A.soup_runs([result.run_dir, relabelled], train_split, val_split)
