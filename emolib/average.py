@@ -10,6 +10,7 @@ are re-estimated on the training faces.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -21,22 +22,27 @@ from emolib import train as T
 
 
 def mean_weights(weight_lists) -> list[np.ndarray]:
-    """The element-wise mean of several ``get_weights()`` lists of one architecture."""
-    shapes = {tuple(weight.shape for weight in weights) for weights in weight_lists}
-    if len(shapes) > 1:
-        raise ValueError("the weights to average come from different architectures: only models of one "
-                         "backbone, input size and number of classes can be averaged")
-    return [np.mean(arrays, axis=0) for arrays in zip(*weight_lists)]
+    """The element-wise mean of several ``get_weights()`` lists of one architecture, summed one list
+    at a time (``weight_lists`` may be a generator, so only one model's weights need be loaded)."""
+    total, count = None, 0
+    for weights in weight_lists:
+        if total is not None and [w.shape for w in weights] != [t.shape for t in total]:
+            raise ValueError("the weights to average come from different architectures: only models of one "
+                             "backbone, input size and number of classes can be averaged")
+        total = [np.array(w) for w in weights] if total is None else [t + w for t, w in zip(total, weights)]
+        count += 1
+    return [t / count for t in total]
 
 
 def average_weights(model, weight_files) -> None:
     """Set ``model``'s weights to the element-wise mean of ``weight_files`` (``save_weights`` files of
     the same architecture)."""
-    weight_lists = []
-    for path in weight_files:
-        model.load_weights(path)
-        weight_lists.append(model.get_weights())
-    model.set_weights(mean_weights(weight_lists))
+    def each_file():
+        for path in weight_files:
+            model.load_weights(path)
+            yield model.get_weights()
+
+    model.set_weights(mean_weights(each_file()))
 
 
 def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 128, seed: int = 0) -> None:
@@ -101,9 +107,9 @@ def soup_runs(run_dirs, train_split: D.Split, val_split: D.Split, test_split: D.
     if len(run_dirs) < 2:
         raise ValueError("a soup averages at least 2 runs (to average one run's epochs: --last N)")
     cards = T.combinable_cards(run_dirs, val_split, "average")
-    models = [M.load_model(run_dir).model for run_dir in run_dirs]
-    model = models[0]
-    model.set_weights(mean_weights([member.get_weights() for member in models]))
+    model = M.load_model(run_dirs[0]).model
+    others = (M.load_model(run_dir).model.get_weights() for run_dir in run_dirs[1:])
+    model.set_weights(mean_weights(itertools.chain([model.get_weights()], others)))
     recompute_batch_norm(model, train_split.images)
     record = {"runs": [run_dir.name for run_dir in run_dirs], "batch_norm": "re-estimated on train",
               "run_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
