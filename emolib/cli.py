@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "flip,rotation=0.02,zoom=0.05,translation=0.04,contrast=0.1,erasing=0")
     train.add_argument("--init-from", metavar="MODEL",
                        help="start from a trained model (run or model directory): fine-tuning")
+    train.add_argument("--teacher", metavar="MODEL",
+                       help="distil a trained model (run or model directory, e.g. an `emolib ensemble` run): "
+                       "targets mix each label with its probabilities of the train face")
+    train.add_argument("--teacher-weight", type=float, default=0.5,
+                       help="share of the teacher's probabilities in each target (default 0.5)")
     train.add_argument("--class-weights", choices=["none", "balanced"], default="none")
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau")

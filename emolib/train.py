@@ -58,6 +58,8 @@ class TrainConfig:
     patience: int = 8
     keep_snapshots: bool = False  # keep every epoch's weights (checkpoint/snapshots/) for weight averaging
     init_from: str | None = None  # a trained model (run or model directory) to start from: fine-tuning
+    teacher: str | None = None  # a trained model (e.g. an ensemble run) to distil into this one
+    teacher_weight: float = 0.5  # the teacher's share of each target (the label has the rest)
     seed: int = 0
     extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
 
@@ -130,18 +132,28 @@ def _optimizer(config: TrainConfig):
     raise ValueError(f"optimizer must be adam, adamw or sgd, not {config.optimizer!r}")
 
 
+def _soft_targets(config: TrainConfig) -> bool:
+    return bool(config.label_smoothing or config.teacher)
+
+
 def _loss(config: TrainConfig):
     import keras
 
-    if config.label_smoothing:
+    if _soft_targets(config):
         return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
 
 
-def _targets(config: TrainConfig, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    if config.label_smoothing:
-        return np.eye(num_classes, dtype=np.float32)[labels]
-    return labels
+def _targets(config: TrainConfig, labels: np.ndarray, num_classes: int,
+             teacher_probabilities: np.ndarray | None = None) -> np.ndarray:
+    """Class indices, or one-hot rows mixed with ``teacher_probabilities`` by ``config.teacher_weight``."""
+    if not _soft_targets(config):
+        return labels
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    if teacher_probabilities is None:
+        return one_hot
+    weight = config.teacher_weight
+    return ((1 - weight) * one_hot + weight * teacher_probabilities).astype(np.float32)
 
 
 def _class_weight(config: TrainConfig, labels: np.ndarray, num_classes: int) -> dict | None:
@@ -291,6 +303,8 @@ def train(
             raise ValueError(f"images are {split.images.shape[1:]}, the model takes "
                              f"{(image_size, image_size, channels)}: load the data with that size")
 
+    teacher = (_teacher_probabilities(config, train_split, val_split, data_info)
+               if config.teacher and _has_epochs_left(state, config) else None)
     # the run directory is made once the model is ready: a refused configuration leaves nothing behind
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
     checkpoint = run_dir / CHECKPOINT_DIR
@@ -312,7 +326,7 @@ def train(
     checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
     if _has_epochs_left(state, config):
         model.fit(
-            train_split.images, _targets(config, train_split.labels, num_classes),
+            train_split.images, _targets(config, train_split.labels, num_classes, teacher),
             validation_data=(val_split.images, _targets(config, val_split.labels, num_classes)),
             epochs=config.epochs, initial_epoch=state["epoch"], batch_size=config.batch_size,
             class_weight=_class_weight(config, train_split.labels, num_classes),
@@ -323,11 +337,10 @@ def train(
     return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info)
 
 
-def _initialise_from(model, source: str | Path, val_split: D.Split, data_info: dict) -> None:
-    """Start ``model`` from the weights of the trained model at ``source`` (see ``M.transfer_weights``).
+def _load_trained_apart_from_val(source: str | Path, val_split: D.Split, data_info: dict):
+    """The trained model at ``source``, refused if trained on this dataset with another validation carve.
 
-    A source trained on the same dataset with another validation carve is refused: its training
-    faces would be in this validation split, and selecting on it would flatter the new run.
+    Its training faces would be in this validation split, and selecting on it would flatter the new run.
     """
     from emolib import models as M
 
@@ -337,8 +350,33 @@ def _initialise_from(model, source: str | Path, val_split: D.Split, data_info: d
             and trained_on["val_fingerprint"] != val_split.content_fingerprint()):
         raise ValueError(f"{source} was trained on {trained_on['dataset']} with another validation split: "
                          "its training faces may be in this one. Use the same --seed and --val-fraction")
+    return loaded
+
+
+def _initialise_from(model, source: str | Path, val_split: D.Split, data_info: dict) -> None:
+    """Start ``model`` from the weights of the trained model at ``source`` (see ``M.transfer_weights``)."""
+    from emolib import models as M
+
+    loaded = _load_trained_apart_from_val(source, val_split, data_info)
     kept = M.transfer_weights(loaded.model, model)
     print(f"initialised from {source}" + (f"; fresh layers: {', '.join(kept)}" if kept else ""))
+
+
+def _teacher_probabilities(config: TrainConfig, train_split: D.Split, val_split: D.Split,
+                           data_info: dict) -> np.ndarray:
+    """The class probabilities that ``config.teacher`` gives each (unaugmented) train face."""
+    source = config.teacher
+    if not 0 < config.teacher_weight <= 1:
+        raise ValueError(f"the teacher weight must be in (0, 1], not {config.teacher_weight}")
+    loaded = _load_trained_apart_from_val(source, val_split, data_info)
+    if list(loaded.card.get("labels", [])) != list(train_split.classes):
+        raise ValueError(f"the teacher {source} predicts {loaded.card.get('labels')}, "
+                         f"this run {list(train_split.classes)}: a teacher must predict the same classes")
+    if tuple(loaded.model.input_shape[1:]) != train_split.images.shape[1:]:
+        raise ValueError(f"the teacher {source} takes {tuple(loaded.model.input_shape[1:])} images, "
+                         f"this run {train_split.images.shape[1:]}")
+    print(f"teacher {source}: predicting the {len(train_split)} train faces")
+    return E.predict_proba(loaded.model, train_split.images).astype(np.float32)
 
 
 def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info) -> RunResult:
@@ -575,6 +613,7 @@ def run_cli(args) -> int:
             class_weights=None if args.class_weights == "none" else args.class_weights,
             label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
             keep_snapshots=args.keep_snapshots, seed=args.seed, init_from=args.init_from,
+            teacher=args.teacher, teacher_weight=args.teacher_weight,
         )
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class,

@@ -7,6 +7,7 @@ minute on a busy 2-core CPU.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -480,6 +481,49 @@ def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
         N.ensemble_runs([result.run_dir, adjusted], val_split)
     with pytest.raises(ValueError, match="at least 2 members"):
         N.ensemble_model(members[:1])
+
+
+def test_distillation_mixes_the_teachers_probabilities_into_the_targets(finished_run, fer_small, fer2013_dir,
+                                                                        cache_dir, tmp_path):
+    result, _ = finished_run
+    train_split, val_split, _, info = fer_small
+    config = _config(epochs=1, teacher=str(result.run_dir), teacher_weight=0.25)
+    probabilities = T._teacher_probabilities(config, train_split, val_split, info)
+    teacher = M.load_model(result.run_dir).model
+    np.testing.assert_allclose(probabilities, E.predict_proba(teacher, train_split.images), rtol=1e-5)
+    assert not np.allclose(probabilities.max(axis=1), 1), "a one-hot teacher: the test proves nothing"
+    targets = T._targets(config, train_split.labels, 7, probabilities)
+    rows = np.arange(len(train_split))
+    np.testing.assert_allclose(targets.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(targets[rows, train_split.labels],
+                               0.75 + 0.25 * probabilities[rows, train_split.labels], rtol=1e-5)
+    np.testing.assert_array_equal(T._targets(_config(), train_split.labels, 7), train_split.labels)
+
+    plain = T.train(_config(epochs=1, label_smoothing=0.1), train_split, val_split, output=tmp_path,
+                    name="plain", data_info=info, verbose=0)
+    distilled = T.train(_config(epochs=1, label_smoothing=0.1, teacher=str(result.run_dir)), train_split,
+                        val_split, output=tmp_path, name="distilled", data_info=info, verbose=0)
+    assert not math.isclose(plain.history[0]["loss"], distilled.history[0]["loss"], rel_tol=1e-4)
+    card = json.loads((distilled.run_dir / "model.json").read_text())
+    assert card["config"]["teacher"] == str(result.run_dir) and card["config"]["teacher_weight"] == 0.5
+
+    refused = tmp_path / "refused"
+
+    def distil(train_with, val_with, weight=0.5):
+        T.train(_config(epochs=1, teacher=str(result.run_dir), teacher_weight=weight), train_with, val_with,
+                output=refused, data_info=info, verbose=0)
+
+    other_train, other_val, _, _ = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=30, seed=1,
+                                               test_split=None, cache=cache_dir)
+    with pytest.raises(ValueError, match="another validation split"):
+        distil(other_train, other_val)
+    with pytest.raises(ValueError, match="teacher weight must be in"):
+        distil(train_split, val_split, weight=0.0)
+    reordered = val_split.classes[::-1]
+    with pytest.raises(ValueError, match="the same classes"):
+        distil(dataclasses.replace(train_split, classes=reordered),
+               dataclasses.replace(val_split, classes=reordered))
+    assert not refused.exists(), "a refused run left a run directory behind"
 
 
 # ---------------------------------------------------------------------------------------------------
