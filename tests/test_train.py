@@ -509,9 +509,9 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(finished
 
     refused = tmp_path / "refused"
 
-    def distil(train_with, val_with, weight=0.5):
-        T.train(_config(epochs=1, teacher=str(result.run_dir), teacher_weight=weight), train_with, val_with,
-                output=refused, data_info=info, verbose=0)
+    def distil(train_with, val_with, weight=0.5, input_size=None, dataset=info["dataset"]):
+        T.train(_config(epochs=1, teacher=str(result.run_dir), teacher_weight=weight, input_size=input_size),
+                train_with, val_with, output=refused, data_info={**info, "dataset": dataset}, verbose=0)
 
     other_train, other_val, _, _ = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=30, seed=1,
                                                test_split=None, cache=cache_dir)
@@ -523,6 +523,11 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(finished
     with pytest.raises(ValueError, match="the same classes"):
         distil(dataclasses.replace(train_split, classes=reordered),
                dataclasses.replace(val_split, classes=reordered))
+    cropped = [dataclasses.replace(split, images=split.images[:, :40, :40])
+               for split in (train_split, val_split)]
+    # from another dataset (so no val carve to compare), at another image size
+    with pytest.raises(ValueError, match=r"takes \(48, 48, 1\) images"):
+        distil(*cropped, input_size=40, dataset="cropped")
     assert not refused.exists(), "a refused run left a run directory behind"
 
 
