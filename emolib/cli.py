@@ -77,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=8)
     train.add_argument("--keep-snapshots", action="store_true",
                        help="keep every epoch's weights (checkpoint/snapshots/) for `emolib average`")
+    train.add_argument("--targets", choices=["auto", "labels", "votes"], default="auto",
+                       help="fit each face's label, or its annotators' vote distribution (auto: votes where "
+                       "the dataset has them, e.g. ferplus)")
     train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--val-split", help="select on the dataset's own split of this name (e.g. ferplus "
+                       "valid) instead of carving --val-fraction from train")
     train.add_argument("--max-per-class", type=int)
     train.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and augmentation")
     train.add_argument("--split-seed", type=int,

@@ -60,6 +60,7 @@ class TrainConfig:
     init_from: str | None = None  # a trained model (run or model directory) to start from: fine-tuning
     teacher: str | None = None  # a trained model (e.g. an ensemble run) to distil into this one
     teacher_weight: float = 0.5  # the teacher's share of each target (the label has the rest)
+    targets: str = "auto"  # labels | votes (each face's annotator vote distribution) | auto: votes if any
     seed: int = 0
     extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
 
@@ -132,28 +133,48 @@ def _optimizer(config: TrainConfig):
     raise ValueError(f"optimizer must be adam, adamw or sgd, not {config.optimizer!r}")
 
 
-def _soft_targets(config: TrainConfig) -> bool:
-    return bool(config.label_smoothing or config.teacher)
+TARGETS = ("auto", "labels", "votes")
 
 
-def _loss(config: TrainConfig):
+def _uses_votes(config: TrainConfig, split: D.Split) -> bool:
+    """Whether the training targets are ``split``'s vote distributions (``config.targets``)."""
+    if config.targets not in TARGETS:
+        raise ValueError(f"targets must be one of {', '.join(TARGETS)}, not {config.targets!r}")
+    if config.targets == "votes" and split.soft_labels is None:
+        raise ValueError("--targets votes needs a dataset with vote distributions (ferplus)")
+    return config.targets == "votes" or (config.targets == "auto" and split.soft_labels is not None)
+
+
+def _soft_targets(config: TrainConfig, train_split: D.Split) -> bool:
+    return bool(config.label_smoothing or config.teacher or _uses_votes(config, train_split))
+
+
+def _loss(config: TrainConfig, train_split: D.Split):
     import keras
 
-    if _soft_targets(config):
+    if _soft_targets(config, train_split):
         return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
 
 
-def _targets(config: TrainConfig, labels: np.ndarray, num_classes: int,
+def _targets(config: TrainConfig, split: D.Split, train_split: D.Split,
              teacher_probabilities: np.ndarray | None = None) -> np.ndarray:
-    """Class indices, or one-hot rows mixed with ``teacher_probabilities`` by ``config.teacher_weight``."""
-    if not _soft_targets(config):
-        return labels
-    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
+    """The fit targets of ``split``: class indices, or rows of probabilities.
+
+    A row is the face's one-hot label, or its vote distribution where ``config.targets`` says so (the
+    majority label stays the evaluation target), mixed with ``teacher_probabilities`` by
+    ``config.teacher_weight``. ``train_split`` decides the kind, so val targets match train's.
+    """
+    if not _soft_targets(config, train_split):
+        return split.labels
+    if _uses_votes(config, train_split) and split.soft_labels is not None:
+        rows = split.soft_labels.astype(np.float32)
+    else:
+        rows = np.eye(len(split.classes), dtype=np.float32)[split.labels]
     if teacher_probabilities is None:
-        return one_hot
+        return rows
     weight = config.teacher_weight
-    return ((1 - weight) * one_hot + weight * teacher_probabilities).astype(np.float32)
+    return ((1 - weight) * rows + weight * teacher_probabilities).astype(np.float32)
 
 
 def _class_weight(config: TrainConfig, labels: np.ndarray, num_classes: int) -> dict | None:
@@ -296,7 +317,7 @@ def train(
                               config.weights, config.train_base, config.augment, config.seed)
         if config.init_from:
             _initialise_from(model, config.init_from, val_split, data_info)
-        model.compile(optimizer=_optimizer(config), loss=_loss(config), metrics=["accuracy"])
+        model.compile(optimizer=_optimizer(config), loss=_loss(config, train_split), metrics=["accuracy"])
     image_size, channels = model.input_shape[1], model.input_shape[3]
     for split in (train_split, val_split, test_split):
         if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
@@ -326,8 +347,8 @@ def train(
     checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
     if _has_epochs_left(state, config):
         model.fit(
-            train_split.images, _targets(config, train_split.labels, num_classes, teacher),
-            validation_data=(val_split.images, _targets(config, val_split.labels, num_classes)),
+            train_split.images, _targets(config, train_split, train_split, teacher),
+            validation_data=(val_split.images, _targets(config, val_split, train_split)),
             epochs=config.epochs, initial_epoch=state["epoch"], batch_size=config.batch_size,
             class_weight=_class_weight(config, train_split.labels, num_classes),
             callbacks=[scheduler, early, checkpointer, *(callbacks or [])], verbose=verbose, shuffle=True,
@@ -542,26 +563,37 @@ def load_run(run_dir: str | Path) -> RunResult:
 
 def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = 0.1,
               max_per_class: int | None = None, seed: int = 0, test_split: str | None = "test",
-              **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
-    """Train / validation (carved from train, stratified) / test splits and their description."""
+              val_split: str | None = None, **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
+    """Train / validation / test splits and their description.
+
+    The validation split is the dataset's own ``val_split`` (e.g. FER+'s ``valid``) where given, else
+    carved from train (stratified, ``val_fraction``, ``seed``). The test split is only evaluated.
+    """
     full = D.load_split(dataset, root, "train", input_size, channels, progress=True, **options)
-    train_split, val_split = D.train_val_split(full, val_fraction, seed)
+    if val_split:
+        train_split = full
+        val = D.load_split(dataset, root, val_split, input_size, channels, progress=True, **options)
+    else:
+        train_split, val = D.train_val_split(full, val_fraction, seed)
     train_split = D.limit_per_class(train_split, max_per_class, seed=seed)
-    val_split = D.limit_per_class(val_split, max_per_class and max(1, max_per_class // 4), seed=seed)
+    val = D.limit_per_class(val, max_per_class and max(1, max_per_class // 4), seed=seed)
     test = None
     if test_split:
         test = D.load_split(dataset, root, test_split, input_size, channels, progress=True, **options)
         test = D.limit_per_class(test, max_per_class and max(1, max_per_class // 4), seed=seed)
-    info = {"dataset": dataset, "root": str(root), "val_fraction": val_fraction,
+    info = {"dataset": dataset, "root": str(root), "val_fraction": None if val_split else val_fraction,
             "max_per_class": max_per_class, "seed": seed, "test_split": test_split,
             "skipped": len(full.skipped) + (len(test.skipped) if test is not None else 0)}
-    return train_split, val_split, test, info
+    if val_split:
+        info["val_split"] = val_split
+    return train_split, val, test, info
 
 
 def load_recorded_data(record: dict, input_size: int, channels: int):
     """:func:`load_data` of a run's ``data`` record (params.json): the same splits, the same val carve."""
     return load_data(record["dataset"], record["root"], input_size, channels, record["val_fraction"],
-                     record["max_per_class"], record["seed"], record.get("test_split", "test"))
+                     record["max_per_class"], record["seed"], record.get("test_split", "test"),
+                     record.get("val_split"))
 
 
 def load_run_data(run_dir: str | Path):
@@ -613,10 +645,10 @@ def run_cli(args) -> int:
             class_weights=None if args.class_weights == "none" else args.class_weights,
             label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
             keep_snapshots=args.keep_snapshots, seed=args.seed, init_from=args.init_from,
-            teacher=args.teacher, teacher_weight=args.teacher_weight,
+            teacher=args.teacher, teacher_weight=args.teacher_weight, targets=args.targets,
         )
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
-                  "max_per_class": args.max_per_class,
+                  "max_per_class": args.max_per_class, "val_split": args.val_split,
                   "seed": args.seed if args.split_seed is None else args.split_seed}
     backbone = M.get_backbone(config.backbone)
     train_split, val_split, test_split, info = load_recorded_data(

@@ -492,12 +492,12 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(finished
     teacher = M.load_model(result.run_dir).model
     np.testing.assert_allclose(probabilities, E.predict_proba(teacher, train_split.images), rtol=1e-5)
     assert not np.allclose(probabilities.max(axis=1), 1), "a one-hot teacher: the test proves nothing"
-    targets = T._targets(config, train_split.labels, 7, probabilities)
+    targets = T._targets(config, train_split, train_split, probabilities)
     rows = np.arange(len(train_split))
     np.testing.assert_allclose(targets.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_allclose(targets[rows, train_split.labels],
                                0.75 + 0.25 * probabilities[rows, train_split.labels], rtol=1e-5)
-    np.testing.assert_array_equal(T._targets(_config(), train_split.labels, 7), train_split.labels)
+    np.testing.assert_array_equal(T._targets(_config(), train_split, train_split), train_split.labels)
 
     plain = T.train(_config(epochs=1, label_smoothing=0.1), train_split, val_split, output=tmp_path,
                     name="plain", data_info=info, verbose=0)
@@ -691,3 +691,29 @@ def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_s
     (relabelled / "model.json").write_text(json.dumps({**card, "labels": card["labels"][::-1]}))
     with pytest.raises(ValueError, match="must predict the same classes"):
         A.soup_runs([result.run_dir, relabelled], train_split, val_split)
+
+
+def test_vote_targets_give_the_cross_entropy_to_each_faces_votes(ferplus_dir, cache_dir, tmp_path):
+    train_split, val_split, _, info = T.load_data("ferplus", ferplus_dir, 48, 1, max_per_class=12,
+                                                  test_split=None, val_split="valid", cache=cache_dir)
+    assert info["val_split"] == "valid" and len(train_split.classes) == 8
+    assert not np.allclose(train_split.soft_labels.max(axis=1), 1), "unanimous votes prove nothing"
+    config = _config(epochs=1)  # targets "auto": votes, since FER+ has them
+    targets = T._targets(config, train_split, train_split)
+    np.testing.assert_allclose(targets, train_split.soft_labels)
+    np.testing.assert_array_equal(T._targets(_config(targets="labels"), train_split, train_split),
+                                  train_split.labels)
+
+    model = M.build_model("simple_cnn", 8, 48, 1, seed=0)
+    model.compile(optimizer="adam", loss=T._loss(config, train_split))
+    batch = train_split.images[:16]
+    probabilities = E.predict_proba(model, batch).astype(np.float64)
+    by_hand = -(targets[:16] * np.log(np.clip(probabilities, 1e-7, 1))).sum(axis=1).mean()
+    assert model.evaluate(batch, targets[:16], batch_size=16, verbose=0) == pytest.approx(by_hand, rel=1e-4)
+
+    result = T.train(config, train_split, val_split, output=tmp_path, name="votes", data_info=info, verbose=0)
+    assert T.run_params(result.run_dir)["config"]["targets"] == "auto"
+    with pytest.raises(ValueError, match="vote distributions"):
+        fer_train = train_split.subset(np.arange(len(train_split)))
+        fer_train.soft_labels = None
+        T._targets(_config(targets="votes"), fer_train, fer_train)
