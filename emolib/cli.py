@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
-    evaluate.add_argument("--model", help="model directory, .keras file or model card (default: shipped)")
+    evaluate.add_argument("--model", help="a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card (default: the shipped default)")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--split", default="test")
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="detect faces and classify their emotions")
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--model", help="model directory, .keras file or model card (default: shipped)")
+    predict.add_argument("--model", help="a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card (default: the shipped default)")
     predict.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
     predict.add_argument("--flip-tta", action="store_true")

@@ -523,9 +523,25 @@ class LoadedModel:
         return int(self.card["channels"])
 
 
+SHIPPED_MODELS_DIR = DEFAULT_MODEL_DIR.parent
+
+
+def list_models() -> dict[str, dict]:
+    """The shipped models by name: their classes and the scores their cards record."""
+    found = {}
+    for card_file in sorted(SHIPPED_MODELS_DIR.glob(f"*/{CARD_FILE}")):
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        found[card_file.parent.name] = {"labels": card["labels"], "metrics": card.get("metrics", {}),
+                                        "path": str(card_file.parent)}
+    return found
+
+
 def find_card(path: str | os.PathLike) -> tuple[Path, Path]:
-    """Resolve a model directory, ``.keras`` file or card ``.json`` to (model file, card file)."""
+    """Resolve a model directory, ``.keras`` file, card ``.json`` or a shipped model's name (see
+    :func:`list_models`) to (model file, card file)."""
     path = Path(path).expanduser()
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_MODELS_DIR / path).is_dir():
+        path = SHIPPED_MODELS_DIR / path
     if path.is_dir():
         model_file, card_file = path / MODEL_FILE, path / CARD_FILE
     elif path.suffix == ".json":

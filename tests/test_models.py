@@ -379,3 +379,15 @@ def test_saved_model_has_no_optimizer_state(tmp_path):
     with h5py.File(tmp_path / "model.weights.h5") as weights:
         assert "optimizer" not in weights or len(weights["optimizer"].get("vars", {})) == 0
     assert getattr(M.load_model(tmp_path).model, "optimizer", None) is None
+
+
+def test_shipped_models_are_listed_and_loaded_by_name(tmp_path, monkeypatch):
+    listed = M.list_models()
+    assert "emolib-fer2013" in listed
+    assert listed["emolib-fer2013"]["labels"] == list(L.EMOTIONS_7)
+    assert 0.6 < listed["emolib-fer2013"]["metrics"]["test"]["accuracy"] < 1
+    monkeypatch.chdir(tmp_path)  # a name is found from any directory
+    model_file, _ = M.find_card("emolib-fer2013")
+    assert model_file == M.SHIPPED_MODELS_DIR / "emolib-fer2013" / M.MODEL_FILE
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        M.find_card("no-such-model")
