@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+MODEL_HELP = ("a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card "
+              "(default: the shipped default)")
+
+
 def parse_augmentation(text: str) -> dict:
     """``flip,zoom=0.05`` → ``{"flip": True, "zoom": 0.05}``: switches of ``emolib.models.Augmentation``."""
     switches = {}
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
-    evaluate.add_argument("--model", help="a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card (default: the shipped default)")
+    evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--split", default="test")
@@ -130,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="detect faces and classify their emotions")
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--model", help="a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card (default: the shipped default)")
+    predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
     predict.add_argument("--flip-tta", action="store_true")
@@ -150,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="REST API: POST /predict, GET /test, GET /health")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
-    serve.add_argument("--model")
+    serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--detector", choices=["haar", "yunet"])
 
     doctor = sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
