@@ -197,3 +197,23 @@ def test_importing_the_api_or_the_cli_does_not_import_tensorflow():
     help_out = subprocess.run([sys.executable, "-m", "emolib", "serve", "--help"], capture_output=True,
                               text=True, cwd=REPO, timeout=120)
     assert help_out.returncode == 0 and "--port" in help_out.stdout
+
+
+def test_an_eight_class_model_answers_with_its_own_classes(tmp_path, jpeg, yunet_path):
+    from fastapi.testclient import TestClient
+
+    from emolib import detect, labels, models
+    from emolib.serve import create_app
+
+    model = models.build_model("simple_cnn", num_classes=8, input_size=48, channels=1, seed=0)
+    card = models.make_card(model, backbone="simple_cnn", labels=labels.EMOTIONS_8, name="tiny-eight")
+    directory = models.save_model(model, tmp_path / "tiny-eight", card)
+    app = create_app(models.load_model(directory), detect.get_detector("yunet", model_path=yunet_path))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/health").json()["model"]["labels"] == list(labels.EMOTIONS_8)
+        result = post(client, jpeg).json()
+    assert result["faces_detected"] == 1
+    face = result["predictions"][0]
+    assert set(face["probabilities"]) == set(labels.EMOTIONS_8)
+    assert face["label"] == labels.display_name(face["emotion"])
+    assert labels.display_name("contempt") == "Mépris" and labels.emoji("contempt") == "😒"
