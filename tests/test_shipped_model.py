@@ -52,3 +52,17 @@ def test_a_plain_call_of_the_shipped_model_predicts(fer2013_dir):
     np.testing.assert_allclose(np.asarray(model(faces)), model.predict(faces, verbose=0), atol=1e-5)
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
+
+
+def test_evaluate_cli_reproduces_the_ferplus_card(ferplus_dir):
+    directory = M.SHIPPED_MODELS_DIR / "emolib-ferplus"
+    card = json.loads((directory / M.CARD_FILE).read_text())
+    assert card["labels"] == list(L.EMOTIONS_8) and card["training_data"]["val_split"] == "valid"
+    process = subprocess.run(
+        [sys.executable, "-m", "emolib", "evaluate", "--model", "emolib-ferplus", "--dataset", "ferplus",
+         "--data", str(ferplus_dir), "--split", "test", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert process.returncode == 0, process.stderr[-3000:]
+    measured = json.loads(process.stdout[process.stdout.index("{"):])
+    assert measured["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=0.001)
+    assert measured["macro_f1"] == pytest.approx(card["metrics"]["test"]["macro_f1"], abs=0.001)
