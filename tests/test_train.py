@@ -713,7 +713,7 @@ def test_vote_targets_give_the_cross_entropy_to_each_faces_votes(ferplus_dir, ca
 
     result = T.train(config, train_split, val_split, output=tmp_path, name="votes", data_info=info, verbose=0)
     assert T.run_params(result.run_dir)["config"]["targets"] == "auto"
+    without_votes = train_split.subset(np.arange(len(train_split)))
+    without_votes.soft_labels = None
     with pytest.raises(ValueError, match="vote distributions"):
-        fer_train = train_split.subset(np.arange(len(train_split)))
-        fer_train.soft_labels = None
-        T._targets(_config(targets="votes"), fer_train, fer_train)
+        T._targets(_config(targets="votes"), without_votes, without_votes)
