@@ -17,19 +17,27 @@ The model and detector load once, in :func:`create_app`. Predictions run in work
 ``max_concurrency`` at a time, so a burst of large photos cannot exhaust memory); the predictor is
 thread-safe. This module imports neither TensorFlow nor Keras until ``create_app`` runs.
 
+``POST /predict`` also takes optional query parameters, so that one server can answer every viewer of
+the dashboard with the settings of that viewer: ``whole_image`` (the photo is one face crop),
+``detector``, ``flip_tta``, ``language`` and ``model`` (the start-up model, or one found by
+:func:`emolib.modelcards.find_models`, never any other path). Each combination is built once, sharing the
+loaded model and detector (see :class:`PredictorChoices`).
+
 Run it with ``python -m emolib serve --port 5000`` (see :func:`run_cli`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+from pathlib import Path
+from typing import Annotated, Literal
 
 import anyio
-from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from emolib import __version__, imageio
+from emolib import __version__, imageio, modelcards
 
 #: Largest accepted upload (the image file itself).
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -37,6 +45,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 DEFAULT_MAX_CONCURRENCY = 4
 _FILE_HELP = "the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"
+_MODEL_HELP = "a shipped model's name or a listed model directory (default: the start-up model)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -121,6 +130,78 @@ class UploadLimit:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Per-request settings
+# ---------------------------------------------------------------------------------------------------
+
+class PredictorChoices:
+    """The start-up predictor and its variants for other settings, each built once, on first request.
+
+    Variants share the loaded model (and the detector, when it is the same one), so another flip TTA or
+    language costs nothing and another detector or model costs only itself.
+
+    Parameters
+    ----------
+    predictor : EmotionPredictor
+        The start-up predictor (its settings are the defaults of every request).
+    model_dirs : iterable of paths
+        Where requests may pick another model (:func:`emolib.modelcards.find_models`).
+    """
+
+    def __init__(self, predictor, model_dirs=modelcards.MODEL_SEARCH_DIRS):
+        self.default = predictor
+        self.model_dirs = tuple(model_dirs)
+        self._made = {}
+        self._loaded = {self._model_dir(predictor.loaded.path): predictor.loaded}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _model_dir(path) -> Path:
+        path = Path(path).resolve()
+        return path if path.is_dir() else path.parent
+
+    def _allowed_model(self, model: str) -> Path:
+        shipped = modelcards.SHIPPED_MODELS_DIR / model
+        path = self._model_dir(shipped if Path(model).name == model and shipped.is_dir() else model)
+        if path in self._loaded or path in {p.resolve() for p in modelcards.find_models(self.model_dirs)}:
+            return path
+        raise ValueError(f"unknown model {model!r}: use the start-up model or one under "
+                         f"{', '.join(str(d) for d in self.model_dirs)}")
+
+    def get(self, model: str | None = None, detector: str | None = None, flip_tta: bool | None = None,
+            language: str | None = None):
+        """The predictor for these settings (None: the start-up predictor's).
+
+        Raises
+        ------
+        ValueError
+            For a model that is neither the start-up one nor found under ``model_dirs``.
+        """
+        base = self.default
+        model_dir = self._allowed_model(model) if model else self._model_dir(base.loaded.path)
+        detector = detector or base.detector.name
+        flip_tta = base.flip_tta if flip_tta is None else bool(flip_tta)
+        language = language or base.language
+        key = (model_dir, detector, flip_tta, language)
+        with self._lock:
+            if key not in self._made:
+                if key == (self._model_dir(base.loaded.path), base.detector.name, base.flip_tta,
+                           base.language):
+                    self._made[key] = base
+                else:
+                    from emolib.models import load_model
+                    from emolib.predict import EmotionPredictor
+
+                    if model_dir not in self._loaded:
+                        self._loaded[model_dir] = load_model(model_dir)
+                    same_detector = detector == base.detector.name
+                    self._made[key] = EmotionPredictor(
+                        model=self._loaded[model_dir],
+                        detector=base.detector if same_detector else detector,
+                        flip_tta=flip_tta, language=language, max_pixels=base.max_pixels)
+            return self._made[key]
+
+
+# ---------------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------------
 
@@ -162,6 +243,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
     )
     app.add_middleware(UploadLimit, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
     app.state.predictor = predictor
+    choices = PredictorChoices(predictor)
 
     @app.get("/test", response_model=Status, summary="Liveness check")
     async def test() -> dict:
@@ -176,7 +258,17 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
 
     @app.post("/predict", response_model=PredictionResult, responses=_ERRORS,
               summary="Faces and emotions of an uploaded photo")
-    async def predict(file: Annotated[UploadFile, File(description=_FILE_HELP)]):
+    async def predict(
+            file: Annotated[UploadFile, File(description=_FILE_HELP)],
+            whole_image: Annotated[bool, Query(description="the photo is one face crop")] = False,
+            detector: Annotated[Literal["yunet", "haar"] | None, Query(description="face detector")] = None,
+            flip_tta: Annotated[bool | None, Query(description="average with the mirror image")] = None,
+            language: Annotated[Literal["fr", "en"] | None, Query(description="language of labels")] = None,
+            model: Annotated[str | None, Query(description=_MODEL_HELP)] = None):
+        try:
+            chosen = await anyio.to_thread.run_sync(choices.get, model, detector, flip_tta, language)
+        except (ValueError, FileNotFoundError) as error:
+            raise HTTPException(400, str(error)) from None
         data = await file.read(max_upload_bytes + 1)
         await file.close()
         if len(data) > max_upload_bytes:
@@ -184,7 +276,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
         if not data:
             raise HTTPException(400, "empty file: no image received")
         try:
-            return await anyio.to_thread.run_sync(predictor.predict, data, limiter=limiter)
+            return await anyio.to_thread.run_sync(chosen.predict, data, whole_image, limiter=limiter)
         except imageio.ImageTooLargeError as error:
             raise HTTPException(413, str(error)) from None
         except imageio.UnsupportedImageError as error:
