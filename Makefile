@@ -9,6 +9,8 @@ comma   := ,
 EXTRAS  := $(if $(filter none,$(TF)),api$(comma)dev,$(TF)$(comma)api$(comma)dev)
 STAMP   := $(VENV)/.installed-$(TF)
 PORT    ?= 8866
+# more options of `emolib dashboard` (API port, kernel culling, preheated pool), e.g. "--cull-idle 300"
+DASHBOARD_ARGS ?=
 export EMOLIB_SHARED ?= $(abspath ../shared)
 
 .PHONY: setup dashboard test lint browser serve clean-cache
@@ -27,8 +29,7 @@ browser:
 	@command -v ffmpeg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 
 dashboard: $(STAMP)
-	@echo "emolib dashboard on http://localhost:$(PORT)"
-	$(VENV)/bin/voila dashboards/emotions.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+	$(PY) -m emolib dashboard --port $(PORT) $(DASHBOARD_ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -p no:cacheprovider --nbval-lax tests notebooks dashboards

@@ -14,6 +14,7 @@ the model cards' JSON (:mod:`emolib.modelcards`), without Keras either.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -96,7 +97,7 @@ def model_card_html(directory: Path | str | None, language: str = "fr") -> str:
     score = _test_score(card)
     return ('<div class="emolib-model-card" style="color:#444;max-width:640px;margin:0 0 6px 84px;">'
             f"<b>{len(names)} classes:</b> {html.escape(', '.join(names))}"
-            f"{'<br>' + html.escape(score.capitalize()) if score else ''}</div>")
+            f"{'<br>' + html.escape(score[:1].upper() + score[1:]) if score else ''}</div>")
 
 
 def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | None, str]:
@@ -120,8 +121,10 @@ def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | 
     )
 
 
+@functools.lru_cache(maxsize=1)
 def sample_image_bytes() -> bytes:
-    """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package)."""
+    """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package
+    once)."""
     from matplotlib import cbook
 
     return Path(cbook.get_sample_data(SAMPLE_NAME, asfileobj=False)).read_bytes()
@@ -430,10 +433,12 @@ class EmotionDashboard(widgets.VBox):
             return predictor
 
     def preload(self) -> threading.Thread:
-        """Load the model in a background thread (the page stays usable; predictions wait for it)."""
+        """Load the model (or reach the API) and the sample in a background thread (the page stays
+        usable; predictions wait for it)."""
 
         def work():
             try:
+                sample_image_bytes()  # matplotlib's import too, before the first ✨ Try a sample
                 self.predictor()
             except Exception as error:  # noqa: BLE001 - reported in the page
                 log.exception("model preload failed")
