@@ -34,6 +34,7 @@ from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Integer
 
+from emolib.widgets.app import resolve_start_model
 from emolib.widgets.remote import API_URL_ENV
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "dashboards" / "emotions.ipynb"
@@ -156,13 +157,18 @@ def run(args) -> int:
     api = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` stops the children
     try:
-        if args.in_process:
+        model = args.model or env.get("EMOLIB_MODEL")
+        found, problem = resolve_start_model(model)
+        if found is None:  # the page explains it; an API could not even start
+            print(f"emolib dashboard: {problem}", file=sys.stderr, flush=True)
+        elif model:
+            env["EMOLIB_MODEL"] = str(found)  # the kernels start with the API's model
+        if args.in_process or found is None:
             env.pop(API_URL_ENV, None)
         else:
             api_port = args.api_port or free_port()
             url = f"http://127.0.0.1:{api_port}"
-            api = subprocess.Popen(api_command(api_port, args.model or env.get("EMOLIB_MODEL"),
-                                               args.detector), env=env)
+            api = subprocess.Popen(api_command(api_port, model and str(found), args.detector), env=env)
             wait_for_api(url, api)
             env[API_URL_ENV] = url
             print(f"emolib dashboard: predictions by the API at {url}", flush=True)

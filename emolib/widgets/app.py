@@ -27,7 +27,14 @@ import numpy as np
 
 import emolib
 from emolib import labels as emo_labels
-from emolib.modelcards import DEFAULT_MODEL_DIR, MODEL_SEARCH_DIRS, find_models, is_model_dir, read_card
+from emolib.modelcards import (
+    DEFAULT_MODEL_DIR,
+    MODEL_SEARCH_DIRS,
+    SHIPPED_MODELS_DIR,
+    find_models,
+    is_model_dir,
+    read_card,
+)
 from emolib.widgets.remote import API_URL_ENV, RemotePredictor
 from emolib.widgets.results import ResultView, crop_box, encode
 from emolib.widgets.webcam import WebcamWidget
@@ -103,11 +110,14 @@ def model_card_html(directory: Path | str | None, language: str = "fr") -> str:
 def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | None, str]:
     """The model to start with and, when there is none, why (a message for the page).
 
-    Order: ``model`` if given, else ``$EMOLIB_MODEL``, else the shipped default model.
+    Order: ``model`` if given, else ``$EMOLIB_MODEL``, else the shipped default model. A shipped model
+    may be named (``emolib-ferplus``).
     """
     chosen = model or os.environ.get(MODEL_ENV)
     origin = "the model argument" if model else f"${MODEL_ENV}" if chosen else None
     path = Path(chosen).expanduser() if chosen else DEFAULT_MODEL_DIR
+    if not path.exists() and path.name == str(chosen) and is_model_dir(SHIPPED_MODELS_DIR / path.name):
+        path = SHIPPED_MODELS_DIR / path.name  # a shipped model's name
     if path.is_dir() and is_model_dir(path):
         return path, ""
     if path.is_file():  # a .keras file or a card .json: let the predictor resolve it
