@@ -16,8 +16,9 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
 #: The models shipped with emolib, one directory each.
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-#: The model used when none is named.
-DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-fer2013"
+#: The default model: the 8-class FER+ model, better than emolib-fer2013 on the 7 classes both know
+#: (FER+ test, see models/emolib-ferplus/README.md).
+DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 #: Where model choosers (the dashboard's settings, the API's ``model`` parameter) look for models.
 MODEL_SEARCH_DIRS = (SHIPPED_MODELS_DIR, SHIPPED_MODELS_DIR.parent / "results" / "runs")
 

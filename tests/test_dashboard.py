@@ -98,6 +98,7 @@ class VoilaServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
+        self.model = Path(model)
         command = [sys.executable, "-m", "emolib", "dashboard", f"--port={self.port}", "--pool-size=1",
                    f"--cull-disconnected={CULL_DISCONNECTED_S}", f"--cull-interval={CULL_INTERVAL_S}"]
         env = {**os.environ, "EMOLIB_MODEL": str(model), "PYTHONUNBUFFERED": "1"}
@@ -389,10 +390,13 @@ def test_pages_at_once_each_get_their_own_result(chromium, voila_server, photos_
     from emolib import modelcards
     from emolib.widgets.app import model_label
 
-    eight_classes = model_label(modelcards.SHIPPED_MODELS_DIR / "emolib-ferplus")
-    viewers = {"upload": (photos_dir / "astronaut_eileen_collins.png", None, 7),
-               "ferplus": (photos_dir / "grace_hopper.jpg", eight_classes, 8),
-               "sample": (None, None, 7)}
+    shipped = modelcards.list_models()
+    start = len(modelcards.read_card(voila_server.model)["labels"])
+    other = next(name for name, info in shipped.items() if len(info["labels"]) != start)
+    other_classes = len(shipped[other]["labels"])
+    viewers = {"upload": (photos_dir / "astronaut_eileen_collins.png", None, start),
+               "other model": (photos_dir / "grace_hopper.jpg", other, other_classes),
+               "sample": (None, None, start)}
     contexts, pages = [], {}
     try:
         for name in viewers:
@@ -404,8 +408,12 @@ def test_pages_at_once_each_get_their_own_result(chromium, voila_server, photos_
             page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
             if model:
                 page.click(".emolib-settings >> text=Settings")
-                page.locator(".emolib-settings select").first.select_option(label=model)
-                page.wait_for_selector(".emolib-model-card:has-text('Mépris 😒')", timeout=LOAD_MS)
+                page.locator(".emolib-settings select").first.select_option(
+                    label=model_label(modelcards.SHIPPED_MODELS_DIR / model))
+                page.wait_for_selector(f".emolib-model-card:has-text('{other_classes} classes')",
+                                       timeout=LOAD_MS)
+                card_text = page.inner_text(".emolib-model-card")
+                assert ("Mépris 😒" in card_text) == (other_classes == 8), card_text
             if photo:
                 page.click("button.emolib-mode-file")
                 upload(page, photo)
