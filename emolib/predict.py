@@ -177,6 +177,20 @@ class EmotionPredictor:
         return E.explain_faces(result, rgb, prepared.crops, self.classify, self.labels,
                                margin=0.0 if whole_image else self.margin, square=square)
 
+    def explain_face(self, image, face: dict) -> dict:
+        """The ``"saliency"`` entry (see :meth:`explain`) of one face of a result dict in ``image``.
+
+        The face's ``box`` is cropped as :meth:`prepare` crops it, and the map explains its ``emotion``.
+        """
+        from emolib import explain as E
+
+        rgb = imageio.load_image(image, max_pixels=self.max_pixels)
+        box = face["box"]
+        crop = D.crop_face(rgb, (box["x"], box["y"], box["w"], box["h"]), self.input_size,
+                           channels=self.channels, margin=self.margin, square=self.square)
+        saliency = E.occlusion_maps(self.classify, crop[None], [self.labels.index(face["emotion"])])[0]
+        return E.saliency_entry(crop, saliency)
+
     def predict_many(self, images: Iterable, whole_image: bool = False) -> list[dict]:
         """Result dicts of several images, classifying all their faces in one batched model call."""
         prepared = [self.prepare(image, whole_image=whole_image) for image in images]
