@@ -40,7 +40,7 @@ OVERLAY_SIDE = 144
 OVERLAY_ALPHA = 0.45
 
 
-def _positions(length: int, patch: int, stride: int) -> list[int]:
+def positions(length: int, patch: int, stride: int) -> list[int]:
     """Start offsets of a patch sliding over ``length`` pixels, the last one flush with the edge."""
     if patch >= length:
         return [0]
@@ -91,7 +91,7 @@ def occlusion_maps(classify: Classify, crops: np.ndarray, targets: Sequence[int]
     targets = np.argmax(base, axis=1) if targets is None else np.asarray(targets, dtype=int)
     if targets.shape != (n,) or targets.min() < 0 or targets.max() >= base.shape[1]:
         raise ValueError(f"targets must be {n} class indices below {base.shape[1]}")
-    cells = [(y, x) for y in _positions(height, patch, stride) for x in _positions(width, patch, stride)]
+    cells = [(y, x) for y in positions(height, patch, stride) for x in positions(width, patch, stride)]
     fills = fill_values(crops)
     faces_per_call = max(1, variants_per_call // len(cells))
     maps = np.zeros((n, height, width), dtype=np.float64)
