@@ -61,8 +61,9 @@ def main() -> int:
 
     correct = float(np.mean(np.asarray(predictor.labels)[targets] == np.asarray(test.classes)[truth]))
     print(f"FER2013 test: {len(crops)} random faces (seed 0), model {args.model} "
-          f"({predictor.info()['model']['backbone']}), accuracy on them {correct:.3f}; Keras {keras.__version__} "
-          f"({keras.backend.backend()}), {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"({predictor.info()['model']['backbone']}), accuracy on them {correct:.3f}; "
+          f"Keras {keras.__version__} ({keras.backend.backend()}), {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; {args.rounds} interleaved rounds\n")
     print(f"| patch / stride (px) | variants per face | ms per face, best | median | p(predicted) | "
           f"hide {args.fraction:.0%} most salient | hide {args.fraction:.0%} random | salient hurts more |")

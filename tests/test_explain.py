@@ -1,4 +1,4 @@
-"""Saliency maps: shape, determinism, the deletion check on real FER2013 faces, predict/CLI/dashboard paths."""
+"""Saliency maps: shape, determinism, the deletion check on FER2013 faces, predict / CLI / dashboard paths."""
 
 from __future__ import annotations
 
