@@ -219,8 +219,8 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
         if not data:
             raise HTTPException(400, "empty file: no image received")
         try:
-            return await anyio.to_thread.run_sync(lambda: predictor.predict(data, explain=explain),
-                                                  limiter=limiter)
+            options = {"explain": True} if explain else {}
+            return await anyio.to_thread.run_sync(lambda: predictor.predict(data, **options), limiter=limiter)
         except imageio.ImageTooLargeError as error:
             raise HTTPException(413, str(error)) from None
         except imageio.UnsupportedImageError as error:

@@ -216,7 +216,7 @@ def test_page_served_by_the_api_shows_faces_and_errors(web_browser, api_server, 
     # the boxes are drawn: the canvas is the photo's size and not the plain photo
     assert page.evaluate("document.getElementById('canvas').width") == 512
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "09-web-client.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "web-client.png"), full_page=True)
     text = tmp_path / "notes.txt"
     text.write_text("not a photo")
     page.set_input_files("#file", str(text))
