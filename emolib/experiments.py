@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from emolib import paths
 from emolib.files import write_atomic, write_json
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = paths.project_dir()
 RECORD_FILE = "experiment.json"
 NOTEBOOK_FILE = "notebook.ipynb"
 OUTPUT_PLACEHOLDER = "${output}"

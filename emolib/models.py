@@ -20,15 +20,13 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from emolib import __version__
+from emolib import __version__, paths
 from emolib.files import atomic_path, write_json
+from emolib.paths import DEFAULT_MODEL_DIR, SHIPPED_MODELS_DIR
 from emolib.registry import Registry, first_doc_line
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The model shipped with emolib (a directory holding model.keras and model.json).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -271,6 +269,11 @@ def register_backbone(name: str, *, input_size: int, channels: int, preprocessin
                                                            first_doc_line(build)))
 
 
+def list_backbones() -> list[str]:
+    """The names of the registered backbones."""
+    return BACKBONES.names()
+
+
 def get_backbone(name: str) -> Backbone:
     """The registered backbone called ``name`` (clear error listing the registered ones)."""
     return BACKBONES.lookup(name)
@@ -455,8 +458,10 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
     return kept
 
 
-def git_commit(directory: Path = REPO_ROOT) -> str | None:
-    """The current git commit of ``directory``, or None outside a git checkout."""
+def git_commit(directory: Path | None = paths.REPO_DIR) -> str | None:
+    """The current git commit of ``directory`` (default: emolib's source checkout), or None outside one."""
+    if directory is None:
+        return None
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True)
@@ -521,9 +526,6 @@ class LoadedModel:
     @property
     def channels(self) -> int:
         return int(self.card["channels"])
-
-
-SHIPPED_MODELS_DIR = DEFAULT_MODEL_DIR.parent
 
 
 def list_models() -> dict[str, dict]:

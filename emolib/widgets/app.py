@@ -22,20 +22,16 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-import emolib
+from emolib import paths
+from emolib.paths import DEFAULT_MODEL_DIR, MODEL_ENV
 from emolib.widgets.results import ResultView, crop_box, encode
 from emolib.widgets.webcam import WebcamWidget
 
 log = logging.getLogger("emolib.widgets")
 
-REPO_ROOT = Path(emolib.__file__).resolve().parents[1]
-#: Same as ``emolib.models.DEFAULT_MODEL_DIR`` (repeated here so that the page needs no Keras import to
-#: appear; a test keeps the two equal).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
+REPO_ROOT = paths.project_dir()
 #: Where the settings panel looks for model cards (``model.json``).
-MODEL_SEARCH_DIRS = (REPO_ROOT / "models", REPO_ROOT / "results" / "runs")
-#: Environment variable naming the model the dashboard starts with.
-MODEL_ENV = "EMOLIB_MODEL"
+MODEL_SEARCH_DIRS = (paths.SHIPPED_MODELS_DIR, paths.runs_dir())
 #: Largest upload accepted (bytes), before any decoding.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ACCEPTED_TYPES = ".jpg,.jpeg,.png,.webp,image/jpeg,image/png,image/webp"
