@@ -166,3 +166,12 @@ def test_registries_list_their_names_and_feed_the_cli_choices():
     assert {"simple_cnn", "compact_vgg", "vgg16", "resnet50"} <= set(models.list_backbones())
     predict_help = emolib("predict", "--help").stdout
     assert "{" + ",".join(detect.list_detectors()) + "}" in predict_help
+
+
+def test_notebook_setup_works_from_the_project_directory_with_tensorflow_quiet(monkeypatch, tmp_path):
+    from emolib import notebook, paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert notebook.setup() == paths.project_dir() == REPO
+    assert Path.cwd() == REPO and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
