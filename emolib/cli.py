@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from emolib import backend
+
 #: subcommand → module whose ``run_cli(args)`` carries it out
 COMMANDS: dict[str, str] = {
     "data": "emolib.data",
@@ -164,12 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command])
     try:
+        module = importlib.import_module(COMMANDS[args.command])
         return int(module.run_cli(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         print(f"emolib {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:
+        if error.name not in backend.BACKEND_LIBRARIES.values():
+            raise
+        print(f"emolib {args.command}: error: {backend.missing_backend_message(*backend.configured_backend())}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
