@@ -33,7 +33,7 @@ define venv_rule
 $(call stamp_of,$(1)): pyproject.toml
 	@test -x $(call venv_of,$(1))/bin/python || $(PYTHON) -m venv $(call venv_of,$(1))
 	$(call venv_of,$(1))/bin/python -m pip install -q --disable-pip-version-check -e ".[$(call extras_of,$(1))]"
-	$(call venv_of,$(1))/bin/python -m emolib.backend $(1)
+	$(call venv_of,$(1))/bin/python -m emolib backend $(1)
 	$(call venv_of,$(1))/bin/python -m ipykernel install --sys-prefix --name python3 --env KERAS_BACKEND $(1) >/dev/null
 	@touch $$@
 endef

@@ -1,12 +1,16 @@
 """Which Keras backend runs: the one the environment was set up for, never ``~/.keras/keras.json``.
 
-emolib keeps one backend per virtual environment (``make setup BACKEND=jax`` builds ``.venv-jax``),
-and the choice is a one-word file in the environment itself, ``sys.prefix/emolib-backend``, written
-by ``python -m emolib.backend NAME``. Importing :mod:`emolib` calls :func:`apply`, which sets
-``KERAS_BACKEND`` from that file before Keras is imported. A file in ``sys.prefix`` is used rather than
-a ``.pth`` hook, activate scripts or ``KERAS_HOME``: it is read by every ``bin/python`` call, whether
-or not the venv is activated, it runs no code at every interpreter start, and it is set by the
-environment variable, which also reaches every subprocess (papermill kernels, uvicorn, Ray workers).
+emolib keeps one backend per virtual environment (``make setup BACKEND=jax`` builds ``.venv-jax``).
+The choice is a one-word file in the environment itself, ``sys.prefix/emolib-backend``, written by
+``emolib backend NAME`` (``make setup`` runs it). Importing :mod:`emolib` calls :func:`apply`, which
+sets ``KERAS_BACKEND`` from that file before Keras is imported.
+
+Why a file in ``sys.prefix`` read by emolib: every ``bin/python`` call of the venv finds it, activated
+or not (activate scripts only reach shells); it needs no variable set beforehand (``KERAS_HOME`` would);
+and it runs nothing at every interpreter start of the venv (a ``.pth`` hook would, for pip and
+jupyter too). What it sets is the environment variable, so it also reaches every subprocess (papermill
+kernels, uvicorn, Ray workers). A script that imports Keras before emolib gets a warning naming the fix;
+notebooks are covered by the venv's kernel spec, which ``make setup`` installs with ``KERAS_BACKEND``.
 
 The rule, first match wins: ``KERAS_BACKEND`` if set; else the environment's file; else the first
 installed of tensorflow, jax, torch. With none of them installed, the CLI says how to install one.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -58,9 +63,16 @@ applied: tuple[str | None, str] = (None, "not applied: Keras was imported before
 
 
 def apply() -> None:
-    """Set ``KERAS_BACKEND`` for this process (and its subprocesses) unless Keras is already imported."""
+    """Set ``KERAS_BACKEND`` for this process (and its subprocesses); warn if Keras, imported before
+    emolib, already runs another backend."""
     global applied
     if "keras" in sys.modules:
+        name, _ = configured_backend()
+        running = sys.modules["keras"].backend.backend()
+        if name and name != running:
+            warnings.warn(f"Keras was imported before emolib and runs {running}, but this environment's "
+                          f"backend is {name}: import emolib first, or set KERAS_BACKEND={name}",
+                          stacklevel=3)
         return
     applied = configured_backend()
     if applied[0]:
@@ -88,5 +100,11 @@ def write_backend_file(name: str, prefix: str | os.PathLike = sys.prefix) -> Pat
     return path
 
 
-if __name__ == "__main__":  # python -m emolib.backend NAME  (make setup runs it)
-    print(f"Keras backend of {sys.prefix}: {sys.argv[1]} ({write_backend_file(sys.argv[1])})")
+def run_cli(args) -> int:
+    """``emolib backend [NAME]``: print this environment's backend and its source; with NAME, record it."""
+    if args.name:
+        print(f"Keras backend of {sys.prefix}: {args.name} (recorded in {write_backend_file(args.name)})")
+        return 0
+    name, source = applied
+    print(f"{name}  (from {source})")
+    return 0

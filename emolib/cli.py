@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "experiments": "emolib.experiments",
     "serve": "emolib.serve",
     "doctor": "emolib.doctor",
+    "backend": "emolib.backend",
 }
 
 
@@ -161,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
     doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    keras_backend = sub.add_parser("backend", help="this environment's Keras backend and where it comes "
+                                   "from; with NAME, record NAME as its backend")
+    keras_backend.add_argument("name", nargs="?", choices=list(backend.BACKEND_LIBRARIES))
     return parser
 
 
@@ -175,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as error:
         if error.name not in backend.BACKEND_LIBRARIES.values():
             raise
-        print(f"emolib {args.command}: error: {backend.missing_backend_message(*backend.configured_backend())}",
-              file=sys.stderr)
+        message = backend.missing_backend_message(*backend.configured_backend())
+        print(f"emolib {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

@@ -63,7 +63,8 @@ class FacePreprocess(layers.Layer):
 
     def build(self, input_shape):
         if input_shape[-1] not in (1, self.channels):
-            raise ValueError(f"a {self.channels}-channel backbone cannot take {input_shape[-1]}-channel faces")
+            raise ValueError(f"a {self.channels}-channel backbone cannot take "
+                             f"{input_shape[-1]}-channel faces")
 
     def call(self, x):
         x = ops.cast(x, self.compute_dtype)

@@ -14,6 +14,8 @@ import pytest
 from emolib import labels as L
 from emolib import models as M
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 SMALL = 32  # the smallest side every registered backbone accepts (vgg16/resnet50 pool 5 times)
 to_numpy = keras.ops.convert_to_numpy  # np.asarray fails on a PyTorch tensor that requires grad
 

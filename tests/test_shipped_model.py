@@ -15,6 +15,8 @@ import pytest
 from emolib import labels as L
 from emolib import models as M
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -50,7 +52,8 @@ def test_a_plain_call_of_the_shipped_model_predicts(fer2013_dir):
     model = M.load_model().model
     faces = D.load_split("fer2013", fer2013_dir, "test", 48, 1).images[:32]
     weights = model.get_weights()
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(faces)), model.predict(faces, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(faces)), model.predict(faces, verbose=0),
+                               atol=1e-5)
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
 

@@ -26,6 +26,8 @@ from emolib import labels as L
 from emolib import models as M
 from emolib import train as T
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("params.json", "history.csv", "metrics.json", "report.txt", "curves.png", "confusion.png",
              "model.keras", "model.json")
