@@ -104,7 +104,7 @@ def _torch_devices(torch) -> list[dict[str, Any]]:
     return devices
 
 
-def _backend() -> dict[str, Any]:
+def keras_backend_info() -> dict[str, Any]:
     """Keras version, active backend, its library version, devices and precision policy."""
     info: dict[str, Any] = {"keras": None, "backend": None, "backend_version": None, "devices": [],
                             "precision_policy": None}
@@ -191,7 +191,7 @@ def report() -> dict[str, Any]:
     errors: list[str] = []
     warnings: list[str] = []
 
-    keras_backend = _backend()
+    keras_backend = keras_backend_info()
     opencv = _opencv()
     shared = _shared()
     model = _default_model()
