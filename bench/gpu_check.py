@@ -35,8 +35,8 @@ from emolib import models as M  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
-#: (backbone, input side) of the check
-MODELS = (("compact_vgg", 48), ("vgg16", 100))
+#: backbone → input side of the check
+MODELS = {"compact_vgg": 48, "vgg16": 100}
 
 
 def fer2013_faces(root: Path, count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="float32",
                         help="Keras dtype policy: float32, mixed_bfloat16 (compute capability ≥ 8), "
                              "mixed_float16 (7.x)")
+    parser.add_argument("--backbones", default=",".join(MODELS), help="which of the check's backbones")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be at least 1")
+    if set(args.backbones.split(",")) - set(MODELS):
+        parser.error(f"--backbones: choose among {', '.join(MODELS)}")
 
     started = time.perf_counter()
     info = doctor.keras_backend_info()
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     device = ", ".join(d["name"] for d in accelerators) or "CPU only"
     count = (args.warmup + args.steps) * args.batch_size
     rows = []
-    for backbone, size in MODELS:
+    for backbone in args.backbones.split(","):
+        size = MODELS[backbone]
         faces, labels = fer2013_faces(args.data, count, size)
         rows.append(check(backbone, size, faces, labels, args.batch_size, args.warmup, args.precision))
     result = {"backend": f"{info['backend']} {info['backend_version']}", "keras": info["keras"],
