@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
     predict.add_argument("--flip-tta", action="store_true")
+    predict.add_argument("--explain", metavar="OUT_DIR",
+                         help="also write OUT_DIR/<image>.png: each face's saliency map over the image")
     predict.add_argument("--json", action="store_true")
 
     experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
@@ -159,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--detector", choices=["haar", "yunet"])
+    serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
+                       help="an origin browsers may call the API from, e.g. https://example.org (repeatable; "
+                       "'*' for any); default: null (pages opened from disk) and http://localhost:* / "
+                       "http://127.0.0.1:*")
 
     doctor = sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
     doctor.add_argument("--json", action="store_true", help="print JSON")

@@ -271,7 +271,8 @@ class EmotionDashboard(widgets.VBox):
         # messages and results
         self.message = widgets.HTML()
         self.message.add_class("emolib-message")
-        self.results = ResultView(language=self.language)
+        self.results = ResultView(language=self.language,
+                                  explainer=lambda image, face: self.predictor().explain_face(image, face))
 
         # after a result
         self.continue_button = _button("↻ Continue", "success", "Another photo, same mode", "emolib-continue")
