@@ -436,7 +436,8 @@ def plot_timeline(timeline: pd.DataFrame, path: str | os.PathLike | None = None,
     figure, axes = plt.subplots(2 * len(tracks), 1, figsize=(10, 2.6 * len(tracks) + 0.8), sharex=True,
                                 gridspec_kw={"height_ratios": ratios, "hspace": 0.15}, squeeze=False)
     axes = axes[:, 0]
-    step = float(np.median(np.diff(np.sort(timeline["time"].unique())))) if timeline["time"].nunique() > 1 else 0.1
+    times = np.sort(timeline["time"].unique())
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.1
     for i, track in enumerate(tracks):
         rows = timeline[timeline["track"] == track].sort_values("time")
         area, band = axes[2 * i], axes[2 * i + 1]
@@ -474,7 +475,8 @@ def contact_sheet(path: str | os.PathLike, timeline: pd.DataFrame, frames: int =
     names = [c[len(PROBABILITY_PREFIX):] for c in probability_columns(timeline)]
     colours = {k: tuple(int(255 * v) for v in c) for k, c in emotion_palette(names).items()}
     chosen = np.unique(timeline["frame"].to_numpy())
-    chosen = chosen[np.linspace(0, len(chosen) - 1, min(frames, len(chosen))).astype(int)] if len(chosen) else []
+    if len(chosen):
+        chosen = chosen[np.linspace(0, len(chosen) - 1, min(frames, len(chosen))).astype(int)]
     capture, _ = open_video(path)
     tiles = []
     try:
@@ -491,7 +493,8 @@ def contact_sheet(path: str | os.PathLike, timeline: pd.DataFrame, frames: int =
                 cv2.putText(rgb, f"#{face.track} {face.emotion}", (int(face.x), max(14, int(face.y) - 6)),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
             seconds = float(timeline.loc[timeline["frame"] == index, "time"].iloc[0])
-            cv2.putText(rgb, f"{seconds:.1f} s", (8, rgb.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+            cv2.putText(rgb, f"{seconds:.1f} s", (8, rgb.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                        (255, 255, 255), 2, cv2.LINE_AA)
             scale = width / rgb.shape[1]
             tiles.append(cv2.resize(rgb, (width, round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA))
     finally:
@@ -522,7 +525,8 @@ def make_demo_clip(path: str | os.PathLike, photos: Sequence[str | os.PathLike],
     for photo in photos:
         rgb = load_image(photo)
         scale = face_height / rgb.shape[0]
-        faces.append(cv2.resize(rgb, (round(rgb.shape[1] * scale), face_height), interpolation=cv2.INTER_AREA))
+        faces.append(cv2.resize(rgb, (round(rgb.shape[1] * scale), face_height),
+                                interpolation=cv2.INTER_AREA))
     band = height // max(1, len(faces))
     count = max(1, round(seconds * fps))
     frames = []

@@ -35,9 +35,10 @@ def clip(tmp_path_factory, photos_dir):
              f"enable='not(between(n,{GAP[0]},{GAP[1]}))'")
     subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi",
                     "-i", f"color=c=gray:s=640x480:r={FPS}:d={SECONDS}",
-                    "-i", str(photos_dir / "grace_hopper.jpg"), "-i", str(photos_dir / "astronaut_eileen_collins.png"),
-                    "-filter_complex", graph, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-frames:v", str(FRAMES),
-                    str(path)], check=True, timeout=120)
+                    "-i", str(photos_dir / "grace_hopper.jpg"),
+                    "-i", str(photos_dir / "astronaut_eileen_collins.png"),
+                    "-filter_complex", graph, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-frames:v", str(FRAMES), str(path)], check=True, timeout=120)
     return path
 
 
@@ -71,7 +72,8 @@ def test_csv_schema_and_values(timeline, predictor):
     table, out = timeline
     written = pd.read_csv(out)
     assert list(written.columns) == V.timeline_columns(predictor.labels)
-    assert list(written.columns[:9]) == ["time", "frame", "track", "x", "y", "w", "h", "emotion", "confidence"]
+    assert list(written.columns[:9]) == ["time", "frame", "track", "x", "y", "w", "h", "emotion",
+                                         "confidence"]
     pd.testing.assert_frame_equal(written, table, check_dtype=False)
     probabilities = written[V.probability_columns(written)].to_numpy()
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
@@ -171,8 +173,9 @@ def test_smooth_summary_plot_and_contact_sheet(timeline, clip, tmp_path):
 
 def test_cli_writes_timeline_and_plot(clip, tmp_path):
     out, plot = tmp_path / "t.csv", tmp_path / "t.png"
-    done = subprocess.run([sys.executable, "-m", "emolib", "video", str(clip), "--every", "5", "--out", str(out),
-                           "--plot", str(plot), "--smooth", "3", "--detector", "yunet", "--quiet"],
+    done = subprocess.run([sys.executable, "-m", "emolib", "video", str(clip), "--every", "5",
+                           "--out", str(out), "--plot", str(plot), "--smooth", "3", "--detector", "yunet",
+                           "--quiet"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "2 track(s)" in done.stdout and "dominant" in done.stdout
