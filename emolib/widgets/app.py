@@ -3,8 +3,9 @@
 The flow follows the original chatbot: choose a mode (📷 Camera or 📁 File, or ✨ try a sample), give a
 photo, read the result, then **Continue** in the same mode or **Change mode**. Faces the detector misses
 can be boxed by hand (✂️ Crop by hand) and classified alone. 🎥 Live keeps predicting on the camera
-stream and draws boxes and emotions over the video, with the same predict call as a captured photo. Everything runs in widget callbacks, so the
-page never blocks, and every error ends up as a message in the page, never a traceback.
+stream and draws boxes and emotions over the video, with the same predict call as a captured photo.
+Everything runs in widget callbacks, so the page never blocks, and every error ends up as a message in
+the page, never a traceback.
 
 Nothing here imports TensorFlow until the first prediction (or the background preload), so the page
 appears quickly.

@@ -195,10 +195,11 @@ function render({ model, el }) {
       ctx.strokeStyle = "#00e676";
       ctx.strokeRect(x, y, w, h);
       const textWidth = ctx.measureText(text).width + 8;
+      const textX = Math.max(0, Math.min(x, shownWidth - textWidth));  // keep the label inside the video
       ctx.fillStyle = "rgba(0,0,0,0.65)";
-      ctx.fillRect(x, Math.max(0, y - 22), textWidth, 22);
+      ctx.fillRect(textX, Math.max(0, y - 22), textWidth, 22);
       ctx.fillStyle = "#fff";
-      ctx.fillText(text, x + 4, Math.max(22, y) - 3);
+      ctx.fillText(text, textX + 4, Math.max(22, y) - 3);
     }
   }
 
