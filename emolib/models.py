@@ -27,8 +27,11 @@ from emolib.registry import Registry, first_doc_line
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The model shipped with emolib (a directory holding model.keras and model.json).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
+#: The models shipped with emolib, one directory each (model.keras and its card model.json).
+SHIPPED_MODELS_DIR = REPO_ROOT / "models"
+#: The default model: the 8-class FER+ model, better than emolib-fer2013 on the 7 classes both know
+#: (FER+ test, see models/emolib-ferplus/README.md).
+DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -521,9 +524,6 @@ class LoadedModel:
     @property
     def channels(self) -> int:
         return int(self.card["channels"])
-
-
-SHIPPED_MODELS_DIR = DEFAULT_MODEL_DIR.parent
 
 
 def list_models() -> dict[str, dict]:

@@ -33,7 +33,7 @@ log = logging.getLogger("emolib.widgets")
 REPO_ROOT = Path(emolib.__file__).resolve().parents[1]
 #: Same as ``emolib.models.DEFAULT_MODEL_DIR`` (repeated here so that the page needs no Keras import to
 #: appear; a test keeps the two equal).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-ferplus"
 #: Where the settings panel looks for model cards (``model.json``).
 MODEL_SEARCH_DIRS = (REPO_ROOT / "models", REPO_ROOT / "results" / "runs")
 #: Environment variable naming the model the dashboard starts with.
