@@ -433,8 +433,8 @@ def plot_timeline(timeline: pd.DataFrame, path: str | os.PathLike | None = None,
         raise ValueError("the timeline has no face: nothing to plot")
     sns.set_theme(style="whitegrid", context="notebook")
     ratios = [r for _ in tracks for r in (4, 0.6)]
-    figure, axes = plt.subplots(2 * len(tracks), 1, figsize=(10, 2.6 * len(tracks) + 0.8), sharex=True,
-                                gridspec_kw={"height_ratios": ratios, "hspace": 0.15}, squeeze=False)
+    figure, axes = plt.subplots(2 * len(tracks), 1, figsize=(10, 2.9 * len(tracks) + 0.8), sharex=True,
+                                gridspec_kw={"height_ratios": ratios, "hspace": 0.3}, squeeze=False)
     axes = axes[:, 0]
     times = np.sort(timeline["time"].unique())
     step = float(np.median(np.diff(times))) if len(times) > 1 else 0.1
@@ -490,13 +490,19 @@ def contact_sheet(path: str | os.PathLike, timeline: pd.DataFrame, frames: int =
                 colour = colours.get(face.emotion, (255, 255, 255))
                 cv2.rectangle(rgb, (int(face.x), int(face.y)), (int(face.x + face.w), int(face.y + face.h)),
                               colour, 3)
-                cv2.putText(rgb, f"#{face.track} {face.emotion}", (int(face.x), max(14, int(face.y) - 6)),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+                text = f"#{face.track} {face.emotion}"
+                (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
+                left = min(max(0, int(face.x)), rgb.shape[1] - text_w - 6)
+                top = max(0, int(face.y) - text_h - 10)
+                cv2.rectangle(rgb, (left, top), (left + text_w + 6, top + text_h + 10), (0, 0, 0), -1)
+                cv2.putText(rgb, text, (left + 3, top + text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.8, colour, 2,
+                            cv2.LINE_AA)
             seconds = float(timeline.loc[timeline["frame"] == index, "time"].iloc[0])
             cv2.putText(rgb, f"{seconds:.1f} s", (8, rgb.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
                         (255, 255, 255), 2, cv2.LINE_AA)
             scale = width / rgb.shape[1]
-            tiles.append(cv2.resize(rgb, (width, round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA))
+            tile = cv2.resize(rgb, (width, round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            tiles.append(cv2.copyMakeBorder(tile, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
     finally:
         capture.release()
     if not tiles:

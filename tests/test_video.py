@@ -168,7 +168,7 @@ def test_smooth_summary_plot_and_contact_sheet(timeline, clip, tmp_path):
     figure = V.plot_timeline(smoothed, tmp_path / "timeline.png")
     assert len(figure.axes) == 4 and (tmp_path / "timeline.png").stat().st_size > 20_000
     sheet = V.contact_sheet(clip, table, frames=6, columns=3)
-    assert sheet.shape == (2 * 240, 3 * 320, 3)
+    assert sheet.shape == (2 * (240 + 4), 3 * (320 + 4), 3)  # 320-pixel tiles with a 2-pixel border
 
 
 def test_cli_writes_timeline_and_plot(clip, tmp_path):
