@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "ensemble": "emolib.runs.ensemble",
     "export": "emolib.runs.export",
     "predict": "emolib.predict",
+    "video": "emolib.video",
     "experiments": "emolib.experiments",
     "serve": "emolib.serve",
     "doctor": "emolib.doctor",
@@ -144,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--explain", metavar="OUT_DIR",
                          help="also write OUT_DIR/<image>.png: each face's saliency map over the image")
     predict.add_argument("--json", action="store_true")
+
+    video = sub.add_parser("video", help="emotions over time: tracked faces of a video's sampled frames")
+    video.add_argument("file", help="a video file (mp4, avi, mkv, webm, y4m …)")
+    sampling = video.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, metavar="N", help="analyse every N-th frame")
+    sampling.add_argument("--fps", type=float, metavar="F", help="analyse about F frames per second")
+    video.add_argument("--out", required=True, help="timeline CSV: one row per face per sampled frame")
+    video.add_argument("--plot", metavar="PNG", help="also draw the timeline per track")
+    video.add_argument("--smooth", type=int, metavar="K",
+                       help="moving average of K sampled frames per track, for the plot and summary")
+    video.add_argument("--resume", action="store_true", help="keep the rows already in --out and go on")
+    video.add_argument("--model", help=MODEL_HELP)
+    video.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
+    video.add_argument("--quiet", action="store_true", help="no progress bar")
 
     experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
     experiments_sub = experiments.add_subparsers(dest="action", required=True)

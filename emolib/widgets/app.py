@@ -2,8 +2,10 @@
 
 The flow follows the original chatbot: choose a mode (📷 Camera or 📁 File, or ✨ try a sample), give a
 photo, read the result, then **Continue** in the same mode or **Change mode**. Faces the detector misses
-can be boxed by hand (✂️ Crop by hand) and classified alone. Everything runs in widget callbacks, so the
-page never blocks, and every error ends up as a message in the page, never a traceback.
+can be boxed by hand (✂️ Crop by hand) and classified alone. 🎥 Live keeps predicting on the camera
+stream and draws boxes and emotions over the video, with the same predict call as a captured photo.
+Everything runs in widget callbacks, so the page never blocks, and every error ends up as a message in
+the page, never a traceback.
 
 Nothing here imports TensorFlow until the first prediction (or the background preload), so the page
 appears quickly.
@@ -232,12 +234,15 @@ class EmotionDashboard(widgets.VBox):
                                    "emolib-mode-file")
         self.sample_button = _button("✨ Try a sample", "", "Analyse Grace Hopper's portrait (public domain)",
                                      "emolib-sample")
+        self.live_button = _button("🎥 Live", "primary", "Emotions over the camera video, continuously",
+                                   "emolib-mode-live")
         self.camera_button.on_click(lambda _: self._guard(self.set_stage, "camera"))
+        self.live_button.on_click(lambda _: self._guard(self.set_stage, "live"))
         self.file_button.on_click(lambda _: self._guard(self.set_stage, "file"))
         self.sample_button.on_click(lambda _: self._guard(self.analyse_sample))
         self.chooser = widgets.VBox([
             widgets.HTML("<b>How do you want to give a photo?</b>"),
-            widgets.HBox([self.camera_button, self.file_button, self.sample_button],
+            widgets.HBox([self.camera_button, self.live_button, self.file_button, self.sample_button],
                          layout=widgets.Layout(gap="8px", flex_flow="row wrap")),
         ])
         self.chooser.add_class("emolib-chooser")
@@ -253,6 +258,17 @@ class EmotionDashboard(widgets.VBox):
             widgets.HBox([self._back_button()]),
         ])
         self.camera_panel.add_class("emolib-camera-panel")
+
+        # live camera: every frame through the same predict call as a captured photo
+        self.live_cam = WebcamWidget(active=False, live=True, inline_errors=False)
+        self.live_cam.on_live_frame(lambda data: self.predict_photo(self._read(data)))
+        self.live_cam.on_error(lambda message: self._guard(self._camera_error, message))
+        self.live_panel = widgets.VBox([
+            widgets.HTML("<b>🎥 Live</b> — boxes and emotions follow the faces while the camera plays."),
+            self.live_cam,
+            widgets.HBox([self._back_button()]),
+        ])
+        self.live_panel.add_class("emolib-live-panel")
 
         # file
         self.upload = widgets.FileUpload(accept=ACCEPTED_TYPES, multiple=False,
@@ -303,7 +319,8 @@ class EmotionDashboard(widgets.VBox):
         ])
         self.crop_panel.add_class("emolib-crop-panel")
 
-        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.file_panel,
+        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.live_panel,
+                         self.file_panel,
                          self.message, self.results, self.crop_panel, self.actions)
 
     def _back_button(self) -> widgets.Button:
@@ -320,8 +337,8 @@ class EmotionDashboard(widgets.VBox):
     # -- stages --------------------------------------------------------------------------------------
 
     def set_stage(self, stage: str) -> None:
-        """Show one step: ``choose``, ``camera``, ``file``, ``result`` or ``crop``."""
-        if stage not in ("choose", "camera", "file", "result", "crop"):
+        """Show one step: ``choose``, ``camera``, ``live``, ``file``, ``result`` or ``crop``."""
+        if stage not in ("choose", "camera", "live", "file", "result", "crop"):
             raise ValueError(f"unknown stage {stage!r}")
         self.stage = stage
         if stage in ("camera", "file"):
@@ -337,8 +354,10 @@ class EmotionDashboard(widgets.VBox):
         _show(self.results, stage == "result")
         _show(self.actions, stage == "result")
         _show(self.crop_panel, stage == "crop")
+        _show(self.live_panel, stage == "live")
         # the camera is on only while its panel is shown
         self.webcam.active = stage == "camera"
+        self.live_cam.active = stage == "live"
 
     # -- messages ------------------------------------------------------------------------------------
 
@@ -439,11 +458,15 @@ class EmotionDashboard(widgets.VBox):
             image = self._read(data)
         except ValueError as error:
             raise ValueError(f"Could not read {source}: {error}") from error
-        result = self.predictor().predict(image, whole_image=False)
+        result = self.predict_photo(image)
         self.message.value = ""
         self.results.show(image, result, source=source)
         self.set_stage("result")
         return result
+
+    def predict_photo(self, image: np.ndarray) -> dict:
+        """The result dict of one decoded photo (a file, a camera capture or a live frame)."""
+        return self.predictor().predict(image, whole_image=False)
 
     def analyse_sample(self) -> dict:
         """Analyse the portrait that ships with matplotlib."""
@@ -480,7 +503,7 @@ class EmotionDashboard(widgets.VBox):
             self.message.value = ""
 
     def _camera_error(self, message: str) -> None:
-        if self.stage == "camera":
+        if self.stage in ("camera", "live"):
             raise DashboardError(message)
 
     # -- crop by hand --------------------------------------------------------------------------------
