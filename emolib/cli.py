@@ -147,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default="results/experiments")
     run.add_argument("--kernel", default="python3")
     run.add_argument("--force", action="store_true", help="re-run finished runs too")
+    run.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run each pending run as a Ray task: a local Ray, or the cluster at ADDRESS / "
+                     "$RAY_ADDRESS (--output must be on storage every node sees)")
+    run.add_argument("--jobs", type=int, help="with --ray: at most this many runs at once")
+    run.add_argument("--num-cpus", type=float,
+                     help="with --ray: CPUs of each run (over the grid's resources; default 1)")
+    run.add_argument("--num-gpus", type=float,
+                     help="with --ray: GPUs of each run (over the grid's resources)")
     summary = experiments_sub.add_parser("summary", help="print and save the comparison table of runs")
     summary.add_argument("runs", nargs="*", default=["results/runs", "results/experiments"])
     summary.add_argument("--save", help="write the table to this .csv or .md file")
