@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
     predict.add_argument("--flip-tta", action="store_true")
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--out", metavar="FILE", help="stream one record per image into FILE (.jsonl, or "
+                         ".parquet: a folder of parts); images already in it are skipped. Needed for folders")
+    predict.add_argument("--recursive", action="store_true", help="with --out: images in sub-folders too")
+    predict.add_argument("--chunk", type=int, default=64, help="with --out: images per model call and write")
+    predict.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                         help="with --out: shard over Ray Data (a local Ray, or the cluster at ADDRESS / "
+                         "$RAY_ADDRESS; the images must be on storage every node sees)")
+    predict.add_argument("--workers", type=int, default=1,
+                         help="with --ray: predictor actors (one model and detector each)")
 
     experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
     experiments_sub = experiments.add_subparsers(dest="action", required=True)
