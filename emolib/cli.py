@@ -145,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--explain", metavar="OUT_DIR",
                          help="also write OUT_DIR/<image>.png: each face's saliency map over the image")
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--out", metavar="FILE", help="stream one record per image into FILE (.jsonl, or "
+                         ".parquet: a folder of parts); images already in it are skipped. Needed for folders")
+    predict.add_argument("--recursive", action="store_true", help="with --out: images in sub-folders too")
+    predict.add_argument("--chunk", type=int, default=64, help="with --out: images per model call and write")
+    predict.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                         help="with --out: shard over Ray Data (a local Ray, or the cluster at ADDRESS / "
+                         "$RAY_ADDRESS; the images must be on storage every node sees)")
+    predict.add_argument("--workers", type=int, default=1,
+                         help="with --ray: predictor actors (one model and detector each)")
 
     video = sub.add_parser("video", help="emotions over time: tracked faces of a video's sampled frames")
     video.add_argument("file", help="a video file (mp4, avi, mkv, webm, y4m …)")
@@ -167,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default="results/experiments")
     run.add_argument("--kernel", default="python3")
     run.add_argument("--force", action="store_true", help="re-run finished runs too")
+    run.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run each pending run as a Ray task: a local Ray, or the cluster at ADDRESS / "
+                     "$RAY_ADDRESS (--output must be on storage every node sees)")
+    run.add_argument("--jobs", type=int, help="with --ray: at most this many runs at once")
+    run.add_argument("--num-cpus", type=float,
+                     help="with --ray: CPUs of each run (over the grid's resources; default 1)")
+    run.add_argument("--num-gpus", type=float,
+                     help="with --ray: GPUs of each run (over the grid's resources)")
     summary = experiments_sub.add_parser("summary", help="print and save the comparison table of runs")
     summary.add_argument("runs", nargs="*", default=["results/runs", "results/experiments"])
     summary.add_argument("--save", help="write the table to this .csv or .md file")
