@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "serve": "emolib.serve",
     "doctor": "emolib.doctor",
     "backend": "emolib.backend",
+    "dashboard": "emolib.dashboard",
 }
 
 
@@ -197,6 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an origin browsers may call the API from, e.g. https://example.org (repeatable; "
                        "'*' for any); default: null (pages opened from disk) and http://localhost:* / "
                        "http://127.0.0.1:*")
+
+    dash = sub.add_parser("dashboard", help="the dashboard for a room: one shared prediction API + Voilà "
+                                            "with preheated, culled kernels (make dashboard)")
+    dash.add_argument("--port", type=int, default=8866, help="Voilà's port (the URL to open)")
+    dash.add_argument("--api-port", type=int, default=0,
+                      help="the shared prediction API's loopback port (default: any free one)")
+    dash.add_argument("--model", help=MODEL_HELP + "; default $EMOLIB_MODEL")
+    dash.add_argument("--detector", choices=["haar", "yunet"], help="the API's default face detector")
+    dash.add_argument("--cull-idle", type=int, default=900,
+                      help="seconds after which an open but unused tab's kernel is shut down (0: no culling)")
+    dash.add_argument("--cull-disconnected", type=int, default=45,
+                      help="seconds after which an idle kernel whose page is gone is shut down")
+    dash.add_argument("--cull-interval", type=int, default=10, help="seconds between two culler checks")
+    dash.add_argument("--pool-size", type=int, default=2, help="preheated kernels kept ready for new pages")
+    dash.add_argument("--in-process", action="store_true",
+                      help="no shared API: every page's kernel loads the model itself")
 
     doctor = sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
     doctor.add_argument("--json", action="store_true", help="print JSON")

@@ -22,16 +22,16 @@ from keras import layers, ops
 
 from emolib import __version__
 from emolib.files import atomic_path, write_json
+from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free facts about model files
+    CARD_FILE,
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    SHIPPED_MODELS_DIR,
+    list_models,
+)
 from emolib.registry import Registry, first_doc_line
 
-MODEL_FILE = "model.keras"
-CARD_FILE = "model.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The models shipped with emolib, one directory each (model.keras and its card model.json).
-SHIPPED_MODELS_DIR = REPO_ROOT / "models"
-#: The default model: the 8-class FER+ model, better than emolib-fer2013 on the 7 classes both know
-#: (FER+ test, see models/emolib-ferplus/README.md).
-DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -544,16 +544,6 @@ class LoadedModel:
     @property
     def channels(self) -> int:
         return int(self.card["channels"])
-
-
-def list_models() -> dict[str, dict]:
-    """The shipped models by name: their classes and the scores their cards record."""
-    found = {}
-    for card_file in sorted(SHIPPED_MODELS_DIR.glob(f"*/{CARD_FILE}")):
-        card = json.loads(card_file.read_text(encoding="utf-8"))
-        found[card_file.parent.name] = {"labels": card["labels"], "metrics": card.get("metrics", {}),
-                                        "path": str(card_file.parent)}
-    return found
 
 
 def find_card(path: str | os.PathLike) -> tuple[Path, Path]:

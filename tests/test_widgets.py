@@ -329,3 +329,25 @@ def test_live_camera_error_is_shown_in_the_page(make_dashboard):
     dashboard.set_stage("live")
     dashboard.live_cam.set_state({"status": "error", "error": "No camera found: plug in a camera."})
     assert "emolib-error" in dashboard.message.value and "No camera found" in dashboard.message.value
+
+
+def test_settings_list_the_shipped_models_with_classes_and_scores(monkeypatch):
+    from emolib import modelcards
+
+    monkeypatch.delenv("EMOLIB_MODEL", raising=False)
+    shipped = modelcards.list_models()
+    assert {"emolib-fer2013", "emolib-ferplus"} <= set(shipped)
+    dashboard = EmotionDashboard(predictor_factory=Factory(), reader=_read,
+                                 model_dirs=[modelcards.SHIPPED_MODELS_DIR])
+    labels = dict((value, label) for label, value in dashboard.model_select.options)
+    for name in ("emolib-fer2013", "emolib-ferplus"):
+        label = labels[shipped[name]["path"]]
+        accuracy = 100 * shipped[name]["metrics"]["test"]["accuracy"]
+        assert label.startswith(f"models/{name}") and f"{len(shipped[name]['labels'])} classes" in label
+        assert f"test accuracy {accuracy:.1f} %" in label
+    dashboard.model_select.value = shipped["emolib-ferplus"]["path"]
+    assert "8 classes" in dashboard.model_info.value and "Mépris 😒" in dashboard.model_info.value
+    dashboard.model_select.value = shipped["emolib-fer2013"]["path"]
+    assert "7 classes" in dashboard.model_info.value and "Mépris" not in dashboard.model_info.value
+    dashboard.sample_button.click()
+    assert dashboard._factory.made[-1].settings["model"] == shipped["emolib-fer2013"]["path"]
