@@ -76,7 +76,7 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int = 
     mapping = L.label_mapping(split.classes, model_labels)  # dataset index -> model index
     shared = sorted(mapping)
     keep = np.isin(split.labels, shared)
-    probs = predict_proba(model, split.images[keep], batch_size, flip_tta)
+    probs = predict_proba(model, split.subset(keep).images, batch_size, flip_tta)  # read batch by batch
     model_columns = [mapping[i] for i in shared]
     predicted = np.asarray(shared)[np.argmax(probs[:, model_columns], axis=1)] if len(probs) else []
     classes = [split.classes[i] for i in shared]

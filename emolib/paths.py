@@ -45,8 +45,9 @@ def _source_checkout() -> Path | None:
 REPO_DIR: Path | None = _source_checkout()
 #: The shipped models: ``<checkout>/models``, or where an installed wheel put them.
 SHIPPED_MODELS_DIR = REPO_DIR / "models" if REPO_DIR else Path(sys.prefix) / "share" / "emolib" / "models"
-#: The model used when none is given (a directory holding model.keras and model.json).
-DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-fer2013"
+#: The model used when none is given (a directory holding model.keras and model.json): the 8-class
+#: FER+ model, better than emolib-fer2013 on the 7 classes both know (see models/emolib-ferplus/README.md).
+DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 
 
 def project_dir() -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emolib import data as D
+from emolib import devices as DV
 from emolib import evaluate as E
 from emolib import paths, runs
 from emolib.files import atomic_path, write_json
@@ -113,6 +114,12 @@ class TrainConfig:
     targets: str = field(default="auto", metadata={
         "help": "fit each face's label, or its annotators' vote distribution (auto: votes where the dataset "
                 "has them, e.g. ferplus)", "choices": TARGETS})
+    devices: str | int = field(default=1, metadata={
+        "help": "local devices to train on, data-parallel (JAX, TensorFlow): a number or 'all'; "
+                "--batch-size is the global batch, split evenly, and --lr applies to it"})
+    precision: str = field(default="auto", metadata={
+        "help": "dtype policy: auto (float32 on CPU, mixed_bfloat16 on GPUs of compute capability >= 8, "
+                "mixed_float16 on 7.x), float32, mixed_float16 or mixed_bfloat16"})
     seed: int = field(default=0, metadata={"help": "seed of the weights, shuffling and augmentation"})
 
     @classmethod
@@ -360,6 +367,7 @@ def train(
     import keras
 
     from emolib import models as M
+    from emolib.batches import FaceBatches
 
     if run_dir is not None and (Path(run_dir) / runs.PARAMS_FILE).is_file():
         _record_new_budget(Path(run_dir), config)
@@ -376,21 +384,25 @@ def train(
                  "val_fingerprint": val_split.content_fingerprint(),
                  "train_class_counts": D.class_counts(train_split.labels, classes)}
 
+    where = DV.placement(config.devices, config.precision)
+    DV.check_batch_size(config.batch_size, where)
     keras.utils.set_random_seed(config.seed + (len(json.loads(state_file.read_text())["history"])
                                                if resuming else 0))
-    if resuming:
-        state = json.loads(state_file.read_text())
-        model = keras.saving.load_model(state_file.parent / "last.keras")
-        if _starts_new_cycle(state, config, finished) and state["callbacks"]:
-            state["callbacks"][0]["wait"] = 0
-    else:
-        state = {"epoch": 0, "history": [], "wall_time_s": 0.0, "best_val_accuracy": -math.inf,
-                 "best_epoch": -1, "callbacks": []}
-        model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
-                              config.weights, config.train_base, config.augment, config.seed)
-        if config.init_from:
-            _initialise_from(model, config.init_from, val_split, data_info)
-        model.compile(optimizer=_optimizer(config), loss=_loss(config, train_split), metrics=["accuracy"])
+    with DV.scope(where):
+        if resuming:
+            state = json.loads(state_file.read_text())
+            model = keras.saving.load_model(state_file.parent / "last.keras")
+            if _starts_new_cycle(state, config, finished) and state["callbacks"]:
+                state["callbacks"][0]["wait"] = 0
+        else:
+            state = {"epoch": 0, "history": [], "wall_time_s": 0.0, "best_val_accuracy": -math.inf,
+                     "best_epoch": -1, "callbacks": []}
+            model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
+                                  config.weights, config.train_base, config.augment, config.seed)
+            if config.init_from:
+                _initialise_from(model, config.init_from, val_split, data_info)
+            model.compile(optimizer=_optimizer(config), loss=_loss(config, train_split),
+                          metrics=["accuracy"])
     image_size, channels = model.input_shape[1], model.input_shape[3]
     for split in (train_split, val_split, test_split):
         if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
@@ -404,7 +416,8 @@ def train(
                                                                            name or config.backbone)
     checkpoint = run_dir / CHECKPOINT_DIR
     if not resuming:
-        runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes)})
+        runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
+                                    "placement": where.record()})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(
@@ -419,16 +432,20 @@ def train(
         stateful = [early, scheduler]
     checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
     if _has_epochs_left(state, config):
-        model.fit(
-            train_split.images, _targets(config, train_split, train_split, teacher),
-            validation_data=(val_split.images, _targets(config, val_split, train_split)),
-            epochs=config.epochs, initial_epoch=state["epoch"], batch_size=config.batch_size,
-            class_weight=_class_weight(config, train_split.labels, num_classes),
-            callbacks=[scheduler, early, checkpointer, *(callbacks or [])], verbose=verbose, shuffle=True,
-        )
+        replicas = len(where.devices)
+        batches = FaceBatches(train_split.images, _targets(config, train_split, train_split, teacher),
+                              config.batch_size, seed=config.seed, epoch=state["epoch"],
+                              class_weight=_class_weight(config, train_split.labels, num_classes),
+                              multiple=replicas)
+        val_batches = FaceBatches(val_split.images, _targets(config, val_split, train_split),
+                                  config.batch_size, multiple=replicas)
+        with DV.scope(where):
+            model.fit(batches, validation_data=val_batches, epochs=config.epochs,
+                      initial_epoch=state["epoch"], verbose=verbose,
+                      callbacks=[scheduler, early, checkpointer, *(callbacks or [])])
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
-    return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info)
+    return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info, where)
 
 
 def _load_trained_apart_from_val(source: str | Path, val_split: D.Split, data_info: dict):
@@ -473,10 +490,11 @@ def _teacher_probabilities(config: TrainConfig, train_split: D.Split, val_split:
     return E.predict_proba(loaded.model, train_split.images).astype(np.float32)
 
 
-def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info) -> RunResult:
+def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info,
+            where: DV.Placement) -> RunResult:
     metrics = runs.write_results(
         run_dir, model, config.backbone, classes, val_split, test_split, state["history"],
-        card_fields=dict(training_data=data_info, config=asdict(config),
+        card_fields=dict(training_data=data_info, config=asdict(config), placement=where.record(),
                          wall_time_s=round(state["wall_time_s"], 1),
                          peak_memory_mb=round(_peak_memory_mb(), 1), epochs_run=len(state["history"]),
                          best_epoch=state["best_epoch"]),

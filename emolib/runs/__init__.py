@@ -172,8 +172,8 @@ def snapshot_files(run_dir: str | Path) -> list[Path]:
 
 
 #: card fields a derived run (adjusted, averaged) keeps from the run it came from
-_INHERITED_CARD_FIELDS = ("training_data", "config", "wall_time_s", "peak_memory_mb", "epochs_run",
-                          "best_epoch", "weight_average", "logit_adjustment", "ensemble")
+_INHERITED_CARD_FIELDS = ("training_data", "config", "placement", "wall_time_s", "peak_memory_mb",
+                          "epochs_run", "best_epoch", "weight_average", "logit_adjustment", "ensemble")
 
 
 def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.Split,
