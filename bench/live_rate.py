@@ -31,7 +31,7 @@ from emolib import video as V  # noqa: E402
 from emolib.widgets.app import DEFAULT_MODEL_DIR  # noqa: E402
 
 SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
-OVERLAY = "document.querySelector('.emolib-live-panel .emolib-webcam-overlay')"
+OVERLAY = "document.querySelector('.emolib-camera-panel .emolib-webcam-overlay')"
 
 
 def counts(page) -> dict:
