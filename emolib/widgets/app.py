@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.util
 import logging
 import os
 import threading
@@ -138,9 +139,9 @@ def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | 
 def sample_image_bytes() -> bytes:
     """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package
     once)."""
-    from matplotlib import cbook
-
-    return Path(cbook.get_sample_data(SAMPLE_NAME, asfileobj=False)).read_bytes()
+    # found without importing matplotlib (tens of MB in every viewer's kernel)
+    package = Path(importlib.util.find_spec("matplotlib").origin).parent
+    return (package / "mpl-data" / "sample_data" / SAMPLE_NAME).read_bytes()
 
 
 def default_predictor_factory(api_url: str | None = None, **settings):
@@ -456,7 +457,7 @@ class EmotionDashboard(widgets.VBox):
 
         def work():
             try:
-                sample_image_bytes()  # matplotlib's import too, before the first ✨ Try a sample
+                sample_image_bytes()  # read before the first ✨ Try a sample
                 self.predictor()
             except Exception as error:  # noqa: BLE001 - reported in the page
                 log.exception("model preload failed")
