@@ -4,7 +4,7 @@ The predictor loads its model and detector once, then for each image: decodes it
 (:mod:`emolib.imageio`), finds the faces (:mod:`emolib.detect`), crops them to the model's input and
 classifies **all faces in one batched model call** (``predict_on_batch``: a compiled function, several
 times cheaper than an eager ``model(x)`` or ``model.predict`` for a handful of faces). With flip TTA
-the mirrored crops go into the same call. The result is the result dict of DESIGN.md::
+the mirrored crops go into the same call. The result is the result dict of docs/architecture.md::
 
     {"faces_detected": 1, "detector": "yunet",
      "predictions": [{"emotion": "happy", "label": "Joie", "emoji": "😄", "confidence": 87.1,
@@ -18,6 +18,7 @@ label order.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -285,7 +286,21 @@ CLI_CHUNK = 32
 
 
 def run_cli(args) -> int:
-    """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed."""
+    """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed.
+
+    With ``--out`` (needed for folders), the images stream into a predictions file instead: see
+    :mod:`emolib.batch`.
+    """
+    if args.out is not None:
+        from emolib import batch
+
+        return batch.run_cli(args)
+    if args.ray is not None:
+        raise ValueError("--ray goes with --out predictions.jsonl|.parquet")
+    folders = [name for name in args.images if os.path.isdir(name)]
+    if folders:
+        raise ValueError(f"{folders[0]} is a folder: give --out predictions.jsonl (or .parquet) "
+                         "to label the images in it")
     predictor = EmotionPredictor(model=args.model, detector=args.detector,
                                  flip_tta=getattr(args, "flip_tta", False))
     if not args.whole_image:

@@ -1,8 +1,8 @@
 """REST API (FastAPI): ``POST /predict``, ``GET /test``, ``GET /health``, web page ``/``, docs ``/docs``.
 
-Contract (DESIGN.md): ``POST /predict`` with the multipart field ``file`` returns the result dict of
-:class:`emolib.predict.EmotionPredictor`; ``GET /test`` returns ``{"status": "ok"}``; bad input is a
-4xx with ``{"detail": ...}``, never a 500:
+Contract (docs/architecture.md): ``POST /predict`` with the multipart field ``file`` returns the result
+dict of :class:`emolib.predict.EmotionPredictor`; ``GET /test`` returns ``{"status": "ok"}``; bad input
+is a 4xx with ``{"detail": ...}``, never a 500:
 
 =====================================================  ======
 empty file                                             400
@@ -25,14 +25,21 @@ The model and detector load once, in :func:`create_app`. Predictions run in work
 ``max_concurrency`` at a time, so a burst of large photos cannot exhaust memory); the predictor is
 thread-safe. This module imports neither TensorFlow nor Keras until ``create_app`` runs.
 
+``POST /predict`` also takes optional query parameters, so that one server can answer every viewer of
+the dashboard with the settings of that viewer: ``whole_image`` (the photo is one face crop),
+``detector``, ``flip_tta``, ``language`` and ``model`` (the start-up model, or one found by
+:func:`emolib.modelcards.find_models`, never any other path). Each combination is built once, sharing the
+loaded model and detector (see :class:`PredictorChoices`).
+
 Run it with ``python -m emolib serve --port 5000`` (see :func:`run_cli`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
@@ -40,7 +47,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from emolib import __version__, imageio
+from emolib import __version__, imageio, modelcards
 
 #: Largest accepted upload (the image file itself).
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -54,6 +61,7 @@ _EXPLAIN_HELP = ("add to each face a saliency map of its crop (occlusion sensiti
 DEFAULT_CORS_REGEX = r"null|https?://(localhost|127\.0\.0\.1)(:\d+)?"
 #: The web client served at ``GET /``.
 WEB_PAGE = Path(__file__).with_name("static") / "index.html"
+_MODEL_HELP = "a shipped model's name or a listed model directory (default: the start-up model)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,6 +152,78 @@ class UploadLimit:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Per-request settings
+# ---------------------------------------------------------------------------------------------------
+
+class PredictorChoices:
+    """The start-up predictor and its variants for other settings, each built once, on first request.
+
+    Variants share the loaded model (and the detector, when it is the same one), so another flip TTA or
+    language costs nothing and another detector or model costs only itself.
+
+    Parameters
+    ----------
+    predictor : EmotionPredictor
+        The start-up predictor (its settings are the defaults of every request).
+    model_dirs : iterable of paths
+        Where requests may pick another model (:func:`emolib.modelcards.find_models`).
+    """
+
+    def __init__(self, predictor, model_dirs=modelcards.MODEL_SEARCH_DIRS):
+        self.default = predictor
+        self.model_dirs = tuple(model_dirs)
+        self._made = {}
+        self._loaded = {self._model_dir(predictor.loaded.path): predictor.loaded}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _model_dir(path) -> Path:
+        path = Path(path).resolve()
+        return path if path.is_dir() else path.parent
+
+    def _allowed_model(self, model: str) -> Path:
+        shipped = modelcards.SHIPPED_MODELS_DIR / model
+        path = self._model_dir(shipped if Path(model).name == model and shipped.is_dir() else model)
+        if path in self._loaded or path in {p.resolve() for p in modelcards.find_models(self.model_dirs)}:
+            return path
+        raise ValueError(f"unknown model {model!r}: use the start-up model or one under "
+                         f"{', '.join(str(d) for d in self.model_dirs)}")
+
+    def get(self, model: str | None = None, detector: str | None = None, flip_tta: bool | None = None,
+            language: str | None = None):
+        """The predictor for these settings (None: the start-up predictor's).
+
+        Raises
+        ------
+        ValueError
+            For a model that is neither the start-up one nor found under ``model_dirs``.
+        """
+        base = self.default
+        model_dir = self._allowed_model(model) if model else self._model_dir(base.loaded.path)
+        detector = detector or base.detector.name
+        flip_tta = base.flip_tta if flip_tta is None else bool(flip_tta)
+        language = language or base.language
+        key = (model_dir, detector, flip_tta, language)
+        with self._lock:
+            if key not in self._made:
+                if key == (self._model_dir(base.loaded.path), base.detector.name, base.flip_tta,
+                           base.language):
+                    self._made[key] = base
+                else:
+                    from emolib.models import load_model
+                    from emolib.predict import EmotionPredictor
+
+                    if model_dir not in self._loaded:
+                        self._loaded[model_dir] = load_model(model_dir)
+                    same_detector = detector == base.detector.name
+                    self._made[key] = EmotionPredictor(
+                        model=self._loaded[model_dir],
+                        detector=base.detector if same_detector else detector,
+                        flip_tta=flip_tta, language=language, max_pixels=base.max_pixels)
+            return self._made[key]
+
+
+# ---------------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------------
 
@@ -192,6 +272,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
             else {"allow_origin_regex": DEFAULT_CORS_REGEX})
     app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"], allow_headers=["*"], **cors)
     app.state.predictor = predictor
+    choices = PredictorChoices(predictor)
 
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:
@@ -210,8 +291,18 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
 
     @app.post("/predict", response_model=PredictionResult, responses=_ERRORS,
               response_model_exclude_unset=True, summary="Faces and emotions of an uploaded photo")
-    async def predict(file: Annotated[UploadFile, File(description=_FILE_HELP)],
-                      explain: Annotated[bool, Query(description=_EXPLAIN_HELP)] = False):
+    async def predict(
+            file: Annotated[UploadFile, File(description=_FILE_HELP)],
+            whole_image: Annotated[bool, Query(description="the photo is one face crop")] = False,
+            detector: Annotated[Literal["yunet", "haar"] | None, Query(description="face detector")] = None,
+            flip_tta: Annotated[bool | None, Query(description="average with the mirror image")] = None,
+            language: Annotated[Literal["fr", "en"] | None, Query(description="language of labels")] = None,
+            model: Annotated[str | None, Query(description=_MODEL_HELP)] = None,
+            explain: Annotated[bool, Query(description=_EXPLAIN_HELP)] = False):
+        try:
+            chosen = await anyio.to_thread.run_sync(choices.get, model, detector, flip_tta, language)
+        except (ValueError, FileNotFoundError) as error:
+            raise HTTPException(400, str(error)) from None
         data = await file.read(max_upload_bytes + 1)
         await file.close()
         if len(data) > max_upload_bytes:
@@ -219,8 +310,8 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
         if not data:
             raise HTTPException(400, "empty file: no image received")
         try:
-            options = {"explain": True} if explain else {}
-            return await anyio.to_thread.run_sync(lambda: predictor.predict(data, **options), limiter=limiter)
+            return await anyio.to_thread.run_sync(
+                lambda: chosen.predict(data, whole_image=whole_image, explain=explain), limiter=limiter)
         except imageio.ImageTooLargeError as error:
             raise HTTPException(413, str(error)) from None
         except imageio.UnsupportedImageError as error:
