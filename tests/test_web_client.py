@@ -252,3 +252,18 @@ def test_page_opened_from_disk_talks_to_the_api_on_another_port(web_browser, api
     assert "cannot reach the API" in page.text_content("#error")
     assert page.js_errors == []
     page.close()
+
+
+def test_remote_predictor_explains_a_face_through_the_api(api_server, photos_dir):
+    """The dashboard's 🔍 Why? under `make dashboard` (kernels ask the API): RemotePredictor.explain_face."""
+    from emolib.widgets.remote import RemotePredictor
+
+    image = np.asarray(Image.open(photos_dir / "grace_hopper.jpg").convert("RGB"))
+    remote = RemotePredictor(api_server)
+    face = remote.predict(image)["predictions"][0]
+    entry = remote.explain_face(image, face)
+    picture = Image.open(io.BytesIO(base64.b64decode(entry["png"])))
+    assert [picture.height, picture.width] == entry["size"] == [OVERLAY_SIDE, OVERLAY_SIDE]
+    assert remote.explain_face(image, face) is entry  # the photo is explained once, for all its faces
+    with pytest.raises(ValueError, match="not found again"):
+        remote.explain_face(image, {**face, "box": {"x": 0, "y": 0, "w": 10, "h": 10}})
