@@ -8,15 +8,24 @@ benchmarks).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 INSTALL_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray[data]")'
+
+#: ``ray start`` option → the port file its agent writes (``<session>/<name>_<node id>``)
+AGENT_PORTS = {"--metrics-export-port": "metrics_export_port",
+               "--dashboard-agent-grpc-port": "metrics_agent_port",
+               "--dashboard-agent-listen-port": "dashboard_agent_listen_port",
+               "--runtime-env-agent-port": "runtime_env_agent_port"}
 
 
 def connect(address: str | None = None):
@@ -43,47 +52,67 @@ def connect(address: str | None = None):
     return ray
 
 
-@contextmanager
-def local_cluster(num_cpus: int, log: str | os.PathLike, attempts: int = 5, timeout: float = 300):
-    """A Ray head on this machine (``ray start --head --block``) for the block; yields its address.
+@dataclass
+class Head:
+    """A running local Ray head: the address to join and the pid of its ``ray start`` process."""
 
-    A Ray node must start its agents within a fixed 15 s, which a busy machine can miss
-    (ray-project/ray issue 65983): a start that fails is tried again, up to ``attempts`` times, each in
-    its own process so that nothing of it is left behind. On exit the head and every process it
-    started are stopped.
+    address: str
+    pid: int
+
+
+@contextmanager
+def local_cluster(num_cpus: int, log: str | os.PathLike, object_store_mb: int = 512, timeout: float = 300):
+    """A Ray head on this machine (``ray start --head --block``) for the block; yields a :class:`Head`.
+
+    A Ray node stops unless its agents write their port files within a fixed 15 s, which a busy
+    machine misses (the agents' Python start-up alone can take longer: ray-project/ray issue
+    65983). Here the agents get fixed free ports and their port files are written as soon as the
+    node's session exists, so the node does not wait for them. On exit the head and every process
+    it started are stopped, and its temporary folder removed.
     """
-    if not (Path(sys.executable).parent / "ray").exists():
+    ray_command = Path(sys.executable).parent / "ray"
+    if not ray_command.exists():
         raise ValueError(INSTALL_HINT)
+    temp = Path(tempfile.mkdtemp(prefix="emolib-ray-"))
+    ports = {option: _free_port() for option in ("--port", *AGENT_PORTS)}
+    command = [str(ray_command), "start", "--head", "--block", f"--num-cpus={num_cpus}", "--num-gpus=0",
+               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+               f"--object-store-memory={object_store_mb * 2**20}",
+               *(f"{option}={port}" for option, port in ports.items())]
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    for attempt in range(1, attempts + 1):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        offset = Path(log).stat().st_size if Path(log).exists() else 0
-        with open(log, "ab") as output:
-            head = subprocess.Popen(
-                [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}",
-                 f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false",
-                 "--disable-usage-stats"],
-                env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        if _started(head, Path(log), offset, timeout):
-            break
-        _stop(head)
-        if attempt == attempts:
-            raise RuntimeError(f"a local Ray head did not start in {attempts} attempts; see {log}")
+    env["RAY_AUTH_MODE"] = "disabled"  # drivers join without a token (Ray 2.5x: token auth by default)
+    with open(log, "ab") as output:
+        offset = output.tell()
+        head = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        yield f"127.0.0.1:{port}"
+        _wait_started(head, Path(log), offset, temp, ports, timeout)
+        yield Head(f"127.0.0.1:{ports['--port']}", head.pid)
     finally:
         _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
-def _started(head: subprocess.Popen, log: Path, offset: int, timeout: float) -> bool:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_started(head: subprocess.Popen, log: Path, offset: int, temp: Path, ports: dict,
+                  timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and head.poll() is None:
+    while head.poll() is None and time.monotonic() < deadline:
+        for gcs_file in temp.glob("session_*/gcs_server_port_*"):
+            node_id = gcs_file.name.removeprefix("gcs_server_port_")
+            for option, name in AGENT_PORTS.items():
+                port_file = gcs_file.parent / f"{name}_{node_id}"
+                if not port_file.exists():
+                    port_file.write_text(str(ports[option]))
         if b"Ray runtime started" in log.read_bytes()[offset:]:
-            return True
-        time.sleep(0.5)
-    return False
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"a local Ray head did not start (see {log})")
 
 
 def _stop(head: subprocess.Popen) -> None:
@@ -91,7 +120,7 @@ def _stop(head: subprocess.Popen) -> None:
     if head.poll() is None:
         head.send_signal(signal.SIGTERM)
         try:
-            head.wait(timeout=60)
+            head.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pass
     try:

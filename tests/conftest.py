@@ -75,7 +75,7 @@ def ray_local(tmp_path_factory):
     """A local Ray head with 2 CPUs for the whole session, joined by this process; yields its address."""
     from emolib.cluster import connect, local_cluster
 
-    with local_cluster(2, tmp_path_factory.mktemp("ray") / "head.log") as address:
-        ray = connect(address)
-        yield address
+    with local_cluster(2, tmp_path_factory.mktemp("ray") / "head.log") as head:
+        ray = connect(head.address)
+        yield head.address
         ray.shutdown()
