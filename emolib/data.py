@@ -2,7 +2,10 @@
 
 A *format* (``rafdb``, ``fer2013``, ``ferplus``, ``folders``) scans a dataset folder into a
 :class:`Listing` — image sources and labels in canonical order. :func:`load_split` decodes a listing
-into uint8 arrays once and caches them on disk; later loads of unchanged files skip decoding.
+into uint8 arrays once, chunk by chunk, straight into a memory-mapped cache file; later loads of
+unchanged files map that file instead of decoding. A subset of a split (val carve, per-class limit) is
+a :class:`Rows` view: rows are read from the map only when a batch is sliced, so a split larger than
+memory never gets copied whole.
 """
 
 from __future__ import annotations
@@ -19,11 +22,51 @@ import cv2
 import numpy as np
 
 from emolib import labels as L
+from emolib import paths
 from emolib.files import atomic_path, write_json
 from emolib.registry import Registry, first_doc_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
+DECODE_CHUNK = 1024  # images decoded (and held in memory) at a time while a cache is built
+
+
+class Rows:
+    """Rows ``index`` of an image array (usually the memory-mapped cache), read only when asked for.
+
+    Slicing or indexing gives a NumPy array of just those rows; :meth:`take` gives another view;
+    ``np.asarray(rows)`` reads them all (for small splits only).
+    """
+
+    def __init__(self, base: np.ndarray, index: np.ndarray):
+        self.base = base
+        self.index = np.asarray(index, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.base.shape[1:])
+
+    @property
+    def dtype(self):
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.base[self.index[key]]
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self.base[self.index]
+        return rows if dtype is None else rows.astype(dtype)
+
+    def take(self, index) -> Rows:
+        """The rows ``index`` (integer array) of this view, as a view."""
+        return Rows(self.base, self.index[np.asarray(index)])
 
 
 @dataclass
@@ -45,9 +88,12 @@ class Listing:
 
 @dataclass
 class Split:
-    """A decoded split: ``images`` (n, h, w, c) uint8 and ``labels`` (n,) indices into ``classes``."""
+    """A decoded split: ``images`` (n, h, w, c) uint8 and ``labels`` (n,) indices into ``classes``.
 
-    images: np.ndarray
+    ``images`` is an array (memory-mapped from the cache, or in memory) or a :class:`Rows` view of one.
+    """
+
+    images: np.ndarray | Rows
     labels: np.ndarray
     classes: tuple[str, ...]
     sources: list[str]
@@ -63,15 +109,18 @@ class Split:
         """``<n>-<hash>`` of the decoded images and labels: the same faces give the same value on any
         machine (``fingerprint``, the cache key, also covers file paths and modification times)."""
         digest = hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes())
-        digest.update(np.ascontiguousarray(self.images).tobytes())
+        for start in range(0, len(self), DECODE_CHUNK):  # chunk by chunk: the same digest, no copy
+            digest.update(np.ascontiguousarray(self.images[start:start + DECODE_CHUNK]).tobytes())
         return f"{len(self)}-{digest.hexdigest()[:24]}"
 
     def subset(self, index) -> Split:
-        """The rows ``index`` (a boolean mask or integer array) of this split."""
+        """The rows ``index`` (a boolean mask or integer array) of this split; images as a :class:`Rows`
+        view, read batch by batch."""
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
-        return Split(self.images[index], self.labels[index], self.classes,
+        images = self.images.take(index) if isinstance(self.images, Rows) else Rows(self.images, index)
+        return Split(images, self.labels[index], self.classes,
                      [self.sources[i] for i in index], self.skipped,
                      None if self.soft_labels is None else self.soft_labels[index], self.fingerprint,
                      self.dropped)
@@ -93,6 +142,11 @@ DATASETS: Registry = Registry("dataset")
 def register_dataset(name: str, splits: Callable[[Path], list[str]]):
     """Decorator: register ``scan(root, split, **options)`` as dataset format ``name``."""
     return DATASETS.register(name, lambda scan: DatasetFormat(name, scan, splits, first_doc_line(scan)))
+
+
+def list_datasets() -> list[str]:
+    """The names of the registered datasets."""
+    return DATASETS.names()
 
 
 def get_dataset(name: str) -> DatasetFormat:
@@ -343,11 +397,6 @@ def fingerprint(name: str, listing: Listing, size: int, channels: int, root: Pat
     return digest.hexdigest()[:24]
 
 
-def default_cache_dir() -> Path:
-    """``$EMOLIB_CACHE`` or ``~/.cache/emolib``."""
-    return Path(os.environ.get("EMOLIB_CACHE", Path.home() / ".cache" / "emolib"))
-
-
 def _cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
     return cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
 
@@ -359,16 +408,31 @@ def _read_cache(cache_dir: Path, key: str, count: int, size: int, channels: int)
         images = np.load(images_path, mmap_mode="r")
     except (OSError, ValueError):
         return None
-    if images.shape != (meta["kept"], size, size, channels) or meta["count"] != count:
+    # the file has a row per source; the kept images come first (older caches: exactly the kept rows)
+    if images.shape[1:] != (size, size, channels) or meta["count"] != count or len(images) < meta["kept"]:
         return None
-    return images, meta
+    return images[:meta["kept"]], meta
 
 
-def _write_cache(cache_dir: Path, key: str, images: np.ndarray, meta: dict) -> None:
+def _build_cache(cache_dir: Path, key: str, listing: Listing, size: int, channels: int, workers: int,
+                 progress: bool):
+    """Decode ``listing`` chunk by chunk into the memory-mapped cache file; the images it maps and the
+    kept mask."""
     images_path, meta_path = _cache_paths(cache_dir, key)
+    count = len(listing.sources)
     with atomic_path(images_path) as tmp:
-        np.save(tmp, images)
+        if count:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                            shape=(count, size, size, channels))
+            keep = _decode_into(listing, out, size, channels, workers, progress)
+            out.flush()
+            del out
+        else:
+            np.save(tmp, np.zeros((0, size, size, channels), dtype=np.uint8))
+            keep = np.zeros(0, dtype=bool)
+    meta = {"count": count, "kept": int(keep.sum()), "keep": keep.tolist()}
     write_json(meta_path, meta)  # written last: its presence means the images are complete
+    return _read_cache(cache_dir, key, count, size, channels)[0], keep
 
 
 def load_split(
@@ -393,7 +457,7 @@ def load_split(
     size, channels : int
         Output images are ``(size, size, channels)`` uint8; gray (1) or RGB (3).
     cache : bool or path
-        ``True``: cache under :func:`default_cache_dir`; a path: cache there; ``False``: no cache.
+        ``True``: cache under :func:`emolib.paths.cache_dir`; a path: cache there; ``False``: no cache.
         The key fingerprints file names, sizes and mtimes: a changed file rebuilds the cache.
     options
         Format options, e.g. ``classes=[...]`` for ``folders``.
@@ -405,19 +469,20 @@ def load_split(
         raise FileNotFoundError(f"dataset folder not found: {root}")
     listing = get_dataset(name).scan(root, split, **options)
     key = f"{name}-{split}-{size}x{size}x{channels}-{fingerprint(name, listing, size, channels, root)}"
-    cache_dir = Path(cache) if isinstance(cache, (str, os.PathLike)) else default_cache_dir()
+    cache_dir = Path(cache) if isinstance(cache, (str, os.PathLike)) else paths.cache_dir()
     cached = _read_cache(cache_dir, key, len(listing.sources), size, channels) if cache else None
     if cached is not None:
         images, meta = cached
         keep = np.asarray(meta["keep"], dtype=bool)
+    elif cache:
+        images, keep = _build_cache(cache_dir, key, listing, size, channels, workers, progress)
     else:
-        images, keep = _decode_listing(listing, size, channels, workers, progress)
-        if cache:
-            meta = {"count": len(listing.sources), "kept": int(keep.sum()), "keep": keep.tolist()}
-            _write_cache(cache_dir, key, images, meta)
+        images = np.empty((len(listing.sources), size, size, channels), dtype=np.uint8)
+        keep = _decode_into(listing, images, size, channels, workers, progress)
+        images = images[:keep.sum()]
     skipped = [s for s, k in zip(listing.sources, keep) if not k]
     return Split(
-        images=np.asarray(images),
+        images=images,
         labels=listing.labels[keep],
         classes=listing.classes,
         sources=[s for s, k in zip(listing.sources, keep) if k],
@@ -428,19 +493,32 @@ def load_split(
     )
 
 
-def _decode_listing(listing: Listing, size: int, channels: int, workers: int, progress: bool):
-    if listing.pixels is not None:
-        decoded = [None if p is None else _fit(p, size, channels) for p in listing.pixels]
-    else:
-        from tqdm.auto import tqdm
+def _decode_into(listing: Listing, out: np.ndarray, size: int, channels: int, workers: int,
+                 progress: bool) -> np.ndarray:
+    """Decode ``listing`` :data:`DECODE_CHUNK` images at a time into the first rows of ``out`` (the
+    readable images, in order); the mask of readable sources."""
+    from tqdm.auto import tqdm
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            jobs = pool.map(lambda s: decode_face(s, size, channels), listing.sources)
-            decoded = list(tqdm(jobs, total=len(listing.sources), desc="decoding", disable=not progress))
-    keep = np.array([image is not None for image in decoded], dtype=bool)
-    images = np.stack([d for d in decoded if d is not None]) if keep.any() else \
-        np.zeros((0, size, size, channels), dtype=np.uint8)
-    return images, keep
+    count = len(listing.sources)
+    keep = np.zeros(count, dtype=bool)
+    kept = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=count, desc="decoding", disable=not progress) as bar:
+        for start in range(0, count, DECODE_CHUNK):
+            stop = min(count, start + DECODE_CHUNK)
+            if listing.pixels is not None:
+                decoded = [None if p is None else _fit(p, size, channels)
+                           for p in listing.pixels[start:stop]]
+            else:
+                decoded = list(pool.map(lambda source: decode_face(source, size, channels),
+                                        listing.sources[start:stop]))
+            for offset, image in enumerate(decoded):
+                if image is not None:
+                    out[kept] = image
+                    kept += 1
+                    keep[start + offset] = True
+            bar.update(stop - start)
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------------

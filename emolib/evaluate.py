@@ -76,7 +76,7 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int = 
     mapping = L.label_mapping(split.classes, model_labels)  # dataset index -> model index
     shared = sorted(mapping)
     keep = np.isin(split.labels, shared)
-    probs = predict_proba(model, split.images[keep], batch_size, flip_tta)
+    probs = predict_proba(model, split.subset(keep).images, batch_size, flip_tta)  # read batch by batch
     model_columns = [mapping[i] for i in shared]
     predicted = np.asarray(shared)[np.argmax(probs[:, model_columns], axis=1)] if len(probs) else []
     classes = [split.classes[i] for i in shared]
@@ -118,7 +118,8 @@ def plot_curves(history, title: str = "Learning curves"):
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for column, style in ((metric, "-"), (f"val_{metric}", "--")):
             if column in table:
-                ax.plot(table.get("epoch", table.index) + 1, table[column], style, label=column)
+                ax.plot(table.get("epoch", table.index) + 1, table[column], style, marker="o",
+                        label=column)  # markers: a one-epoch run shows points, not empty axes
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()

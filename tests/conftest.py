@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import emolib  # noqa: F401  (first: it sets this venv's Keras backend before any test imports Keras)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
 
