@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emolib import batch, cli
+from emolib import cli, folder_predict
 from emolib import experiments as X
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,12 +155,12 @@ def test_predict_on_ray_writes_the_same_records_and_resumes(photo_folder, tiny_m
     local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     common = ["--model", str(tiny_model_dir), "--recursive", "--chunk", "2", "--json"]
     assert cli.main(["predict", str(photo_folder), "--out", str(local), *common]) == 1  # the broken file
-    records = batch.JsonlOutput(local).read()
+    records = folder_predict.JsonlOutput(local).read()
     on_ray.write_text("".join(json.dumps(r) + "\n" for r in records[:1]))  # one image already done
     capsys.readouterr()
     assert cli.main(["predict", str(photo_folder), "--out", str(on_ray), "--ray", "--workers", "2",
                      *common]) == 1
     summary = json.loads(capsys.readouterr().out)
     assert summary["skipped"] == 1 and summary["images"] == 3 and summary["errors"] == 1
-    assert comparable(batch.JsonlOutput(on_ray).read()) == comparable(records)
-    assert len(batch.JsonlOutput(on_ray).read()) == 4
+    assert comparable(folder_predict.JsonlOutput(on_ray).read()) == comparable(records)
+    assert len(folder_predict.JsonlOutput(on_ray).read()) == 4

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emolib import batch, cli
+from emolib import cli, folder_predict
 
 
 def predict(folder, out, model, *options) -> int:
@@ -24,7 +24,7 @@ def by_name(records) -> dict:
 def test_one_record_per_image_with_faces_or_the_error(photo_folder, tiny_model_dir, tmp_path):
     out = tmp_path / "p.jsonl"
     assert predict(photo_folder, out, tiny_model_dir, "--recursive") == 1  # one image could not be read
-    records = by_name(batch.JsonlOutput(out).read())
+    records = by_name(folder_predict.JsonlOutput(out).read())
     assert sorted(records) == ["a-face.jpg", "b-no-face.png", "c-broken.jpg", "d-face.jpg"]
     assert records["a-face.jpg"]["path"] == str(photo_folder / "a-face.jpg")
     for name in ("a-face.jpg", "d-face.jpg"):
@@ -42,7 +42,7 @@ def test_one_record_per_image_with_faces_or_the_error(photo_folder, tiny_model_d
 def test_without_recursive_sub_folders_are_left_out(photo_folder, tiny_model_dir, tmp_path):
     out = tmp_path / "p.jsonl"
     predict(photo_folder, out, tiny_model_dir)
-    assert "d-face.jpg" not in by_name(batch.JsonlOutput(out).read())
+    assert "d-face.jpg" not in by_name(folder_predict.JsonlOutput(out).read())
 
 
 def test_rerun_skips_done_images_and_cuts_a_torn_line(photo_folder, tiny_model_dir, tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_rerun_skips_done_images_and_cuts_a_torn_line(photo_folder, tiny_model_d
     predict(photo_folder, out, tiny_model_dir, "--recursive", "--json")
     summary = json.loads(capsys.readouterr().out)
     assert summary["skipped"] == 2 and summary["images"] == 2
-    again = batch.JsonlOutput(out).read()
+    again = folder_predict.JsonlOutput(out).read()
     assert len(again) == 4 and len({r["path"] for r in again}) == 4
     assert by_name(again) == by_name(json.loads(line) for line in lines)
     predict(photo_folder, out, tiny_model_dir, "--recursive", "--json")
@@ -66,8 +66,8 @@ def test_parquet_output_holds_the_same_records(photo_folder, tiny_model_dir, tmp
     predict(photo_folder, tmp_path / "p.parquet", tiny_model_dir, "--recursive")
     parts = sorted(p.name for p in (tmp_path / "p.parquet").iterdir())
     assert parts == ["part-00000.parquet", "part-00001.parquet"]  # one part per chunk of 2
-    assert by_name(batch.ParquetOutput(tmp_path / "p.parquet").read()) == \
-        by_name(batch.JsonlOutput(tmp_path / "p.jsonl").read())
+    assert by_name(folder_predict.ParquetOutput(tmp_path / "p.parquet").read()) == \
+        by_name(folder_predict.JsonlOutput(tmp_path / "p.jsonl").read())
     import pandas as pd
 
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 4
