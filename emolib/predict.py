@@ -4,7 +4,7 @@ The predictor loads its model and detector once, then for each image: decodes it
 (:mod:`emolib.imageio`), finds the faces (:mod:`emolib.detect`), crops them to the model's input and
 classifies **all faces in one batched model call** (``predict_on_batch``: a compiled function, several
 times cheaper than an eager ``model(x)`` or ``model.predict`` for a handful of faces). With flip TTA
-the mirrored crops go into the same call. The result is the result dict of DESIGN.md::
+the mirrored crops go into the same call. The result is the result dict of docs/architecture.md::
 
     {"faces_detected": 1, "detector": "yunet",
      "predictions": [{"emotion": "happy", "label": "Joie", "emoji": "😄", "confidence": 87.1,

@@ -1,8 +1,8 @@
 """REST API (FastAPI): ``POST /predict``, ``GET /test``, ``GET /health``, the web page ``GET /``, docs at ``/docs``.
 
-Contract (DESIGN.md): ``POST /predict`` with the multipart field ``file`` returns the result dict of
-:class:`emolib.predict.EmotionPredictor`; ``GET /test`` returns ``{"status": "ok"}``; bad input is a
-4xx with ``{"detail": ...}``, never a 500:
+Contract (docs/architecture.md): ``POST /predict`` with the multipart field ``file`` returns the result
+dict of :class:`emolib.predict.EmotionPredictor`; ``GET /test`` returns ``{"status": "ok"}``; bad input
+is a 4xx with ``{"detail": ...}``, never a 500:
 
 =====================================================  ======
 empty file                                             400

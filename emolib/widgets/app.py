@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.util
 import logging
 import os
 import threading
@@ -27,8 +28,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-import emolib
 from emolib import labels as emo_labels
+from emolib import paths
 from emolib.modelcards import (
     DEFAULT_MODEL_DIR,
     MODEL_SEARCH_DIRS,
@@ -37,15 +38,14 @@ from emolib.modelcards import (
     is_model_dir,
     read_card,
 )
+from emolib.paths import MODEL_ENV
 from emolib.widgets.remote import API_URL_ENV, RemotePredictor
 from emolib.widgets.results import ResultView, crop_box, encode
 from emolib.widgets.webcam import WebcamWidget
 
 log = logging.getLogger("emolib.widgets")
 
-REPO_ROOT = Path(emolib.__file__).resolve().parents[1]
-#: Environment variable naming the model the dashboard starts with.
-MODEL_ENV = "EMOLIB_MODEL"
+REPO_ROOT = paths.project_dir()
 #: Largest upload accepted (bytes), before any decoding.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ACCEPTED_TYPES = ".jpg,.jpeg,.png,.webp,image/jpeg,image/png,image/webp"
@@ -139,9 +139,9 @@ def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | 
 def sample_image_bytes() -> bytes:
     """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package
     once)."""
-    from matplotlib import cbook
-
-    return Path(cbook.get_sample_data(SAMPLE_NAME, asfileobj=False)).read_bytes()
+    # found without importing matplotlib (tens of MB in every viewer's kernel)
+    package = Path(importlib.util.find_spec("matplotlib").origin).parent
+    return (package / "mpl-data" / "sample_data" / SAMPLE_NAME).read_bytes()
 
 
 def default_predictor_factory(api_url: str | None = None, **settings):
@@ -457,7 +457,7 @@ class EmotionDashboard(widgets.VBox):
 
         def work():
             try:
-                sample_image_bytes()  # matplotlib's import too, before the first ✨ Try a sample
+                sample_image_bytes()  # read before the first ✨ Try a sample
                 self.predictor()
             except Exception as error:  # noqa: BLE001 - reported in the page
                 log.exception("model preload failed")
