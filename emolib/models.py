@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from emolib import __version__
+from emolib import __version__, paths
 from emolib.files import atomic_path, write_json
 from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free facts about model files
     CARD_FILE,
@@ -30,8 +30,6 @@ from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free fact
     list_models,
 )
 from emolib.registry import Registry, first_doc_line
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -53,7 +51,8 @@ class FacePreprocess(layers.Layer):
         ``unit``: x/255; ``tf``: x/127.5 − 1; ``caffe``: RGB→BGR minus the ImageNet mean (VGG16,
         ResNet50); ``torch``: x/255 standardised by the ImageNet mean and std.
     channels : int
-        Channels the backbone wants; a gray input is repeated to 3 channels where needed.
+        Channels the backbone is built for (see :meth:`Backbone.network_channels`); a gray input is
+        repeated to 3 channels where needed.
     """
 
     def __init__(self, mode: str = "unit", channels: int = 1, **kwargs):
@@ -62,6 +61,11 @@ class FacePreprocess(layers.Layer):
             raise ValueError(f"preprocessing mode must be one of {PREPROCESSING_MODES}, not {mode!r}")
         self.mode = mode
         self.channels = channels
+
+    def build(self, input_shape):
+        if input_shape[-1] not in (1, self.channels):
+            raise ValueError(f"a {self.channels}-channel backbone cannot take "
+                             f"{input_shape[-1]}-channel faces")
 
     def call(self, x):
         x = ops.cast(x, self.compute_dtype)
@@ -255,7 +259,8 @@ def augment_layer(augment: bool | dict | Augmentation | None, seed: int | None =
 
 @dataclass(frozen=True)
 class Backbone:
-    """A registered backbone: its builder and the input it expects by default."""
+    """A registered backbone: its builder, the input it expects by default, and whether it has
+    pretrained (RGB) weights."""
 
     name: str
     build: Callable  # (features_input, num_classes, weights, train_base) -> probabilities tensor
@@ -263,15 +268,33 @@ class Backbone:
     channels: int
     preprocessing: str
     description: str
+    pretrained: bool = False
+
+    def network_channels(self, channels: int) -> int:
+        """Channels the network is built for, given faces of ``channels`` (1 or 3).
+
+        A backbone trained from scratch is built for the channels given: its first convolution takes
+        gray or colour, so colour faces keep their colour (converting them to gray would throw away
+        what the user asked for) and gray faces cost no extra input channels. A pretrained backbone
+        always gets 3 channels, a gray face repeated in the graph, since its ImageNet weights (and
+        weight files saved from it, with or without ``weights=None``) expect RGB.
+        """
+        return 3 if self.pretrained else channels
 
 
 BACKBONES: Registry = Registry("backbone")
 
 
-def register_backbone(name: str, *, input_size: int, channels: int, preprocessing: str):
+def register_backbone(name: str, *, input_size: int, channels: int, preprocessing: str,
+                      pretrained: bool = False):
     """Decorator: register ``build(x, num_classes, weights, train_base)`` under ``name``."""
     return BACKBONES.register(name, lambda build: Backbone(name, build, input_size, channels, preprocessing,
-                                                           first_doc_line(build)))
+                                                           first_doc_line(build), pretrained))
+
+
+def list_backbones() -> list[str]:
+    """The names of the registered backbones."""
+    return BACKBONES.names()
 
 
 def get_backbone(name: str) -> Backbone:
@@ -320,7 +343,7 @@ def compact_vgg(x, num_classes, weights=None, train_base=True, widths=(32, 64, 1
     return _classifier(x, num_classes)
 
 
-@register_backbone("vgg16", input_size=100, channels=3, preprocessing="caffe")
+@register_backbone("vgg16", input_size=100, channels=3, preprocessing="caffe", pretrained=True)
 def vgg16(x, num_classes, weights="imagenet", train_base=True):
     """VGG16 transfer as in the original: base unfrozen, Flatten → Dense 512 + BN → Dropout 0.5."""
     base = _application(keras.applications.VGG16, x, weights)
@@ -332,7 +355,7 @@ def vgg16(x, num_classes, weights="imagenet", train_base=True):
     return _classifier(y, num_classes)
 
 
-@register_backbone("resnet50", input_size=224, channels=3, preprocessing="caffe")
+@register_backbone("resnet50", input_size=224, channels=3, preprocessing="caffe", pretrained=True)
 def resnet50(x, num_classes, weights="imagenet", train_base=2):
     """ResNet50 transfer: global pooling head; ``train_base`` = number of last stages fine-tuned."""
     base = _application(keras.applications.ResNet50, x, weights)
@@ -395,8 +418,8 @@ def build_model(
     num_classes : int
         Size of the softmax output.
     input_size, channels : int, optional
-        Input side and channels the model accepts (default: the backbone's own). A gray input on an
-        RGB backbone is repeated to 3 channels inside the graph.
+        Input side and channels (1 or 3) the model accepts (default: the backbone's own). Every
+        backbone takes both: see :meth:`Backbone.network_channels` for how.
     weights : {None, "imagenet"} or path
         Pretrained weights for transfer backbones: ``"imagenet"`` downloads, a path loads a local file.
     train_base : bool or int
@@ -414,7 +437,7 @@ def build_model(
     augmentation = augment_layer(augment, seed)
     if augmentation is not None:
         x = augmentation(x)
-    x = FacePreprocess(backbone.preprocessing, backbone.channels, name="preprocess")(x)
+    x = FacePreprocess(backbone.preprocessing, backbone.network_channels(in_channels), name="preprocess")(x)
     outputs = backbone.build(x, num_classes, weights=weights, train_base=train_base)
     return keras.Model(inputs, outputs, name=name)
 
@@ -458,8 +481,10 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
     return kept
 
 
-def git_commit(directory: Path = REPO_ROOT) -> str | None:
-    """The current git commit of ``directory``, or None outside a git checkout."""
+def git_commit(directory: Path | None = paths.REPO_DIR) -> str | None:
+    """The current git commit of ``directory`` (default: emolib's source checkout), or None outside one."""
+    if directory is None:
+        return None
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True)

@@ -16,12 +16,14 @@ from PIL import Image
 from emolib import cli, detect, labels
 from emolib.imageio import load_image
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
 
 
 def check_result(result: dict, image_shape=None, detector=None) -> None:
-    """Assert that ``result`` is the result dict of DESIGN.md, consistent in itself."""
+    """Assert that ``result`` is the result dict of docs/architecture.md, consistent in itself."""
     assert set(result) == {"faces_detected", "detector", "predictions"}
     assert isinstance(result["faces_detected"], int)
     assert result["faces_detected"] == len(result["predictions"])

@@ -16,6 +16,8 @@ import pytest
 from emolib import labels as L
 from emolib import models as M
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,6 +62,7 @@ def test_evaluate_cli_reproduces_the_card(name, request):
 
 def test_a_plain_call_of_the_shipped_model_predicts(fer2013_dir):
     """``model(faces)`` in a notebook is inference: no augmentation, the same as ``predict``."""
+    import keras
     import numpy as np
 
     from emolib import data as D
@@ -67,6 +70,7 @@ def test_a_plain_call_of_the_shipped_model_predicts(fer2013_dir):
     model = M.load_model().model
     faces = D.load_split("fer2013", fer2013_dir, "test", 48, 1).images[:32]
     weights = model.get_weights()
-    np.testing.assert_allclose(np.asarray(model(faces)), model.predict(faces, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(faces)), model.predict(faces, verbose=0),
+                               atol=1e-5)
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)

@@ -27,6 +27,8 @@ from emolib import models as M
 from emolib import runs
 from emolib import train as T
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("params.json", "history.csv", "metrics.json", "report.txt", "curves.png", "confusion.png",
              "model.keras", "model.json")

@@ -2,8 +2,10 @@
 
 The flow follows the original chatbot: choose a mode (📷 Camera or 📁 File, or ✨ try a sample), give a
 photo, read the result, then **Continue** in the same mode or **Change mode**. Faces the detector misses
-can be boxed by hand (✂️ Crop by hand) and classified alone. Everything runs in widget callbacks, so the
-page never blocks, and every error ends up as a message in the page, never a traceback.
+can be boxed by hand (✂️ Crop by hand) and classified alone. 🎥 Live keeps predicting on the camera
+stream and draws boxes and emotions over the video, with the same predict call as a captured photo.
+Everything runs in widget callbacks, so the page never blocks, and every error ends up as a message in
+the page, never a traceback.
 
 Where the predictions come from: with ``$EMOLIB_API_URL`` set (``make dashboard`` does it), every viewer's
 kernel asks the one shared API over HTTP (:class:`emolib.widgets.remote.RemotePredictor`) and never
@@ -26,8 +28,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-import emolib
 from emolib import labels as emo_labels
+from emolib import paths
 from emolib.modelcards import (
     DEFAULT_MODEL_DIR,
     MODEL_SEARCH_DIRS,
@@ -36,21 +38,22 @@ from emolib.modelcards import (
     is_model_dir,
     read_card,
 )
+from emolib.paths import MODEL_ENV
 from emolib.widgets.remote import API_URL_ENV, RemotePredictor
 from emolib.widgets.results import ResultView, crop_box, encode
 from emolib.widgets.webcam import WebcamWidget
 
 log = logging.getLogger("emolib.widgets")
 
-REPO_ROOT = Path(emolib.__file__).resolve().parents[1]
-#: Environment variable naming the model the dashboard starts with.
-MODEL_ENV = "EMOLIB_MODEL"
+REPO_ROOT = paths.project_dir()
 #: Largest upload accepted (bytes), before any decoding.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ACCEPTED_TYPES = ".jpg,.jpeg,.png,.webp,image/jpeg,image/png,image/webp"
 #: Detector choices; "auto" lets the predictor choose (YuNet when its file is there, else Haar).
 DETECTORS = (("automatic", "auto"), ("YuNet", "yunet"), ("Haar cascade", "haar"))
 SAMPLE_NAME = "grace_hopper.jpg"
+CAMERA_TITLE = "<b>📷 Camera</b> — look at the camera, then press <b>📸 Capture</b>."
+LIVE_TITLE = "<b>🎥 Live</b> — boxes and emotions follow the faces while the camera plays."
 
 
 class DashboardError(Exception):
@@ -265,26 +268,28 @@ class EmotionDashboard(widgets.VBox):
                                    "emolib-mode-file")
         self.sample_button = _button("✨ Try a sample", "", "Analyse Grace Hopper's portrait (public domain)",
                                      "emolib-sample")
+        self.live_button = _button("🎥 Live", "primary", "Emotions over the camera video, continuously",
+                                   "emolib-mode-live")
         self.camera_button.on_click(lambda _: self._guard(self.set_stage, "camera"))
+        self.live_button.on_click(lambda _: self._guard(self.set_stage, "live"))
         self.file_button.on_click(lambda _: self._guard(self.set_stage, "file"))
         self.sample_button.on_click(lambda _: self._guard(self.analyse_sample))
         self.chooser = widgets.VBox([
             widgets.HTML("<b>How do you want to give a photo?</b>"),
-            widgets.HBox([self.camera_button, self.file_button, self.sample_button],
+            widgets.HBox([self.camera_button, self.live_button, self.file_button, self.sample_button],
                          layout=widgets.Layout(gap="8px", flex_flow="row wrap")),
         ])
         self.chooser.add_class("emolib-chooser")
 
-        # camera
+        # camera (📷 one photo, or 🎥 live: every frame through the same predict call as a photo)
         self.webcam = WebcamWidget(active=False, inline_errors=False)  # errors go to self.message
         self.webcam.on_capture(lambda data: self._guard(self.analyse, data, "the camera photo"))
+        self.webcam.on_live_frame(lambda data: self.predict_photo(self._read(data)))
         self.webcam.on_error(lambda message: self._guard(self._camera_error, message))
         self.webcam.observe(self._on_camera_status, names="status")
-        self.camera_panel = widgets.VBox([
-            widgets.HTML("<b>📷 Camera</b> — look at the camera, then press <b>📸 Capture</b>."),
-            self.webcam,
-            widgets.HBox([self._back_button()]),
-        ])
+        self.camera_title = widgets.HTML()
+        self.camera_panel = widgets.VBox([self.camera_title, self.webcam,
+                                          widgets.HBox([self._back_button()])])
         self.camera_panel.add_class("emolib-camera-panel")
 
         # file
@@ -304,7 +309,8 @@ class EmotionDashboard(widgets.VBox):
         # messages and results
         self.message = widgets.HTML()
         self.message.add_class("emolib-message")
-        self.results = ResultView(language=self.language)
+        self.results = ResultView(language=self.language,
+                                  explainer=lambda image, face: self.predictor().explain_face(image, face))
 
         # after a result
         self.continue_button = _button("↻ Continue", "success", "Another photo, same mode", "emolib-continue")
@@ -352,11 +358,11 @@ class EmotionDashboard(widgets.VBox):
     # -- stages --------------------------------------------------------------------------------------
 
     def set_stage(self, stage: str) -> None:
-        """Show one step: ``choose``, ``camera``, ``file``, ``result`` or ``crop``."""
-        if stage not in ("choose", "camera", "file", "result", "crop"):
+        """Show one step: ``choose``, ``camera``, ``live``, ``file``, ``result`` or ``crop``."""
+        if stage not in ("choose", "camera", "live", "file", "result", "crop"):
             raise ValueError(f"unknown stage {stage!r}")
         self.stage = stage
-        if stage in ("camera", "file"):
+        if stage in ("camera", "live", "file"):
             self.mode = stage
             self.message.value = ""
             self.results.clear()
@@ -364,13 +370,15 @@ class EmotionDashboard(widgets.VBox):
             self.message.value = ""
             self.results.clear()
         _show(self.chooser, stage == "choose")
-        _show(self.camera_panel, stage == "camera")
+        _show(self.camera_panel, stage in ("camera", "live"))
         _show(self.file_panel, stage == "file")
         _show(self.results, stage == "result")
         _show(self.actions, stage == "result")
         _show(self.crop_panel, stage == "crop")
         # the camera is on only while its panel is shown
-        self.webcam.active = stage == "camera"
+        self.camera_title.value = (LIVE_TITLE if stage == "live" else CAMERA_TITLE)
+        self.webcam.live = stage == "live"
+        self.webcam.active = stage in ("camera", "live")
 
     # -- messages ------------------------------------------------------------------------------------
 
@@ -475,11 +483,15 @@ class EmotionDashboard(widgets.VBox):
             image = self._read(data)
         except ValueError as error:
             raise ValueError(f"Could not read {source}: {error}") from error
-        result = self.predictor().predict(image, whole_image=False)
+        result = self.predict_photo(image)
         self.message.value = ""
         self.results.show(image, result, source=source)
         self.set_stage("result")
         return result
+
+    def predict_photo(self, image: np.ndarray) -> dict:
+        """The result dict of one decoded photo (a file, a camera capture or a live frame)."""
+        return self.predictor().predict(image, whole_image=False)
 
     def analyse_sample(self) -> dict:
         """Analyse the portrait that ships with matplotlib."""
@@ -512,11 +524,12 @@ class EmotionDashboard(widgets.VBox):
 
     def _on_camera_status(self, change) -> None:
         # the camera works again (Retry): the old camera error no longer applies
-        if change["new"] == "live" and self.stage == "camera" and "emolib-error" in self.message.value:
+        in_camera = self.stage in ("camera", "live")
+        if change["new"] == "live" and in_camera and "emolib-error" in self.message.value:
             self.message.value = ""
 
     def _camera_error(self, message: str) -> None:
-        if self.stage == "camera":
+        if self.stage in ("camera", "live"):
             raise DashboardError(message)
 
     # -- crop by hand --------------------------------------------------------------------------------
