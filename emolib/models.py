@@ -20,18 +20,16 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from emolib import __version__
+from emolib import __version__, paths
 from emolib.files import atomic_path, write_json
+from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free facts about model files
+    CARD_FILE,
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    SHIPPED_MODELS_DIR,
+    list_models,
+)
 from emolib.registry import Registry, first_doc_line
-
-MODEL_FILE = "model.keras"
-CARD_FILE = "model.json"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The models shipped with emolib, one directory each (model.keras and its card model.json).
-SHIPPED_MODELS_DIR = REPO_ROOT / "models"
-#: The default model: the 8-class FER+ model, better than emolib-fer2013 on the 7 classes both know
-#: (FER+ test, see models/emolib-ferplus/README.md).
-DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -294,6 +292,11 @@ def register_backbone(name: str, *, input_size: int, channels: int, preprocessin
                                                            first_doc_line(build), pretrained))
 
 
+def list_backbones() -> list[str]:
+    """The names of the registered backbones."""
+    return BACKBONES.names()
+
+
 def get_backbone(name: str) -> Backbone:
     """The registered backbone called ``name`` (clear error listing the registered ones)."""
     return BACKBONES.lookup(name)
@@ -478,8 +481,10 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
     return kept
 
 
-def git_commit(directory: Path = REPO_ROOT) -> str | None:
-    """The current git commit of ``directory``, or None outside a git checkout."""
+def git_commit(directory: Path | None = paths.REPO_DIR) -> str | None:
+    """The current git commit of ``directory`` (default: emolib's source checkout), or None outside one."""
+    if directory is None:
+        return None
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True)
@@ -544,16 +549,6 @@ class LoadedModel:
     @property
     def channels(self) -> int:
         return int(self.card["channels"])
-
-
-def list_models() -> dict[str, dict]:
-    """The shipped models by name: their classes and the scores their cards record."""
-    found = {}
-    for card_file in sorted(SHIPPED_MODELS_DIR.glob(f"*/{CARD_FILE}")):
-        card = json.loads(card_file.read_text(encoding="utf-8"))
-        found[card_file.parent.name] = {"labels": card["labels"], "metrics": card.get("metrics", {}),
-                                        "path": str(card_file.parent)}
-    return found
 
 
 def find_card(path: str | os.PathLike) -> tuple[Path, Path]:

@@ -52,3 +52,32 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny_model")
     card = models.make_card(model, backbone="simple_cnn", labels=labels.EMOTIONS_7, name="tiny-test")
     return models.save_model(model, directory, card)
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory, photos_dir) -> Path:
+    """Two faces (one in a sub-folder), an image without a face, an unreadable .jpg and a text file."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photo_folder")
+    shutil.copy(photos_dir / "grace_hopper.jpg", root / "a-face.jpg")
+    Image.fromarray(np.full((160, 200, 3), 128, np.uint8)).save(root / "b-no-face.png")
+    (root / "c-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("not an image")
+    (root / "sub").mkdir()
+    shutil.copy(photos_dir / "grace_hopper.jpg", root / "sub" / "d-face.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """A local Ray head with 2 CPUs for the whole session, joined by this process; yields its address."""
+    from emolib.cluster import connect, local_cluster
+
+    with local_cluster(2, tmp_path_factory.mktemp("ray") / "head.log") as head:
+        ray = connect(head.address)
+        yield head.address
+        ray.shutdown()
