@@ -38,7 +38,7 @@ CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 DESIGNS = {
-    "after": ["--pool-size=2", "--cull-disconnected=10", "--cull-interval=2"],
+    "after": ["--cull-disconnected=10", "--cull-interval=2"],
     "before": ["--in-process", "--pool-size=0", "--cull-idle=0"],
 }
 TIMEOUT_MS = 300_000
@@ -99,13 +99,17 @@ async def one_viewer(browser, url: str) -> dict:
     page = await context.new_page()
     start = time.perf_counter()
     try:
-        await page.goto(url, timeout=TIMEOUT_MS)
+        await page.goto(url, timeout=TIMEOUT_MS, wait_until="commit")
+        answered = time.perf_counter()
+        await page.wait_for_load_state("load", timeout=TIMEOUT_MS)
+        loaded = time.perf_counter()
         await page.wait_for_selector(".emolib-chooser", state="visible", timeout=TIMEOUT_MS)
         shown = time.perf_counter()
         await page.click("button.emolib-sample")
         await page.wait_for_selector(".emolib-faces-count", state="visible", timeout=TIMEOUT_MS)
         done = time.perf_counter()
-        return {"first_result": done - start, "click_to_result": done - shown, "error": None}
+        return {"first_result": done - start, "click_to_result": done - shown, "answered": answered - start,
+                "loaded": loaded - start, "shown": shown - start, "error": None}
     except Exception as error:  # noqa: BLE001 - counted and reported
         return {"error": f"{type(error).__name__}: {str(error)[:200]}"}
     finally:
@@ -120,17 +124,22 @@ def _stats(values: list[float]) -> str:
     return f"{statistics.median(ordered):.1f} / {p95:.1f}"
 
 
+def _preheated(log_path: str) -> int:
+    """How many pages Voilà gave a preheated kernel so far (its log's "Using pre-heated kernel" lines)."""
+    return Path(log_path).read_text(errors="replace").count("Using pre-heated kernel")
+
+
 async def run_design(design: str, sequential: int, concurrent: int, settle: float, cull_wait: float,
-                     model: str | None) -> list[dict]:
+                     model: str | None, repo: Path = REPO, label: str | None = None) -> list[dict]:
     from playwright.async_api import async_playwright
 
     port = free_port()
     log = tempfile.NamedTemporaryFile("w", prefix=f"dashboard-{design}-", suffix=".log", delete=False)  # noqa: SIM115
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(repo)}
     if model:
         env["EMOLIB_MODEL"] = model
     server = subprocess.Popen([sys.executable, "-m", "emolib", "dashboard", f"--port={port}",
-                               *DESIGNS[design]], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               *DESIGNS[design]], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     rows = []
     try:
@@ -155,6 +164,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                     continue
                 baseline = tree_rss_mb(root)
                 kernels_before = kernel_count(root)
+                preheated_before = _preheated(log.name)
                 sampler.reset()
                 if phase == "in sequence":
                     results = [await one_viewer(browser, url) for _ in range(count)]
@@ -166,13 +176,18 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                 culled = tree_rss_mb(root)
                 ok = [r for r in results if not r["error"]]
                 rows.append({
-                    "design": design, "phase": f"{count} {phase}", "baseline": baseline, "peak": peak,
+                    "design": label or design, "phase": f"{count} {phase}", "baseline": baseline,
+                    "peak": peak,
                     "extra": peak - baseline,
                     "per_viewer": f"{(peak - baseline) / count:.0f}" if phase == "at once" else "–",
                     "closed": closed, "culled": culled,
                     "kernels": f"{kernels_before} → {kernel_count(root)}",
                     "first": _stats([r["first_result"] for r in ok]),
                     "click": _stats([r["click_to_result"] for r in ok]),
+                    "answered": _stats([r["answered"] for r in ok]),
+                    "loaded": _stats([r["loaded"] for r in ok]),
+                    "shown": _stats([r["shown"] for r in ok]),
+                    "preheated": f"{_preheated(log.name) - preheated_before} / {count}",
                     "errors": len(results) - len(ok),
                     "first_error": next((r["error"] for r in results if r["error"]), ""),
                 })
@@ -198,11 +213,18 @@ def main(argv=None) -> int:
     parser.add_argument("--cull-wait", type=float, default=30,
                         help="seconds to wait after the viewers closed (after's culler: 10 s + 2 s checks)")
     parser.add_argument("--model", help="model to serve (default: the shipped default)")
+    parser.add_argument("--repo", type=Path, nargs="+", default=[REPO],
+                        help="checkouts whose `emolib dashboard` is measured, in turn (default: this one), "
+                             "e.g. an older commit's `git archive` for a before/after")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the designs × checkouts this often")
     args = parser.parse_args(argv)
     rows = []
-    for design in args.design:
-        rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
-                                       args.cull_wait, args.model))
+    for _ in range(args.rounds):
+        for design in args.design:
+            for repo in args.repo:
+                label = design if repo == REPO else f"{design} ({repo.name})"
+                rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
+                                               args.cull_wait, args.model, repo.resolve(), label))
     print("| design | viewers | tree RSS at start (MB) | peak (MB) | peak − start (MB) | "
           "per viewer at once (MB) | right after close (MB) | after cull wait (MB) | kernels start → end | "
           "first result s, median / p95 | click → result s, median / p95 | errors |")
@@ -212,6 +234,13 @@ def main(argv=None) -> int:
               f"{r['extra']:.0f} | {r['per_viewer']} | "
               f"{r['closed']:.0f} | {r['culled']:.0f} | {r['kernels']} | {r['first']} | {r['click']} | "
               f"{r['errors']}{' (' + r['first_error'] + ')' if r['errors'] else ''} |")
+    print()
+    print("| design | viewers | preheated kernels used | page answered (s) | page loaded (s) | "
+          "dashboard visible (s) | click → result (s) | first result (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['design']} | {r['phase']} | {r['preheated']} | {r['answered']} | {r['loaded']} | "
+              f"{r['shown']} | {r['click']} | {r['first']} |")
     return 0
 
 
