@@ -129,8 +129,15 @@ def _preheated(log_path: str) -> int:
     return Path(log_path).read_text(errors="replace").count("Using pre-heated kernel")
 
 
+def _pool_full(log_path: str) -> bool:
+    """Whether Voilà's preheated pool (if any) was filled since a page last took a kernel from it."""
+    text = Path(log_path).read_text(errors="replace")
+    return text.rfind("is filled with") > text.rfind("Using pre-heated kernel")
+
+
 async def run_design(design: str, sequential: int, concurrent: int, settle: float, cull_wait: float,
-                     model: str | None, repo: Path = REPO, label: str | None = None) -> list[dict]:
+                     model: str | None, repo: Path = REPO, label: str | None = None,
+                     extra: tuple[str, ...] = ()) -> list[dict]:
     from playwright.async_api import async_playwright
 
     port = free_port()
@@ -139,7 +146,8 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
     if model:
         env["EMOLIB_MODEL"] = model
     server = subprocess.Popen([sys.executable, "-m", "emolib", "dashboard", f"--port={port}",
-                               *DESIGNS[design]], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               *DESIGNS[design], *extra], cwd=repo, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     rows = []
     try:
@@ -153,7 +161,10 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
             except OSError:
                 time.sleep(1)
         root = psutil.Process(server.pid)
-        time.sleep(settle)  # the preheated pool fills, the API settles
+        pooled = "--pool-size=0" not in DESIGNS[design]
+        while pooled and not _pool_full(log.name) and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(settle)  # the preheated kernels run the notebook, the API settles
         sampler = Sampler(root)
         sampler.start()
         async with async_playwright() as playwright:
@@ -216,15 +227,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repo", type=Path, nargs="+", default=[REPO],
                         help="checkouts whose `emolib dashboard` is measured, in turn (default: this one), "
                              "e.g. an older commit's `git archive` for a before/after")
+    parser.add_argument("--dashboard-args", default="",
+                        help='more `emolib dashboard` options, e.g. "--pool-refill-delay=60" (this checkout)')
     parser.add_argument("--rounds", type=int, default=1, help="repeat the designs × checkouts this often")
     args = parser.parse_args(argv)
     rows = []
     for _ in range(args.rounds):
         for design in args.design:
             for repo in args.repo:
-                label = design if repo == REPO else f"{design} ({repo.name})"
+                mine = repo.resolve() == REPO
+                label = f"{design} {args.dashboard_args}".strip() if mine else f"{design} ({repo.name})"
                 rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
-                                               args.cull_wait, args.model, repo.resolve(), label))
+                                               args.cull_wait, args.model, repo.resolve(), label,
+                                               tuple(args.dashboard_args.split()) if mine else ()))
     print("| design | viewers | tree RSS at start (MB) | peak (MB) | peak − start (MB) | "
           "per viewer at once (MB) | right after close (MB) | after cull wait (MB) | kernels start → end | "
           "first result s, median / p95 | click → result s, median / p95 | errors |")
