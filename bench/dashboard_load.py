@@ -61,6 +61,21 @@ def tree_rss_mb(root: psutil.Process) -> float:
     return total / 1e6
 
 
+def tree_cpu_s(root: psutil.Process, skip: psutil.Process | None = None) -> float:
+    """CPU seconds (user + system) used so far by ``root``'s living descendants, without ``skip``'s tree."""
+    skipped = {skip.pid, *(c.pid for c in skip.children(recursive=True))} if skip else set()
+    total = 0.0
+    for process in root.children(recursive=True):
+        if process.pid in skipped:
+            continue
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def kernel_count(root: psutil.Process) -> int:
     count = 0
     for process in root.children(recursive=True):
@@ -124,6 +139,11 @@ def _stats(values: list[float]) -> str:
     return f"{statistics.median(ordered):.1f} / {p95:.1f}"
 
 
+def _own(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def _preheated(log_path: str) -> int:
     """How many pages Voilà gave a preheated kernel so far (its log's "Using pre-heated kernel" lines)."""
     return Path(log_path).read_text(errors="replace").count("Using pre-heated kernel")
@@ -176,12 +196,18 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                 baseline = tree_rss_mb(root)
                 kernels_before = kernel_count(root)
                 preheated_before = _preheated(log.name)
+                me = psutil.Process()
+                cpu_before = (tree_cpu_s(root) + _own(root), tree_cpu_s(me, skip=root))
+                phase_start = time.perf_counter()
                 sampler.reset()
                 if phase == "in sequence":
                     results = [await one_viewer(browser, url) for _ in range(count)]
                 else:
                     results = await asyncio.gather(*(one_viewer(browser, url) for _ in range(count)))
                 peak = sampler.peak()
+                wall = time.perf_counter() - phase_start
+                server_cpu = tree_cpu_s(root) + _own(root) - cpu_before[0]
+                browser_cpu = tree_cpu_s(me, skip=root) - cpu_before[1]
                 closed = tree_rss_mb(root)
                 await asyncio.sleep(cull_wait)
                 culled = tree_rss_mb(root)
@@ -198,6 +224,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                     "answered": _stats([r["answered"] for r in ok]),
                     "loaded": _stats([r["loaded"] for r in ok]),
                     "shown": _stats([r["shown"] for r in ok]),
+                    "cpu": f"{server_cpu:.0f} / {browser_cpu:.0f} / {wall:.0f}",
                     "preheated": f"{_preheated(log.name) - preheated_before} / {count}",
                     "errors": len(results) - len(ok),
                     "first_error": next((r["error"] for r in results if r["error"]), ""),
@@ -251,11 +278,12 @@ def main(argv=None) -> int:
               f"{r['errors']}{' (' + r['first_error'] + ')' if r['errors'] else ''} |")
     print()
     print("| design | viewers | preheated kernels used | page answered (s) | page loaded (s) | "
-          "dashboard visible (s) | click → result (s) | first result (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "dashboard visible (s) | click → result (s) | first result (s) | "
+          "CPU s: server tree / browser / wall |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['design']} | {r['phase']} | {r['preheated']} | {r['answered']} | {r['loaded']} | "
-              f"{r['shown']} | {r['click']} | {r['first']} |")
+              f"{r['shown']} | {r['click']} | {r['first']} | {r['cpu']} |")
     return 0
 
 

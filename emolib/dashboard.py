@@ -93,7 +93,7 @@ class RoomKernelManager(AsyncMappingKernelManager):
 
 
 def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interval: int,
-                  pool_size: int, pool_refill_delay: float = 5, notebook: Path = NOTEBOOK) -> list[str]:
+                  pool_size: int, pool_refill_delay: float, notebook: Path = NOTEBOOK) -> list[str]:
     """The Voilà command line serving ``notebook`` on loopback with these culling and pool settings.
 
     With ``pool_size`` > 0, Voilà starts that many kernels and runs the notebook in each (preheated:
