@@ -3,17 +3,21 @@
 For each design it starts ``python -m emolib dashboard`` on a free port:
 
 * ``after`` — what ``make dashboard`` runs: one shared API, light kernels, preheated pool, culling
-  (here with a short ``--cull-disconnected`` so that the run stays short);
+  (here with a short ``--cull-disconnected`` so that the run stays short); the measuring starts once
+  Voilà's pool is full;
 * ``before`` — the design before issue #27: every page's kernel loads the model itself, no pool, no
   culling (``--in-process --pool-size 0 --cull-idle 0``).
 
 Then N viewers one after another, and M at once. It prints, per design and phase: the memory (RSS) of
 the server's whole process tree (launcher, API, Voilà, kernels) at start, at its peak, right after the
 viewers closed and after the cull wait; the extra memory per viewer when they come at once; time to
-first result (page opened → result shown, and click → result) median and p95; and errors. Markdown
-table on stdout.
+first result (page opened → result shown, and click → result) median and p95; and errors. A second
+table breaks a page's first result into its steps (page answered, page loaded, dashboard visible, click →
+result), counts the pages that got one of Voilà's preheated kernels, and gives the CPU seconds the server's
+tree and the browser used. Markdown tables on stdout.
 
     python bench/dashboard_load.py --design after before --sequential 5 --concurrent 10
+    python bench/dashboard_load.py --design after --repo . /tmp/old-checkout   # before/after two commits
 """
 
 from __future__ import annotations

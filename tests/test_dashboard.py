@@ -100,6 +100,7 @@ class VoilaServer:
         self.log_path = log_path
         self.model = Path(model)
         command = [sys.executable, "-m", "emolib", "dashboard", f"--port={self.port}", "--pool-size=1",
+                   "--pool-refill-delay=1",
                    f"--cull-disconnected={CULL_DISCONNECTED_S}", f"--cull-interval={CULL_INTERVAL_S}"]
         env = {**os.environ, "EMOLIB_MODEL": str(model), "PYTHONUNBUFFERED": "1"}
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
