@@ -9,7 +9,7 @@ with the same batch size and rate optimises as one device does, only each device
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 
@@ -27,10 +27,12 @@ class Device:
 
 @dataclass(frozen=True)
 class Placement:
-    """The devices a run trains on and its dtype policy (recorded in params.json and the model card)."""
+    """The devices a run trains on, its dtype policy (both recorded in params.json and the model card)
+    and, on several devices, the backend's distribution object (one per run: TensorFlow refuses two)."""
 
     devices: tuple[Device, ...]
     precision: str
+    distribution: object = field(default=None, compare=False, repr=False)
 
     def record(self) -> dict:
         return {"devices": len(self.devices), "device_kind": self.devices[0].kind,
@@ -112,7 +114,7 @@ def placement(devices: str | int = 1, precision: str = "auto",
         raise ValueError(f"training on {len(chosen)} devices needs the JAX or TensorFlow backend (Keras "
                          f"{keras.__version__} has no data parallelism for {keras.backend.backend()}): "
                          "set KERAS_BACKEND=jax or tensorflow, or train with devices=1")
-    return Placement(tuple(chosen), choose_precision(precision, chosen))
+    return Placement(tuple(chosen), choose_precision(precision, chosen), _distribution(chosen))
 
 
 def check_batch_size(batch_size: int, where: Placement) -> None:
@@ -130,21 +132,23 @@ def scope(where: Placement):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(where.precision)
     try:
-        with _distribution(where.devices):
+        with contextlib.nullcontext() if where.distribution is None else where.distribution.scope():
             yield
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _distribution(devices: tuple[Device, ...]):
+def _distribution(devices: list[Device]):
+    """``keras.distribution.DataParallel`` (JAX) or ``tf.distribute.MirroredStrategy`` over ``devices``;
+    None for one device."""
     if len(devices) == 1:
-        return contextlib.nullcontext()
+        return None
     if keras.backend.backend() == "jax":
         import jax
 
         by_name = {str(d): d for d in jax.local_devices()}
-        return keras.distribution.DataParallel(devices=[by_name[d.name] for d in devices]).scope()
+        return keras.distribution.DataParallel(devices=[by_name[d.name] for d in devices])
     import tensorflow as tf
 
-    return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 

@@ -296,7 +296,7 @@ def train(
     import keras
 
     from emolib import models as M
-    from emolib.batches import FaceBatches
+    from emolib.batches import EpochFollower, FaceBatches
 
     finished = run_dir is not None and is_complete(run_dir)
     if finished and not _extends_finished_run(Path(run_dir), config):
@@ -359,18 +359,20 @@ def train(
     checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
     if _has_epochs_left(state, config):
         replicas = len(where.devices)
+        # read from the (memory-mapped) images batch by batch; shuffled by the batches, per epoch
         batches = FaceBatches(train_split.images, _targets(config, train_split, train_split, teacher),
-                              config.batch_size, seed=config.seed, epoch=state["epoch"],
-                              class_weight=_class_weight(config, train_split.labels, num_classes),
-                              multiple=replicas)
+                              config.batch_size, seed=config.seed, multiple=replicas,
+                              class_weight=_class_weight(config, train_split.labels, num_classes))
         val_batches = FaceBatches(val_split.images, _targets(config, val_split, train_split),
                                   config.batch_size, multiple=replicas)
         with DV.scope(where):
-            model.fit(batches, validation_data=val_batches, epochs=config.epochs,
+            model.fit(batches, validation_data=val_batches, epochs=config.epochs, shuffle=False,
                       initial_epoch=state["epoch"], verbose=verbose,
-                      callbacks=[scheduler, early, checkpointer, *(callbacks or [])])
+                      callbacks=[EpochFollower(batches), scheduler, early, checkpointer, *(callbacks or [])])
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
+    if where.distribution is not None:  # evaluated and saved as an ordinary one-device model
+        model = M.inference_copy(model)
     return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info, where)
 
 
