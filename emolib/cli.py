@@ -43,6 +43,15 @@ def parse_augmentation(text: str) -> dict:
     return switches
 
 
+def parse_devices(text: str) -> str | int:
+    """``all`` or a positive number of devices."""
+    if text.lower() == "all":
+        return "all"
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or a number of devices")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--targets", choices=["auto", "labels", "votes"], default="auto",
                        help="fit each face's label, or its annotators' vote distribution (auto: votes where "
                        "the dataset has them, e.g. ferplus)")
+    train.add_argument("--devices", type=parse_devices,
+                       help="local devices to train on, data-parallel (JAX, TensorFlow): N or all (default "
+                       "1; with --resume: the run's); --batch-size is the global batch, split evenly")
+    train.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                       default="auto", help="auto: float32 on CPU, mixed_bfloat16 on GPUs of compute "
+                       "capability >= 8, mixed_float16 on 7.x")
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument("--val-split", help="select on the dataset's own split of this name (e.g. ferplus "
                        "valid) instead of carving --val-fraction from train")

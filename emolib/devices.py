@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-import keras
-
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -35,6 +33,8 @@ class Placement:
     distribution: object = field(default=None, compare=False, repr=False)
 
     def record(self) -> dict:
+        import keras
+
         return {"devices": len(self.devices), "device_kind": self.devices[0].kind,
                 "device_names": [d.name for d in self.devices], "precision": self.precision,
                 "keras_backend": keras.backend.backend()}
@@ -42,6 +42,8 @@ class Placement:
 
 def local_devices() -> list[Device]:
     """The backend's local accelerators: its GPUs, or its CPU devices where it sees no GPU."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -76,6 +78,8 @@ def _capability(text) -> tuple[int, int] | None:
 
 def choose_devices(devices: str | int, available: list[Device]) -> list[Device]:
     """The first ``devices`` of ``available`` (``"all"``: every one); a clear error for too many."""
+    import keras
+
     if str(devices).lower() == "all":
         return list(available)
     try:
@@ -109,6 +113,8 @@ def placement(devices: str | int = 1, precision: str = "auto",
               available: list[Device] | None = None) -> Placement:
     """The :class:`Placement` of a run asking for ``devices`` and ``precision`` (``available``: the
     local devices, found when not given)."""
+    import keras
+
     chosen = choose_devices(devices, local_devices() if available is None else available)
     if len(chosen) > 1 and keras.backend.backend() not in ("jax", "tensorflow"):
         raise ValueError(f"training on {len(chosen)} devices needs the JAX or TensorFlow backend (Keras "
@@ -129,6 +135,8 @@ def check_batch_size(batch_size: int, where: Placement) -> None:
 def scope(where: Placement):
     """Build, compile and fit a model inside this: its dtype policy and, on several devices, the
     backend's data parallelism. The previous dtype policy is restored on exit."""
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(where.precision)
     try:
@@ -141,6 +149,8 @@ def scope(where: Placement):
 def _distribution(devices: list[Device]):
     """``keras.distribution.DataParallel`` (JAX) or ``tf.distribute.MirroredStrategy`` over ``devices``;
     None for one device."""
+    import keras
+
     if len(devices) == 1:
         return None
     if keras.backend.backend() == "jax":

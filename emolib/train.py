@@ -650,6 +650,8 @@ def run_cli(args) -> int:
             changes["epochs"] = args.epochs
         if args.keep_snapshots and not params["config"].get("keep_snapshots"):  # the epochs to come
             changes["keep_snapshots"] = True
+        if args.devices is not None:  # another machine: a checkpoint resumes on any number of devices
+            changes["devices"] = args.devices
         if changes:
             params["config"].update(changes)
             write_json(Path(args.resume) / "params.json", params)
@@ -665,6 +667,7 @@ def run_cli(args) -> int:
             label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
             keep_snapshots=args.keep_snapshots, seed=args.seed, init_from=args.init_from,
             teacher=args.teacher, teacher_weight=args.teacher_weight, targets=args.targets,
+            precision=args.precision, **({} if args.devices is None else {"devices": args.devices}),
         )
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class, "val_split": args.val_split,
