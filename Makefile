@@ -1,25 +1,45 @@
 # emolib — two commands: `make dashboard` and `make test`. Both install what they need first.
-VENV    ?= .venv
+# Keras backend of the environment: BACKEND=tensorflow (default, in .venv), jax (.venv-jax) or torch
+# (.venv-torch). One backend per venv (they have crashed together); the venv records its own backend
+# (see emolib/backend.py), so its bin/python runs it whatever ~/.keras/keras.json says.
+BACKEND ?= tensorflow
+BACKENDS := tensorflow jax torch
+$(if $(filter $(BACKEND),$(BACKENDS)),,$(error BACKEND must be one of $(BACKENDS), not '$(BACKEND)'))
+venv_of = $(if $(filter tensorflow,$(1)),.venv,.venv-$(1))
+VENV    := $(call venv_of,$(BACKEND))
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
-# TensorFlow build: the CUDA one where an NVIDIA GPU is present, the CPU one elsewhere;
-# TF=none keeps a TensorFlow that is already there (the NVIDIA container).
-TF      ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+# CUDA builds where an NVIDIA GPU is present, CPU builds elsewhere.
+DEVICE  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+# TensorFlow build: TF=gpu|cpu (default: DEVICE); TF=none keeps a TensorFlow that is already there
+# (the NVIDIA container).
+TF      ?= $(DEVICE)
 comma   := ,
-EXTRAS  := $(if $(filter none,$(TF)),api$(comma)dev,$(TF)$(comma)api$(comma)dev)
-STAMP   := $(VENV)/.installed-$(TF)
+extra_tensorflow := $(if $(filter none,$(TF)),,$(TF))
+extra_jax        := $(if $(filter gpu,$(DEVICE)),jax-cuda,jax)
+extra_torch      := torch
+extras_of = $(if $(extra_$(1)),$(extra_$(1))$(comma))api$(comma)dev
+stamp_of  = $(call venv_of,$(1))/.installed-$(1)-$(or $(extra_$(1)),none)
+STAMP   := $(call stamp_of,$(BACKEND))
 PORT    ?= 8866
+# more options of `emolib dashboard` (API port, kernel culling, preheated pool), e.g. "--cull-idle 300"
+DASHBOARD_ARGS ?=
 export EMOLIB_SHARED ?= $(abspath ../shared)
 
-.PHONY: setup dashboard test lint browser serve clean-cache
+.PHONY: setup dashboard test test-torch lint browser serve clean-cache
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[$(EXTRAS)]"
-	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
-	@touch $@
+# One rule per backend's venv: `make setup` builds the one BACKEND names; `make test` also builds JAX's.
+define venv_rule
+$(call stamp_of,$(1)): pyproject.toml
+	@test -x $(call venv_of,$(1))/bin/python || $(PYTHON) -m venv $(call venv_of,$(1))
+	$(call venv_of,$(1))/bin/python -m pip install -q --disable-pip-version-check -e ".[$(call extras_of,$(1))]"
+	$(call venv_of,$(1))/bin/python -m emolib backend $(1)
+	$(call venv_of,$(1))/bin/python -m ipykernel install --sys-prefix --name python3 --env KERAS_BACKEND $(1) >/dev/null
+	@touch $$@
+endef
+$(foreach name,$(BACKENDS),$(eval $(call venv_rule,$(name))))
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).
 browser:
@@ -27,11 +47,18 @@ browser:
 	@command -v ffmpeg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 
 dashboard: $(STAMP)
-	@echo "emolib dashboard on http://localhost:$(PORT)"
-	$(VENV)/bin/voila dashboards/emotions.ipynb --no-browser --port=$(PORT) --Voila.ip=127.0.0.1
+	$(PY) -m emolib dashboard --port $(PORT) $(DASHBOARD_ARGS)
 
-test: $(STAMP) browser
+# The backend-sensitive tests (marker `backend`, see pyproject.toml) run again on JAX in `make test`,
+# and on PyTorch with `make test-torch` (its ~4 GB CUDA-enabled wheels keep it out of `make test`).
+BACKEND_TESTS := -m backend tests
+
+test: $(STAMP) $(call stamp_of,jax) browser
 	$(PY) -m pytest -p no:cacheprovider --nbval-lax tests notebooks dashboards
+	$(call venv_of,jax)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
+
+test-torch: $(call stamp_of,torch)
+	$(call venv_of,torch)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check emolib tests bench notebooks dashboards

@@ -72,7 +72,8 @@ def score(model, labels, split: D.Split, batch_size: int, flip_tta: bool) -> dic
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(M.DEFAULT_MODEL_DIR), help="emolib model or run directory")
+    parser.add_argument("--model", default=str(M.SHIPPED_MODELS_DIR / "emolib-fer2013"),
+                        help="emolib model or run directory (default: the 7-class FER2013 model)")
     parser.add_argument("--data", default=str(SHARED / "data" / "fer2013"), help="FER2013 folder")
     parser.add_argument("--fer-model", default=str(FER_MODEL))
     parser.add_argument("--batch-size", type=int, default=256)

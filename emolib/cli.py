@@ -11,19 +11,24 @@ import argparse
 import importlib
 import sys
 
+from emolib import backend
+
 #: subcommand → module whose ``run_cli(args)`` carries it out
 COMMANDS: dict[str, str] = {
     "data": "emolib.data",
     "train": "emolib.train",
     "evaluate": "emolib.evaluate",
-    "calibrate": "emolib.calibrate",
-    "average": "emolib.average",
-    "ensemble": "emolib.ensemble",
-    "export": "emolib.export",
+    "calibrate": "emolib.runs.calibrate",
+    "average": "emolib.runs.average",
+    "ensemble": "emolib.runs.ensemble",
+    "export": "emolib.runs.export",
     "predict": "emolib.predict",
+    "video": "emolib.video",
     "experiments": "emolib.experiments",
     "serve": "emolib.serve",
     "doctor": "emolib.doctor",
+    "backend": "emolib.backend",
+    "dashboard": "emolib.dashboard",
 }
 
 
@@ -153,7 +158,32 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
     predict.add_argument("--flip-tta", action="store_true")
+    predict.add_argument("--explain", metavar="OUT_DIR",
+                         help="also write OUT_DIR/<image>.png: each face's saliency map over the image")
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--out", metavar="FILE", help="stream one record per image into FILE (.jsonl, or "
+                         ".parquet: a folder of parts); images already in it are skipped. Needed for folders")
+    predict.add_argument("--recursive", action="store_true", help="with --out: images in sub-folders too")
+    predict.add_argument("--chunk", type=int, default=64, help="with --out: images per model call and write")
+    predict.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                         help="with --out: shard over Ray Data (a local Ray, or the cluster at ADDRESS / "
+                         "$RAY_ADDRESS; the images must be on storage every node sees)")
+    predict.add_argument("--workers", type=int, default=1,
+                         help="with --ray: predictor actors (one model and detector each)")
+
+    video = sub.add_parser("video", help="emotions over time: tracked faces of a video's sampled frames")
+    video.add_argument("file", help="a video file (mp4, avi, mkv, webm, y4m …)")
+    sampling = video.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, metavar="N", help="analyse every N-th frame")
+    sampling.add_argument("--fps", type=float, metavar="F", help="analyse about F frames per second")
+    video.add_argument("--out", required=True, help="timeline CSV: one row per face per sampled frame")
+    video.add_argument("--plot", metavar="PNG", help="also draw the timeline per track")
+    video.add_argument("--smooth", type=int, metavar="K",
+                       help="moving average of K sampled frames per track, for the plot and summary")
+    video.add_argument("--resume", action="store_true", help="keep the rows already in --out and go on")
+    video.add_argument("--model", help=MODEL_HELP)
+    video.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
+    video.add_argument("--quiet", action="store_true", help="no progress bar")
 
     experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
     experiments_sub = experiments.add_subparsers(dest="action", required=True)
@@ -162,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default="results/experiments")
     run.add_argument("--kernel", default="python3")
     run.add_argument("--force", action="store_true", help="re-run finished runs too")
+    run.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run each pending run as a Ray task: a local Ray, or the cluster at ADDRESS / "
+                     "$RAY_ADDRESS (--output must be on storage every node sees)")
+    run.add_argument("--jobs", type=int, help="with --ray: at most this many runs at once")
+    run.add_argument("--num-cpus", type=float,
+                     help="with --ray: CPUs of each run (over the grid's resources; default 1)")
+    run.add_argument("--num-gpus", type=float,
+                     help="with --ray: GPUs of each run (over the grid's resources)")
     summary = experiments_sub.add_parser("summary", help="print and save the comparison table of runs")
     summary.add_argument("runs", nargs="*", default=["results/runs", "results/experiments"])
     summary.add_argument("--save", help="write the table to this .csv or .md file")
@@ -171,20 +209,50 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--detector", choices=["haar", "yunet"])
+    serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
+                       help="an origin browsers may call the API from, e.g. https://example.org (repeatable; "
+                       "'*' for any); default: null (pages opened from disk) and http://localhost:* / "
+                       "http://127.0.0.1:*")
+
+    dash = sub.add_parser("dashboard", help="the dashboard for a room: one shared prediction API + Voilà "
+                                            "with preheated, culled kernels (make dashboard)")
+    dash.add_argument("--port", type=int, default=8866, help="Voilà's port (the URL to open)")
+    dash.add_argument("--api-port", type=int, default=0,
+                      help="the shared prediction API's loopback port (default: any free one)")
+    dash.add_argument("--model", help=MODEL_HELP + "; default $EMOLIB_MODEL")
+    dash.add_argument("--detector", choices=["haar", "yunet"], help="the API's default face detector")
+    dash.add_argument("--cull-idle", type=int, default=900,
+                      help="seconds after which an open but unused tab's kernel is shut down (0: no culling)")
+    dash.add_argument("--cull-disconnected", type=int, default=45,
+                      help="seconds after which an idle kernel whose page is gone is shut down")
+    dash.add_argument("--cull-interval", type=int, default=10, help="seconds between two culler checks")
+    dash.add_argument("--pool-size", type=int, default=2, help="preheated kernels kept ready for new pages")
+    dash.add_argument("--in-process", action="store_true",
+                      help="no shared API: every page's kernel loads the model itself")
 
     doctor = sub.add_parser("doctor", help="backend, devices (GPU yes/no), versions, data and model found")
     doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    keras_backend = sub.add_parser("backend", help="this environment's Keras backend and where it comes "
+                                   "from; with NAME, record NAME as its backend")
+    keras_backend.add_argument("name", nargs="?", choices=list(backend.BACKEND_LIBRARIES))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command])
     try:
+        module = importlib.import_module(COMMANDS[args.command])
         return int(module.run_cli(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         print(f"emolib {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:
+        if error.name not in backend.BACKEND_LIBRARIES.values():
+            raise
+        message = backend.missing_backend_message(*backend.configured_backend())
+        print(f"emolib {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

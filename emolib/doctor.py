@@ -19,13 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emolib import __version__
+from emolib import __version__, backend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-#: Keras backend name → the library that carries it
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
-                   "openvino": "openvino"}
 
 #: What emolib looks for under the shared folder (see tests/conftest.py)
 SHARED_ITEMS = {
@@ -108,10 +104,15 @@ def _torch_devices(torch) -> list[dict[str, Any]]:
     return devices
 
 
-def _backend() -> dict[str, Any]:
+def keras_backend_info() -> dict[str, Any]:
     """Keras version, active backend, its library version, devices and precision policy."""
     info: dict[str, Any] = {"keras": None, "backend": None, "backend_version": None, "devices": [],
                             "precision_policy": None}
+    name, source = backend.applied
+    if "keras" not in sys.modules and (
+            name is None or importlib.util.find_spec(backend.BACKEND_LIBRARIES.get(name, name)) is None):
+        info["error"] = backend.missing_backend_message(name, source)
+        return info
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # hide TensorFlow's INFO lines, keep warnings
     try:
         import keras
@@ -125,7 +126,7 @@ def _backend() -> dict[str, Any]:
     except Exception:
         pass
     try:
-        library = importlib.import_module(BACKEND_MODULES.get(name, name))
+        library = importlib.import_module(backend.BACKEND_LIBRARIES.get(name, name))
     except Exception as exc:
         info["error"] = f"import {name} failed: {_error(exc)}"
         return info
@@ -183,21 +184,22 @@ def report() -> dict[str, Any]:
         ``backend``, ``backend_version``, ``devices`` (list of ``{type, name}``), ``gpu`` (bool),
         ``gpu_names``, ``opencv`` (CascadeClassifier / Haar files / FaceDetectorYN present),
         ``shared`` (path and which datasets/models were found), ``default_model``,
-        ``mixed_precision`` (current policy and advice), ``installed_backends``, ``errors`` (things that
+        ``mixed_precision`` (current policy and advice), ``backend_source`` (see :mod:`emolib.backend`),
+        ``installed_backends``, ``errors`` (things that
         stop emolib from working) and ``warnings`` (things that limit it).
     """
     errors: list[str] = []
     warnings: list[str] = []
 
-    backend = _backend()
+    keras_backend = keras_backend_info()
     opencv = _opencv()
     shared = _shared()
     model = _default_model()
-    gpus = [d for d in backend["devices"] if d["type"] == "GPU"]
-    installed = [m for m in ("tensorflow", "jax", "torch") if importlib.util.find_spec(m) is not None]
+    gpus = [d for d in keras_backend["devices"] if d["type"] == "GPU"]
+    installed = backend.installed_backends()
 
-    if backend.get("error"):
-        errors.append(backend["error"])
+    if keras_backend.get("error"):
+        errors.append(keras_backend["error"])
     if opencv.get("error"):
         errors.append(f"import cv2 failed: {opencv['error']}")
     elif not (opencv["cascade_classifier"] and opencv["haar_files"]):
@@ -222,12 +224,12 @@ def report() -> dict[str, Any]:
         hint = ""
         if _dist_version("tensorflow-cpu"):
             hint = " (tensorflow-cpu is installed: `make setup TF=gpu`, or use .devcontainer/gpu)"
-        warnings.append(f"nvidia-smi is present but {backend['backend']} sees no GPU{hint}")
+        warnings.append(f"nvidia-smi is present but {keras_backend['backend']} sees no GPU{hint}")
 
     versions = {"python": platform.python_version(), "numpy": _dist_version("numpy"),
-                "keras": backend["keras"], "opencv": opencv["version"]}
-    if backend["backend"]:
-        versions[backend["backend"]] = backend["backend_version"]
+                "keras": keras_backend["keras"], "opencv": opencv["version"]}
+    if keras_backend["backend"]:
+        versions[keras_backend["backend"]] = keras_backend["backend_version"]
 
     return {
         "emolib": __version__,
@@ -235,17 +237,18 @@ def report() -> dict[str, Any]:
         "executable": sys.executable,
         "platform": platform.platform(),
         "versions": versions,
-        "backend": backend["backend"],
-        "backend_version": backend["backend_version"],
+        "backend": keras_backend["backend"],
+        "backend_version": keras_backend["backend_version"],
         "keras_backend_env": os.environ.get("KERAS_BACKEND"),
-        "devices": backend["devices"],
+        "backend_source": backend.applied[1],
+        "devices": keras_backend["devices"],
         "gpu": bool(gpus),
         "gpu_names": [g["name"] for g in gpus],
-        "built_with_cuda": backend.get("built_with_cuda"),
+        "built_with_cuda": keras_backend.get("built_with_cuda"),
         "opencv": opencv,
         "shared": shared,
         "default_model": model,
-        "mixed_precision": {"policy": backend["precision_policy"],
+        "mixed_precision": {"policy": keras_backend["precision_policy"],
                             "advice": _mixed_precision_advice(gpus)},
         "installed_backends": installed,
         "errors": errors,
@@ -270,6 +273,7 @@ def format_report(info: dict[str, Any]) -> str:
         ("keras", str(info["versions"]["keras"])),
         ("backend", f"{info['backend']} {info['backend_version'] or ''}".strip()
          + (f"  (KERAS_BACKEND={info['keras_backend_env']})" if info["keras_backend_env"] else "")),
+        ("  chosen by", str(info.get("backend_source"))),
         ("numpy", str(info["versions"]["numpy"])),
         ("opencv", str(opencv["version"])),
         ("  CascadeClassifier", _yes(opencv["cascade_classifier"] and opencv["haar_files"])),

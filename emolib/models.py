@@ -22,13 +22,16 @@ from keras import layers, ops
 
 from emolib import __version__
 from emolib.files import atomic_path, write_json
+from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free facts about model files
+    CARD_FILE,
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    SHIPPED_MODELS_DIR,
+    list_models,
+)
 from emolib.registry import Registry, first_doc_line
 
-MODEL_FILE = "model.keras"
-CARD_FILE = "model.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The model shipped with emolib (a directory holding model.keras and model.json).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -50,7 +53,8 @@ class FacePreprocess(layers.Layer):
         ``unit``: x/255; ``tf``: x/127.5 − 1; ``caffe``: RGB→BGR minus the ImageNet mean (VGG16,
         ResNet50); ``torch``: x/255 standardised by the ImageNet mean and std.
     channels : int
-        Channels the backbone wants; a gray input is repeated to 3 channels where needed.
+        Channels the backbone is built for (see :meth:`Backbone.network_channels`); a gray input is
+        repeated to 3 channels where needed.
     """
 
     def __init__(self, mode: str = "unit", channels: int = 1, **kwargs):
@@ -59,6 +63,11 @@ class FacePreprocess(layers.Layer):
             raise ValueError(f"preprocessing mode must be one of {PREPROCESSING_MODES}, not {mode!r}")
         self.mode = mode
         self.channels = channels
+
+    def build(self, input_shape):
+        if input_shape[-1] not in (1, self.channels):
+            raise ValueError(f"a {self.channels}-channel backbone cannot take "
+                             f"{input_shape[-1]}-channel faces")
 
     def call(self, x):
         x = ops.cast(x, self.compute_dtype)
@@ -252,7 +261,8 @@ def augment_layer(augment: bool | dict | Augmentation | None, seed: int | None =
 
 @dataclass(frozen=True)
 class Backbone:
-    """A registered backbone: its builder and the input it expects by default."""
+    """A registered backbone: its builder, the input it expects by default, and whether it has
+    pretrained (RGB) weights."""
 
     name: str
     build: Callable  # (features_input, num_classes, weights, train_base) -> probabilities tensor
@@ -260,15 +270,28 @@ class Backbone:
     channels: int
     preprocessing: str
     description: str
+    pretrained: bool = False
+
+    def network_channels(self, channels: int) -> int:
+        """Channels the network is built for, given faces of ``channels`` (1 or 3).
+
+        A backbone trained from scratch is built for the channels given: its first convolution takes
+        gray or colour, so colour faces keep their colour (converting them to gray would throw away
+        what the user asked for) and gray faces cost no extra input channels. A pretrained backbone
+        always gets 3 channels, a gray face repeated in the graph, since its ImageNet weights (and
+        weight files saved from it, with or without ``weights=None``) expect RGB.
+        """
+        return 3 if self.pretrained else channels
 
 
 BACKBONES: Registry = Registry("backbone")
 
 
-def register_backbone(name: str, *, input_size: int, channels: int, preprocessing: str):
+def register_backbone(name: str, *, input_size: int, channels: int, preprocessing: str,
+                      pretrained: bool = False):
     """Decorator: register ``build(x, num_classes, weights, train_base)`` under ``name``."""
     return BACKBONES.register(name, lambda build: Backbone(name, build, input_size, channels, preprocessing,
-                                                           first_doc_line(build)))
+                                                           first_doc_line(build), pretrained))
 
 
 def get_backbone(name: str) -> Backbone:
@@ -317,7 +340,7 @@ def compact_vgg(x, num_classes, weights=None, train_base=True, widths=(32, 64, 1
     return _classifier(x, num_classes)
 
 
-@register_backbone("vgg16", input_size=100, channels=3, preprocessing="caffe")
+@register_backbone("vgg16", input_size=100, channels=3, preprocessing="caffe", pretrained=True)
 def vgg16(x, num_classes, weights="imagenet", train_base=True):
     """VGG16 transfer as in the original: base unfrozen, Flatten → Dense 512 + BN → Dropout 0.5."""
     base = _application(keras.applications.VGG16, x, weights)
@@ -329,7 +352,7 @@ def vgg16(x, num_classes, weights="imagenet", train_base=True):
     return _classifier(y, num_classes)
 
 
-@register_backbone("resnet50", input_size=224, channels=3, preprocessing="caffe")
+@register_backbone("resnet50", input_size=224, channels=3, preprocessing="caffe", pretrained=True)
 def resnet50(x, num_classes, weights="imagenet", train_base=2):
     """ResNet50 transfer: global pooling head; ``train_base`` = number of last stages fine-tuned."""
     base = _application(keras.applications.ResNet50, x, weights)
@@ -392,8 +415,8 @@ def build_model(
     num_classes : int
         Size of the softmax output.
     input_size, channels : int, optional
-        Input side and channels the model accepts (default: the backbone's own). A gray input on an
-        RGB backbone is repeated to 3 channels inside the graph.
+        Input side and channels (1 or 3) the model accepts (default: the backbone's own). Every
+        backbone takes both: see :meth:`Backbone.network_channels` for how.
     weights : {None, "imagenet"} or path
         Pretrained weights for transfer backbones: ``"imagenet"`` downloads, a path loads a local file.
     train_base : bool or int
@@ -411,7 +434,7 @@ def build_model(
     augmentation = augment_layer(augment, seed)
     if augmentation is not None:
         x = augmentation(x)
-    x = FacePreprocess(backbone.preprocessing, backbone.channels, name="preprocess")(x)
+    x = FacePreprocess(backbone.preprocessing, backbone.network_channels(in_channels), name="preprocess")(x)
     outputs = backbone.build(x, num_classes, weights=weights, train_base=train_base)
     return keras.Model(inputs, outputs, name=name)
 
@@ -527,19 +550,6 @@ class LoadedModel:
     @property
     def channels(self) -> int:
         return int(self.card["channels"])
-
-
-SHIPPED_MODELS_DIR = DEFAULT_MODEL_DIR.parent
-
-
-def list_models() -> dict[str, dict]:
-    """The shipped models by name: their classes and the scores their cards record."""
-    found = {}
-    for card_file in sorted(SHIPPED_MODELS_DIR.glob(f"*/{CARD_FILE}")):
-        card = json.loads(card_file.read_text(encoding="utf-8"))
-        found[card_file.parent.name] = {"labels": card["labels"], "metrics": card.get("metrics", {}),
-                                        "path": str(card_file.parent)}
-    return found
 
 
 def find_card(path: str | os.PathLike) -> tuple[Path, Path]:

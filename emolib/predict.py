@@ -18,10 +18,12 @@ label order.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -145,8 +147,11 @@ class EmotionPredictor:
 
     # -- prediction ----------------------------------------------------------------------------------
 
-    def predict(self, image, whole_image: bool = False) -> dict:
+    def predict(self, image, whole_image: bool = False, explain: bool = False) -> dict:
         """Faces and emotions of one image (path, bytes, PIL image or RGB array) as the result dict.
+
+        With ``explain``, each face also gets ``"saliency": {"png": base64 overlay, "size": [h, w]}``
+        (see :meth:`explain`).
 
         Raises
         ------
@@ -154,7 +159,38 @@ class EmotionPredictor:
             For unusable input (empty, not an image, truncated, too many pixels), see
             :mod:`emolib.imageio`. ``FileNotFoundError`` for a missing path.
         """
+        if explain:
+            return self.explain(image, whole_image=whole_image).result
         return self.predict_many([image], whole_image=whole_image)[0]
+
+    def explain(self, image, whole_image: bool = False):
+        """Predict, then map for each face how much each region of its crop drives the predicted emotion.
+
+        Returns an :class:`emolib.explain.Explanation`: the result dict with a ``"saliency"`` entry per
+        face, plus the crops, the occlusion maps and the whole-image overlay. Same errors as :meth:`predict`.
+        """
+        from emolib import explain as E
+
+        rgb = imageio.load_image(image, max_pixels=self.max_pixels)
+        prepared = self.prepare(rgb, whole_image=whole_image)
+        result = self.finish([prepared])[0]
+        square = self.square and not whole_image
+        return E.explain_faces(result, rgb, prepared.crops, self.classify, self.labels,
+                               margin=0.0 if whole_image else self.margin, square=square)
+
+    def explain_face(self, image, face: dict) -> dict:
+        """The ``"saliency"`` entry (see :meth:`explain`) of one face of a result dict in ``image``.
+
+        The face's ``box`` is cropped as :meth:`prepare` crops it, and the map explains its ``emotion``.
+        """
+        from emolib import explain as E
+
+        rgb = imageio.load_image(image, max_pixels=self.max_pixels)
+        box = face["box"]
+        crop = D.crop_face(rgb, (box["x"], box["y"], box["w"], box["h"]), self.input_size,
+                           channels=self.channels, margin=self.margin, square=self.square)
+        saliency = E.occlusion_maps(self.classify, crop[None], [self.labels.index(face["emotion"])])[0]
+        return E.saliency_entry(crop, saliency)
 
     def predict_many(self, images: Iterable, whole_image: bool = False) -> list[dict]:
         """Result dicts of several images, classifying all their faces in one batched model call."""
@@ -250,11 +286,27 @@ CLI_CHUNK = 32
 
 
 def run_cli(args) -> int:
-    """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed."""
+    """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed.
+
+    With ``--out`` (needed for folders), the images stream into a predictions file instead: see
+    :mod:`emolib.batch`.
+    """
+    if args.out is not None:
+        from emolib import batch
+
+        return batch.run_cli(args)
+    if args.ray is not None:
+        raise ValueError("--ray goes with --out predictions.jsonl|.parquet")
+    folders = [name for name in args.images if os.path.isdir(name)]
+    if folders:
+        raise ValueError(f"{folders[0]} is a folder: give --out predictions.jsonl (or .parquet) "
+                         "to label the images in it")
     predictor = EmotionPredictor(model=args.model, detector=args.detector,
                                  flip_tta=getattr(args, "flip_tta", False))
     if not args.whole_image:
         _ = predictor.detector  # a missing detector file is one clear error, not one per image
+    if getattr(args, "explain", None):
+        return _run_explain(predictor, args)
     failed = 0
     images = list(args.images)
     for start in range(0, len(images), CLI_CHUNK):
@@ -274,6 +326,41 @@ def run_cli(args) -> int:
                 print(_describe(name, result), flush=True)
     if failed:
         print(f"emolib predict: {failed} of {len(images)} image(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_explain(predictor: EmotionPredictor, args) -> int:
+    """``emolib predict --explain OUT_DIR``: the result line of each image, and its overlay PNG in OUT_DIR."""
+    from emolib import explain as E
+    from emolib.files import write_atomic
+
+    out_dir = Path(args.explain)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed, written = 0, set()
+    for name in args.images:
+        try:
+            explanation = predictor.explain(name, whole_image=args.whole_image)
+        except (ValueError, OSError) as error:
+            failed += 1
+            print(f"emolib predict: error: {name}: {error}", file=sys.stderr, flush=True)
+            continue
+        stem, number = Path(name).stem or "image", 1
+        target = out_dir / f"{stem}.png"
+        while target in written:  # two images with one name: photo.png, photo-2.png
+            number += 1
+            target = out_dir / f"{stem}-{number}.png"
+        written.add(target)
+        write_atomic(target, E.png_bytes(explanation.overlay_image()))
+        result = {**explanation.result, "predictions": [
+            {key: value for key, value in face.items() if key != "saliency"}
+            for face in explanation.result["predictions"]]}
+        if args.json:
+            print(json.dumps({"image": name, **result, "explanation": str(target)}, ensure_ascii=False),
+                  flush=True)
+        else:
+            print(f"{_describe(name, result)}\n  saliency: {target}", flush=True)
+    if failed:
+        print(f"emolib predict: {failed} of {len(args.images)} image(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -1,4 +1,4 @@
-"""REST API (FastAPI): ``POST /predict``, ``GET /test``, ``GET /health``, OpenAPI docs at ``/docs``.
+"""REST API (FastAPI): ``POST /predict``, ``GET /test``, ``GET /health``, the web page ``GET /``, docs at ``/docs``.
 
 Contract (DESIGN.md): ``POST /predict`` with the multipart field ``file`` returns the result dict of
 :class:`emolib.predict.EmotionPredictor`; ``GET /test`` returns ``{"status": "ok"}``; bad input is a
@@ -13,23 +13,41 @@ more pixels than ``max_pixels`` (40 MP)                413
 missing ``file`` field, not multipart                  422
 =====================================================  ======
 
+``POST /predict?explain=true`` adds to each face ``"saliency": {"png": base64 PNG overlay, "size": [h, w]}``
+(:mod:`emolib.explain`); without it the response is unchanged.
+
+``GET /`` serves ``emolib/static/index.html``, a vanilla-JS page that posts a photo to ``/predict``; the
+same file opened from disk talks to the API across origins, so CORS is on: by default for the origins
+``null`` (``file://`` pages) and ``http://localhost:*`` / ``http://127.0.0.1:*`` (:data:`DEFAULT_CORS_REGEX`);
+``cors_origins`` (``emolib serve --cors-origin``) replaces that list (``*``: any origin).
+
 The model and detector load once, in :func:`create_app`. Predictions run in worker threads (at most
 ``max_concurrency`` at a time, so a burst of large photos cannot exhaust memory); the predictor is
 thread-safe. This module imports neither TensorFlow nor Keras until ``create_app`` runs.
+
+``POST /predict`` also takes optional query parameters, so that one server can answer every viewer of
+the dashboard with the settings of that viewer: ``whole_image`` (the photo is one face crop),
+``detector``, ``flip_tta``, ``language`` and ``model`` (the start-up model, or one found by
+:func:`emolib.modelcards.find_models`, never any other path). Each combination is built once, sharing the
+loaded model and detector (see :class:`PredictorChoices`).
 
 Run it with ``python -m emolib serve --port 5000`` (see :func:`run_cli`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Literal
 
 import anyio
-from fastapi import FastAPI, File, HTTPException, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from emolib import __version__, imageio
+from emolib import __version__, imageio, modelcards
 
 #: Largest accepted upload (the image file itself).
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -37,6 +55,13 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 DEFAULT_MAX_CONCURRENCY = 4
 _FILE_HELP = "the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"
+_EXPLAIN_HELP = ("add to each face a saliency map of its crop (occlusion sensitivity: where hiding the face "
+                 "lowers the predicted emotion most), as a base64 PNG overlay; about 120 extra model passes per face")
+#: Origins allowed by default: pages opened from disk (``null``) and any port of localhost.
+DEFAULT_CORS_REGEX = r"null|https?://(localhost|127\.0\.0\.1)(:\d+)?"
+#: The web client served at ``GET /``.
+WEB_PAGE = Path(__file__).with_name("static") / "index.html"
+_MODEL_HELP = "a shipped model's name or a listed model directory (default: the start-up model)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -50,6 +75,11 @@ class Box(BaseModel):
     h: int
 
 
+class Saliency(BaseModel):
+    png: str = Field(description="base64 PNG: the face crop the model saw, with its saliency map over it")
+    size: list[int] = Field(description="[height, width] of that PNG in pixels")
+
+
 class FacePrediction(BaseModel):
     emotion: str = Field(description="canonical English emotion name, e.g. 'happy'")
     label: str = Field(description="display name (French by default), e.g. 'Joie'")
@@ -57,6 +87,7 @@ class FacePrediction(BaseModel):
     confidence: float = Field(description="probability of the predicted emotion, in percent (0-100)")
     box: Box = Field(description="face box in image pixels")
     probabilities: dict[str, float] = Field(description="probability (0-1) of every emotion")
+    saliency: Saliency | None = Field(None, description="only with explain=true")
 
 
 class PredictionResult(BaseModel):
@@ -121,13 +152,86 @@ class UploadLimit:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Per-request settings
+# ---------------------------------------------------------------------------------------------------
+
+class PredictorChoices:
+    """The start-up predictor and its variants for other settings, each built once, on first request.
+
+    Variants share the loaded model (and the detector, when it is the same one), so another flip TTA or
+    language costs nothing and another detector or model costs only itself.
+
+    Parameters
+    ----------
+    predictor : EmotionPredictor
+        The start-up predictor (its settings are the defaults of every request).
+    model_dirs : iterable of paths
+        Where requests may pick another model (:func:`emolib.modelcards.find_models`).
+    """
+
+    def __init__(self, predictor, model_dirs=modelcards.MODEL_SEARCH_DIRS):
+        self.default = predictor
+        self.model_dirs = tuple(model_dirs)
+        self._made = {}
+        self._loaded = {self._model_dir(predictor.loaded.path): predictor.loaded}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _model_dir(path) -> Path:
+        path = Path(path).resolve()
+        return path if path.is_dir() else path.parent
+
+    def _allowed_model(self, model: str) -> Path:
+        shipped = modelcards.SHIPPED_MODELS_DIR / model
+        path = self._model_dir(shipped if Path(model).name == model and shipped.is_dir() else model)
+        if path in self._loaded or path in {p.resolve() for p in modelcards.find_models(self.model_dirs)}:
+            return path
+        raise ValueError(f"unknown model {model!r}: use the start-up model or one under "
+                         f"{', '.join(str(d) for d in self.model_dirs)}")
+
+    def get(self, model: str | None = None, detector: str | None = None, flip_tta: bool | None = None,
+            language: str | None = None):
+        """The predictor for these settings (None: the start-up predictor's).
+
+        Raises
+        ------
+        ValueError
+            For a model that is neither the start-up one nor found under ``model_dirs``.
+        """
+        base = self.default
+        model_dir = self._allowed_model(model) if model else self._model_dir(base.loaded.path)
+        detector = detector or base.detector.name
+        flip_tta = base.flip_tta if flip_tta is None else bool(flip_tta)
+        language = language or base.language
+        key = (model_dir, detector, flip_tta, language)
+        with self._lock:
+            if key not in self._made:
+                if key == (self._model_dir(base.loaded.path), base.detector.name, base.flip_tta,
+                           base.language):
+                    self._made[key] = base
+                else:
+                    from emolib.models import load_model
+                    from emolib.predict import EmotionPredictor
+
+                    if model_dir not in self._loaded:
+                        self._loaded[model_dir] = load_model(model_dir)
+                    same_detector = detector == base.detector.name
+                    self._made[key] = EmotionPredictor(
+                        model=self._loaded[model_dir],
+                        detector=base.detector if same_detector else detector,
+                        flip_tta=flip_tta, language=language, max_pixels=base.max_pixels)
+            return self._made[key]
+
+
+# ---------------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------------
 
 def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = False, language: str = "fr",
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
-               max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> FastAPI:
+               max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+               cors_origins: Sequence[str] | None = None) -> FastAPI:
     """Build the API, loading the model and detector now (once).
 
     Parameters
@@ -144,6 +248,8 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
         Largest accepted image in pixels (413 beyond).
     max_concurrency : int
         Predictions running at once; further requests wait their turn.
+    cors_origins : sequence of str, optional
+        Origins browsers may call the API from (``"*"``: any); default :data:`DEFAULT_CORS_REGEX`.
     """
     if predictor is None:
         from emolib.predict import EmotionPredictor  # imports Keras and its backend
@@ -161,7 +267,15 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
                     "(angry, disgust, fear, happy, sad, surprise, neutral).",
     )
     app.add_middleware(UploadLimit, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
+    # added last, so outermost: error answers (413 …) carry the CORS headers too
+    cors = {"allow_origins": list(cors_origins)} if cors_origins else {"allow_origin_regex": DEFAULT_CORS_REGEX}
+    app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"], allow_headers=["*"], **cors)
     app.state.predictor = predictor
+    choices = PredictorChoices(predictor)
+
+    @app.get("/", include_in_schema=False)
+    async def web_page() -> FileResponse:
+        return FileResponse(WEB_PAGE, media_type="text/html")
 
     @app.get("/test", response_model=Status, summary="Liveness check")
     async def test() -> dict:
@@ -175,8 +289,19 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
                 **info, "max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels}
 
     @app.post("/predict", response_model=PredictionResult, responses=_ERRORS,
-              summary="Faces and emotions of an uploaded photo")
-    async def predict(file: Annotated[UploadFile, File(description=_FILE_HELP)]):
+              response_model_exclude_unset=True, summary="Faces and emotions of an uploaded photo")
+    async def predict(
+            file: Annotated[UploadFile, File(description=_FILE_HELP)],
+            whole_image: Annotated[bool, Query(description="the photo is one face crop")] = False,
+            detector: Annotated[Literal["yunet", "haar"] | None, Query(description="face detector")] = None,
+            flip_tta: Annotated[bool | None, Query(description="average with the mirror image")] = None,
+            language: Annotated[Literal["fr", "en"] | None, Query(description="language of labels")] = None,
+            model: Annotated[str | None, Query(description=_MODEL_HELP)] = None,
+            explain: Annotated[bool, Query(description=_EXPLAIN_HELP)] = False):
+        try:
+            chosen = await anyio.to_thread.run_sync(choices.get, model, detector, flip_tta, language)
+        except (ValueError, FileNotFoundError) as error:
+            raise HTTPException(400, str(error)) from None
         data = await file.read(max_upload_bytes + 1)
         await file.close()
         if len(data) > max_upload_bytes:
@@ -184,7 +309,8 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
         if not data:
             raise HTTPException(400, "empty file: no image received")
         try:
-            return await anyio.to_thread.run_sync(predictor.predict, data, limiter=limiter)
+            return await anyio.to_thread.run_sync(
+                lambda: chosen.predict(data, whole_image=whole_image, explain=explain), limiter=limiter)
         except imageio.ImageTooLargeError as error:
             raise HTTPException(413, str(error)) from None
         except imageio.UnsupportedImageError as error:
@@ -199,7 +325,7 @@ def run_cli(args) -> int:
     """``emolib serve``: run the API with uvicorn on ``--host`` / ``--port``."""
     import uvicorn
 
-    app = create_app(model=args.model, detector=args.detector)
+    app = create_app(model=args.model, detector=args.detector, cors_origins=args.cors_origins)
     detector = app.state.predictor.detector.name
     print(f"emolib serve: http://{args.host}:{args.port} (detector {detector}; docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -1,29 +1,16 @@
 """Training: one call fits a model and writes one run directory; a killed run resumes where it stopped.
 
-Run directory (``results/runs/<timestamp>-<name>/``)::
-
-    params.json        configuration and data description (written first)
-    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume);
-                       with keep_snapshots, snapshots/epoch-NNN.weights.h5 too (for ``emolib average``)
-    history.csv        one row per finished epoch
-    metrics.json       validation and test metrics (scikit-learn)
-    report.txt         classification report of the evaluated split
-    curves.png         learning curves;  confusion.png  normalised confusion matrix
-    model.keras        the best model (by validation accuracy) + model.json, its model card (written last)
-
-Every file is written atomically, so an interrupted run never leaves a half file that looks complete.
+The run directory's format (params.json, checkpoint/, history.csv, metrics.json, plots, model and card)
+is :mod:`emolib.runs`; :func:`train` is the one writer of a run's params.json.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import resource
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +18,12 @@ import numpy as np
 from emolib import data as D
 from emolib import devices as DV
 from emolib import evaluate as E
-from emolib.files import atomic_path, write_atomic, write_json
+from emolib import runs
+from emolib.files import atomic_path, write_json
+from emolib.runs import CHECKPOINT_DIR, SNAPSHOT_DIR, RunResult, is_complete, load_run
+from emolib.runs.splits import load_data, load_recorded_data
 
-CHECKPOINT_DIR = "checkpoint"
-SNAPSHOT_DIR = "snapshots"  # inside CHECKPOINT_DIR
+__all__ = ["TrainConfig", "RunResult", "train", "load_data", "is_complete", "run_cli"]
 
 
 @dataclass
@@ -72,36 +61,6 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
 
 
-@dataclass
-class RunResult:
-    """What :func:`train` returns."""
-
-    run_dir: Path
-    model: object
-    metrics: dict
-    history: list[dict]
-
-
-def new_run_dir(output: str | Path, name: str) -> Path:
-    """A fresh ``<output>/<timestamp>-<name>`` directory; never reuses an existing one."""
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1000):
-        candidate = output / (f"{stamp}-{name}" + (f"-{attempt}" if attempt else ""))
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run directory in {output}")
-
-
-def is_complete(run_dir: str | Path) -> bool:
-    """True when a run finished (its model card, written last, exists)."""
-    return (Path(run_dir) / "model.json").is_file()
-
-
 def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
     """True when a checkpoint state stopped before ``config.epochs`` and early stopping did not end it."""
     return state["epoch"] < config.epochs and not state.get("stopped")
@@ -111,6 +70,28 @@ def _extends_finished_run(run_dir: Path, config: TrainConfig) -> bool:
     """True when a finished run's checkpoint has fewer epochs than a new, larger ``config.epochs``."""
     state_file = run_dir / CHECKPOINT_DIR / "state.json"
     return state_file.is_file() and _has_epochs_left(json.loads(state_file.read_text()), config)
+
+
+def check_budget(run_dir: str | Path, epochs: int) -> None:
+    """Refuse an epoch budget below the epochs ``run_dir`` has already trained."""
+    state_file = Path(run_dir) / CHECKPOINT_DIR / "state.json"
+    done = json.loads(state_file.read_text())["epoch"] if state_file.is_file() else 0
+    if epochs < done:
+        raise ValueError(f"{run_dir} has already trained {done} epochs: --epochs must be at least {done} "
+                         "(nothing was changed)")
+
+
+def _record_new_budget(run_dir: Path, config: TrainConfig) -> None:
+    """Record in ``run_dir``'s params.json what resuming it may change: a new epoch budget (the cosine
+    follows it; never below the epochs done) and ``keep_snapshots`` for the epochs to come."""
+    params = runs.run_params(run_dir)
+    check_budget(run_dir, config.epochs)
+    changes = {"epochs": config.epochs} if config.epochs != params["config"]["epochs"] else {}
+    if config.keep_snapshots and not params["config"].get("keep_snapshots"):
+        changes["keep_snapshots"] = True
+    if changes:
+        params["config"].update(changes)
+        runs.write_params(run_dir, params)
 
 
 def _starts_new_cycle(state: dict, config: TrainConfig, finished: bool) -> bool:
@@ -250,15 +231,9 @@ def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list, keep_s
             state["stopped"] = bool(self.model.stop_training)  # early stopping decided after this epoch
             state["callbacks"] = [cb.state() for cb in stateful]
             write_json(checkpoint / "state.json", state)
-            _write_history(run_dir, state["history"])
+            runs.write_history(run_dir, state["history"])
 
     return RunCheckpoint()
-
-
-def _write_history(run_dir: Path, history: list[dict]) -> None:
-    import pandas as pd
-
-    write_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
 
 
 def _peak_memory_mb() -> float:
@@ -298,6 +273,8 @@ def train(
     from emolib import models as M
     from emolib.batches import EpochFollower, FaceBatches
 
+    if run_dir is not None and (Path(run_dir) / runs.PARAMS_FILE).is_file():
+        _record_new_budget(Path(run_dir), config)
     finished = run_dir is not None and is_complete(run_dir)
     if finished and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
@@ -339,11 +316,11 @@ def train(
     teacher = (_teacher_probabilities(config, train_split, val_split, data_info)
                if config.teacher and _has_epochs_left(state, config) else None)
     # the run directory is made once the model is ready: a refused configuration leaves nothing behind
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(output, name or config.backbone)
+    run_dir = Path(run_dir) if run_dir is not None else runs.new_run_dir(output, name or config.backbone)
     checkpoint = run_dir / CHECKPOINT_DIR
     if not resuming:
-        write_json(run_dir / "params.json", {"config": asdict(config), "data": data_info,
-                                             "classes": list(classes), "placement": where.record()})
+        runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
+                                    "placement": where.record()})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(
@@ -420,7 +397,7 @@ def _teacher_probabilities(config: TrainConfig, train_split: D.Split, val_split:
 
 def _finish(run_dir, model, config, classes, val_split, test_split, state, data_info,
             where: DV.Placement) -> RunResult:
-    metrics = write_results(
+    metrics = runs.write_results(
         run_dir, model, config.backbone, classes, val_split, test_split, state["history"],
         card_fields=dict(training_data=data_info, config=asdict(config), placement=where.record(),
                          wall_time_s=round(state["wall_time_s"], 1),
@@ -428,198 +405,6 @@ def _finish(run_dir, model, config, classes, val_split, test_split, state, data_
                          best_epoch=state["best_epoch"]),
         best_epoch=state["best_epoch"], epochs_run=len(state["history"]))
     return RunResult(run_dir, model, metrics, state["history"])
-
-
-def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Split,
-                  test_split: D.Split | None, history: list[dict], card_fields: dict,
-                  **metrics_fields) -> dict:
-    """Evaluate ``model`` and write a run's result files, each atomically, the model card last.
-
-    metrics.json (val and, when given, test; plus ``metrics_fields``), report.txt and confusion.png
-    (the last split evaluated), curves.png (``history``), model.keras and model.json (``card_fields``
-    are added to the card).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from emolib import models as M
-
-    metrics = {"val": E.evaluate_split(model, val_split, classes)}
-    evaluated = "val"
-    if test_split is not None:
-        metrics["test"] = E.evaluate_split(model, test_split, classes)
-        evaluated = "test"
-    metrics.update(evaluated_split=evaluated, **metrics_fields)
-    final = metrics[evaluated]
-    split = test_split if test_split is not None else val_split
-    y_pred = np.argmax(E.predict_proba(model, split.images), axis=1)
-    write_atomic(run_dir / "report.txt", f"{evaluated} split\n\n" +
-                 E.classification_report(split.labels, y_pred, classes))
-    for filename, figure in (
-        ("curves.png", E.plot_curves(history, title=run_dir.name)),
-        ("confusion.png", E.plot_confusion(final["confusion"], classes,
-                                           title=f"{run_dir.name} ({evaluated})")),
-    ):
-        with atomic_path(run_dir / filename) as tmp:
-            figure.savefig(tmp, dpi=110)
-        plt.close(figure)
-    write_json(run_dir / "metrics.json", metrics)
-    card = M.make_card(
-        model, backbone=backbone, labels=classes, name=run_dir.name,
-        metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
-                                                    "weighted_f1", "samples")},
-                 "val_accuracy": metrics["val"]["accuracy"]},
-        **card_fields)
-    M.save_model(model, run_dir, card)  # model.json last: the run is complete
-    return metrics
-
-
-def finished_card(run_dir: str | Path) -> dict:
-    """The model card of a finished run; a clear error for a missing or unfinished one."""
-    if not Path(run_dir).is_dir():
-        raise ValueError(f"no run directory at {run_dir}")
-    if not is_complete(run_dir):
-        raise ValueError(f"{run_dir} is not a finished run (no model.json): finish it with --resume first")
-    return json.loads((Path(run_dir) / "model.json").read_text(encoding="utf-8"))
-
-
-def run_params(run_dir: str | Path) -> dict:
-    """A run's params.json; a clear error for a folder that is no run directory (an exported model)."""
-    path = Path(run_dir) / "params.json"
-    if not path.is_file():
-        what = "an exported model, not a run directory" if is_complete(run_dir) else "not a run directory"
-        raise ValueError(f"{run_dir} is {what} (no params.json): give a run directory that `emolib train` "
-                         "wrote (to train on from a model directory: `emolib train --init-from`)")
-    return json.loads(path.read_text())
-
-
-def check_own_val_split(run_dir: str | Path, val_split: D.Split) -> None:
-    """Refuse a validation split other than the one the run was trained with (by size, classes, content)."""
-    params = run_params(run_dir)
-    info, classes = params["data"], params["classes"]
-    recorded = info.get("val_fingerprint")  # runs recorded before it existed: check size and classes
-    if (len(val_split) != info["val"] or list(val_split.classes) != classes
-            or recorded not in (None, val_split.content_fingerprint())):
-        raise ValueError(f"this validation split ({len(val_split)} faces) is not the one "
-                         f"{Path(run_dir).name} was trained with ({info['val']} faces of {classes})")
-
-
-def combinable_cards(run_dirs, val_split: D.Split, action: str) -> list[dict]:
-    """The cards of finished runs that may be combined into one model (``action``: "ensemble",
-    "average"): none logit-adjusted, all predicting one set of labels, each trained with ``val_split``."""
-    cards = [finished_card(run_dir) for run_dir in run_dirs]
-    for run_dir, card in zip(run_dirs, cards):
-        if "logit_adjustment" in card:
-            raise ValueError(f"{run_dir} is logit-adjusted: {action} the runs it came from, "
-                             "then calibrate the result")
-        if card["labels"] != cards[0]["labels"]:
-            raise ValueError(f"{run_dir} predicts {card['labels']}, {run_dirs[0]} {cards[0]['labels']}: "
-                             f"runs to {action} must predict the same classes")
-        check_own_val_split(run_dir, val_split)
-    return cards
-
-
-def snapshot_files(run_dir: str | Path) -> list[Path]:
-    """The per-epoch weight files a run kept (``keep_snapshots``), oldest first."""
-    return sorted((Path(run_dir) / CHECKPOINT_DIR / SNAPSHOT_DIR).glob("epoch-*.weights.h5"))
-
-
-#: card fields a derived run (adjusted, averaged) keeps from the run it came from
-_INHERITED_CARD_FIELDS = ("training_data", "config", "placement", "wall_time_s", "peak_memory_mb",
-                          "epochs_run", "best_epoch", "weight_average", "logit_adjustment", "ensemble")
-
-
-def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.Split,
-                      test_split: D.Split | None = None, output: str | Path | None = None,
-                      **fields) -> Path:
-    """Write ``model``, made from the finished run ``source_dir``, as a new run ``<name>-<suffix>``.
-
-    The new run directory (beside the source unless ``output`` is given) has the source's params
-    and history, ``model``'s metrics on val and test with the source's as ``source_metrics``, and a
-    card that adds ``fields`` (what was done, e.g. ``logit_adjustment={...}``) to the source card's
-    training record. The source run is not touched.
-    """
-    import pandas as pd
-
-    source_dir = Path(source_dir)
-    card = finished_card(source_dir)
-    source_metrics = json.loads((source_dir / "metrics.json").read_text())
-    run_name = re.sub(r"^\d{8}-\d{6}-", "", source_dir.name)  # new_run_dir adds a fresh timestamp
-    target = new_run_dir(output or source_dir.parent, f"{run_name}-{suffix}")
-    for name in ("params.json", "history.csv"):
-        shutil.copyfile(source_dir / name, target / name)
-    history = pd.read_csv(target / "history.csv").to_dict("records")
-    kept = {key: card[key] for key in _INHERITED_CARD_FIELDS if key in card}
-    write_results(target, model, card["backbone"], card["labels"], val_split, test_split, history,
-                  card_fields={**kept, **fields}, best_epoch=source_metrics.get("best_epoch"),
-                  epochs_run=source_metrics.get("epochs_run"), **fields, source_metrics={
-                      split: {key: source_metrics[split][key] for key in ("accuracy", "balanced_accuracy",
-                                                                         "macro_f1")}
-                      for split in ("val", "test") if split in source_metrics})
-    return target
-
-
-def derived_run_summary(target: Path) -> str:
-    """Lines comparing a derived run's val and test metrics with its source run's."""
-    metrics = json.loads((Path(target) / "metrics.json").read_text())
-    return "\n".join(f"  {split:4s} accuracy {before['accuracy']:.4f} -> {metrics[split]['accuracy']:.4f}, "
-                     f"macro-F1 {before['macro_f1']:.4f} -> {metrics[split]['macro_f1']:.4f}"
-                     for split, before in metrics["source_metrics"].items())
-
-
-def load_run(run_dir: str | Path) -> RunResult:
-    """A finished run: its model, metrics and history."""
-    from emolib import models as M
-
-    run_dir = Path(run_dir)
-    loaded = M.load_model(run_dir)
-    state = json.loads((run_dir / CHECKPOINT_DIR / "state.json").read_text())
-    return RunResult(run_dir, loaded.model, json.loads((run_dir / "metrics.json").read_text()),
-                     state["history"])
-
-
-def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = 0.1,
-              max_per_class: int | None = None, seed: int = 0, test_split: str | None = "test",
-              val_split: str | None = None, **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
-    """Train / validation / test splits and their description.
-
-    The validation split is the dataset's own ``val_split`` (e.g. FER+'s ``valid``) where given, else
-    carved from train (stratified, ``val_fraction``, ``seed``). The test split is only evaluated.
-    """
-    full = D.load_split(dataset, root, "train", input_size, channels, progress=True, **options)
-    if val_split:
-        train_split = full
-        val = D.load_split(dataset, root, val_split, input_size, channels, progress=True, **options)
-    else:
-        train_split, val = D.train_val_split(full, val_fraction, seed)
-    train_split = D.limit_per_class(train_split, max_per_class, seed=seed)
-    val = D.limit_per_class(val, max_per_class and max(1, max_per_class // 4), seed=seed)
-    test = None
-    if test_split:
-        test = D.load_split(dataset, root, test_split, input_size, channels, progress=True, **options)
-        test = D.limit_per_class(test, max_per_class and max(1, max_per_class // 4), seed=seed)
-    info = {"dataset": dataset, "root": str(root), "val_fraction": None if val_split else val_fraction,
-            "max_per_class": max_per_class, "seed": seed, "test_split": test_split,
-            "skipped": len(full.skipped) + (len(test.skipped) if test is not None else 0)}
-    if val_split:
-        info["val_split"] = val_split
-    return train_split, val, test, info
-
-
-def load_recorded_data(record: dict, input_size: int, channels: int):
-    """:func:`load_data` of a run's ``data`` record (params.json): the same splits, the same val carve."""
-    return load_data(record["dataset"], record["root"], input_size, channels, record["val_fraction"],
-                     record["max_per_class"], record["seed"], record.get("test_split", "test"),
-                     record.get("val_split"))
-
-
-def load_run_data(run_dir: str | Path):
-    """A finished run's train / val / test splits, reloaded as it recorded them, at its model's size."""
-    card = finished_card(run_dir)
-    record = run_params(run_dir)["data"]
-    return load_recorded_data(record, card["input_size"][0], card["channels"])[:3]
 
 
 def _parse_train_base(text: str) -> bool | int:
@@ -636,25 +421,17 @@ def run_cli(args) -> int:
     from emolib import models as M
 
     if args.resume:
-        params = run_params(args.resume)
+        params = runs.run_params(args.resume)
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
             raise ValueError(f"{args.resume} has no training checkpoint (a calibrated, averaged or ensemble "
                              "run?): resume the run it came from, then calibrate, average or ensemble again")
-        changes = {}
-        if args.epochs and args.epochs != params["config"]["epochs"]:  # a new budget: the cosine follows it
-            state_file = Path(args.resume) / CHECKPOINT_DIR / "state.json"
-            done = json.loads(state_file.read_text())["epoch"] if state_file.is_file() else 0
-            if args.epochs < done:
-                raise ValueError(f"{args.resume} has already trained {done} epochs: --epochs must be at "
-                                 f"least {done} (nothing was changed)")
-            changes["epochs"] = args.epochs
-        if args.keep_snapshots and not params["config"].get("keep_snapshots"):  # the epochs to come
+        changes = {"epochs": args.epochs} if args.epochs else {}  # train() records them in params.json
+        check_budget(args.resume, changes.get("epochs", params["config"]["epochs"]))
+        if args.keep_snapshots:
             changes["keep_snapshots"] = True
         if args.devices is not None:  # another machine: a checkpoint resumes on any number of devices
             changes["devices"] = args.devices
-        if changes:
-            params["config"].update(changes)
-            write_json(Path(args.resume) / "params.json", params)
+        params["config"].update(changes)
         config = TrainConfig(**params["config"])
         record = params["data"]
     else:

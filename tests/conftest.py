@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import emolib  # noqa: F401  (first: it sets this venv's Keras backend before any test imports Keras)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
 
@@ -50,3 +52,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny_model")
     card = models.make_card(model, backbone="simple_cnn", labels=labels.EMOTIONS_7, name="tiny-test")
     return models.save_model(model, directory, card)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray with 2 CPUs for the whole session (shut down at the end); yields its address."""
+    from emolib.cluster import connect
+
+    ray = connect(num_cpus=2)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

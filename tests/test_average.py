@@ -4,7 +4,7 @@ test_train.py)."""
 import keras
 import numpy as np
 
-from emolib import average as A
+from emolib.runs import average as A
 
 
 def _bn_model():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from emolib import calibrate as C
 from emolib import models as M
+from emolib.runs import calibrate as C
 
 
 def _under_predicted_rare_class(seed=0, n=3000):

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from emolib import cli, doctor
+from emolib import backend, cli, doctor
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def emolib(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def emolib(*args: str, env: dict | None = None, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    environ = {key: value for key, value in {**os.environ, **(env or {})}.items() if key not in unset}
     return subprocess.run([sys.executable, "-m", "emolib", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **(env or {})})
+                          text=True, timeout=300, env=environ)
 
 
 def test_help_lists_every_subcommand():
@@ -42,15 +43,28 @@ def test_no_subcommand_is_a_usage_error():
     assert "usage: emolib" in process.stderr
 
 
+#: this venv's own backend, as a plain ``bin/python`` call finds it (no KERAS_BACKEND set)
+VENV_BACKEND, VENV_BACKEND_SOURCE = backend.configured_backend(environ={})
+#: a backend whose library this venv lacks
+MISSING_BACKEND = next(name for name in backend.BACKEND_LIBRARIES if name not in backend.installed_backends())
+
+
 @pytest.fixture(scope="module")
-def doctor_json() -> dict:
-    process = emolib("doctor", "--json", env={"KERAS_BACKEND": "tensorflow"})
+def doctor_json(tmp_path_factory) -> dict:
+    # a keras.json naming another backend must not matter: the venv's own backend runs
+    keras_home = tmp_path_factory.mktemp("keras_home")
+    (keras_home / "keras.json").write_text(json.dumps({"backend": MISSING_BACKEND}))
+    process = emolib("doctor", "--json", env={"KERAS_HOME": str(keras_home)}, unset=("KERAS_BACKEND",))
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-2000:]
     return json.loads(process.stdout)
 
 
-def test_doctor_json_reports_tensorflow_without_gpu(doctor_json):
-    assert doctor_json["backend"] == "tensorflow"
+@pytest.mark.backend
+def test_doctor_json_reports_the_venvs_backend_without_gpu(doctor_json):
+    assert doctor_json["backend"] == VENV_BACKEND
+    assert doctor_json["backend_source"] == VENV_BACKEND_SOURCE
+    if (Path(sys.prefix) / backend.BACKEND_FILE).is_file():  # a venv built by make setup records it
+        assert doctor_json["backend_source"] == str(Path(sys.prefix) / backend.BACKEND_FILE)
     assert doctor_json["backend_version"] and doctor_json["backend_version"][0].isdigit()
     assert doctor_json["gpu"] is False  # this machine has no GPU
     assert doctor_json["gpu_names"] == []
@@ -58,6 +72,39 @@ def test_doctor_json_reports_tensorflow_without_gpu(doctor_json):
     assert doctor_json["errors"] == []
 
 
+@pytest.mark.backend
+def test_a_missing_backend_fails_doctor_and_commands_with_the_fix(tmp_path):
+    process = emolib("doctor", "--json", env={"KERAS_BACKEND": MISSING_BACKEND})
+    assert process.returncode == 1, process.stdout[-2000:] + process.stderr[-2000:]
+    errors = json.loads(process.stdout)["errors"]
+    assert any(f"make setup BACKEND={MISSING_BACKEND}" in error for error in errors), errors
+    process = emolib("evaluate", "--dataset", "fer2013", "--data", str(tmp_path), "--json",
+                     env={"KERAS_BACKEND": MISSING_BACKEND})
+    assert process.returncode == 1
+    assert f"make setup BACKEND={MISSING_BACKEND}" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_the_backend_rule_env_then_venv_file_then_first_installed(tmp_path):
+    assert backend.configured_backend({"KERAS_BACKEND": "torch"}, tmp_path, ["jax"]) == ("torch",
+                                                                                       "KERAS_BACKEND")
+    assert backend.configured_backend({}, tmp_path, ["tensorflow", "jax"])[0] == "tensorflow"
+    assert backend.configured_backend({}, tmp_path, ["jax"])[0] == "jax"
+    name, source = backend.configured_backend({}, tmp_path, [])
+    assert name is None and "none of tensorflow, jax, torch installed" in source
+    assert "make setup BACKEND=jax" in backend.missing_backend_message(name, source)
+    path = backend.write_backend_file("jax", tmp_path)
+    assert backend.configured_backend({}, tmp_path, ["tensorflow"]) == ("jax", str(path))
+    with pytest.raises(ValueError, match="tensorflow"):
+        backend.write_backend_file("theano", tmp_path)
+
+
+@pytest.mark.backend
+def test_the_backend_command_reports_the_venvs_backend():
+    process = emolib("backend", unset=("KERAS_BACKEND",))
+    assert process.returncode == 0 and process.stdout.split()[0] == VENV_BACKEND, process.stdout
+
+
+@pytest.mark.backend
 def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
     import cv2
     import keras
@@ -67,11 +114,11 @@ def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
     assert versions["keras"] == keras.__version__
     assert versions["numpy"] == numpy.__version__
     assert versions["opencv"] == cv2.__version__
-    assert versions["tensorflow"] == doctor_json["backend_version"]
+    assert versions[VENV_BACKEND] == doctor_json["backend_version"]
     assert doctor_json["opencv"]["cascade_classifier"] is True
     assert doctor_json["opencv"]["face_detector_yn"] is True
     assert set(doctor_json["shared"]["found"]) >= {"fer2013", "ferplus", "yunet"}
-    assert doctor_json["default_model"]["path"].endswith(os.path.join("models", "emolib-fer2013"))
+    assert doctor_json["default_model"]["path"].endswith(os.path.join("models", "emolib-ferplus"))
     assert doctor_json["mixed_precision"]["advice"] is None  # no GPU, no advice
 
 

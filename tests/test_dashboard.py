@@ -1,4 +1,6 @@
-"""The dashboard in a real browser: Voilà serves dashboards/emotions.ipynb, Debian's Chromium drives it.
+"""The dashboard in a real browser: `emolib dashboard` (what `make dashboard` runs: one shared prediction
+API, Voilà serving dashboards/emotions.ipynb with preheated kernels and test-short culling), driven by
+Debian's Chromium.
 
 Chromium's fake camera is fed a .y4m video made at test time from a face photo. Screenshots of every
 state are written to $EMOLIB_SCREENSHOTS (default: emolib-screenshots in the temp folder, so a test run
@@ -18,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -28,6 +31,12 @@ NOTEBOOK = REPO / "dashboards" / "emotions.ipynb"
 SCREENSHOTS = Path(os.environ.get("EMOLIB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "emolib-screenshots")
 LOAD_MS = 120_000  # Voilà starts a kernel per page; TensorFlow takes a while on 2 cores
 PREDICT_MS = 180_000
+#: Test-short kernel culling: a kernel whose page left goes after this many seconds …
+CULL_DISCONNECTED_S = 5
+#: … checked this often.
+CULL_INTERVAL_S = 1
+#: Slack on top of those for this loaded 2-core host (kernel shutdown itself takes a few seconds).
+CULL_SLACK_S = 60
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
@@ -83,20 +92,20 @@ def _free_port() -> int:
 
 
 class VoilaServer:
-    """``voila dashboards/emotions.ipynb`` in a subprocess on a free port."""
+    """``python -m emolib dashboard`` (the API, then Voilà) in a subprocess on a free port."""
 
     def __init__(self, log_path: Path, model: Path | str):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
-        voila = Path(sys.executable).with_name("voila")
-        command = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
-        command += [str(NOTEBOOK), "--no-browser", f"--port={self.port}", "--Voila.ip=127.0.0.1"]
+        self.model = Path(model)
+        command = [sys.executable, "-m", "emolib", "dashboard", f"--port={self.port}", "--pool-size=1",
+                   f"--cull-disconnected={CULL_DISCONNECTED_S}", f"--cull-interval={CULL_INTERVAL_S}"]
         env = {**os.environ, "EMOLIB_MODEL": str(model), "PYTHONUNBUFFERED": "1"}
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Voilà exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -106,7 +115,7 @@ class VoilaServer:
             except OSError:
                 time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"Voilà did not listen on port {self.port} within 120 s:\n{self.log_tail()}")
+        raise RuntimeError(f"Voilà did not listen on port {self.port} within 300 s:\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 4000) -> str:
         self._log.flush()
@@ -325,3 +334,99 @@ def test_no_camera_gives_a_clear_message(playwright_driver, chromium_path, voila
         screenshot(page, "08-no-camera.png")
     finally:
         browser.close()
+
+
+def kernel_id_of(page) -> str:
+    """The id of the kernel Voilà gave this page (from the page's Jupyter config)."""
+    return re.search(r'"kernelId"\s*:\s*"([0-9a-f-]{36})"', page.content()).group(1)
+
+
+def kernel_process(kernel_id: str) -> psutil.Process | None:
+    """The kernel's process (its command line names its connection file ``kernel-<id>.json``)."""
+    for process in psutil.process_iter(["cmdline"]):
+        if any(f"kernel-{kernel_id}.json" in part for part in process.info["cmdline"] or ()):
+            return process
+    return None
+
+
+def kernel_known(server: VoilaServer, kernel_id: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{server.url}api/kernels/{kernel_id}", timeout=10) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+
+
+def test_closed_page_kernel_is_light_and_goes_away(chromium, voila_server):
+    context = chromium.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(voila_server.url, timeout=LOAD_MS)
+    page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
+    page.click("button.emolib-sample")
+    _assert_one_analysed_face(page, "grace_hopper.jpg")
+    assert "shared prediction server" in page.inner_text(".emolib-model-state")
+    kernel_id = kernel_id_of(page)
+    assert kernel_known(voila_server, kernel_id)
+    process = kernel_process(kernel_id)
+    assert process is not None, voila_server.log_tail()
+    libraries = {Path(m.path).name for m in process.memory_maps() if m.path}
+    assert not [name for name in libraries if "tensorflow" in name], "the viewer's kernel loaded TensorFlow"
+    context.close()  # the page goes without a word (no beforeunload): the culler must find it
+    deadline = time.monotonic() + CULL_DISCONNECTED_S + CULL_INTERVAL_S + CULL_SLACK_S
+    while kernel_known(voila_server, kernel_id) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not kernel_known(voila_server, kernel_id), voila_server.log_tail()
+    process.wait(timeout=30)  # and its process has ended
+    assert not process.is_running()
+
+
+def test_pages_at_once_each_get_their_own_result(chromium, voila_server, photos_dir):
+    """Three viewers at once, with different photos and models, through the one shared API."""
+    from emolib import modelcards
+    from emolib.widgets.app import model_label
+
+    shipped = modelcards.list_models()
+    start = len(modelcards.read_card(voila_server.model)["labels"])
+    other = next(name for name, info in shipped.items() if len(info["labels"]) != start)
+    other_classes = len(shipped[other]["labels"])
+    viewers = {"upload": (photos_dir / "astronaut_eileen_collins.png", None, start),
+               "other model": (photos_dir / "grace_hopper.jpg", other, other_classes),
+               "sample": (None, None, start)}
+    contexts, pages = [], {}
+    try:
+        for name in viewers:
+            contexts.append(chromium.new_context(viewport={"width": 1100, "height": 900}))
+            pages[name] = contexts[-1].new_page()
+            pages[name].goto(voila_server.url, timeout=LOAD_MS)
+        for name, (photo, model, _) in viewers.items():
+            page = pages[name]
+            page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
+            if model:
+                page.click(".emolib-settings >> text=Settings")
+                page.locator(".emolib-settings select").first.select_option(
+                    label=model_label(modelcards.SHIPPED_MODELS_DIR / model))
+                page.wait_for_selector(f".emolib-model-card:has-text('{other_classes} classes')",
+                                       timeout=LOAD_MS)
+                card_text = page.inner_text(".emolib-model-card")
+                assert ("Mépris 😒" in card_text) == (other_classes == 8), card_text
+            if photo:
+                page.click("button.emolib-mode-file")
+                upload(page, photo)
+            else:
+                page.click("button.emolib-sample")
+        for name, (photo, _, classes) in viewers.items():
+            page = pages[name]
+            page.wait_for_selector(".emolib-faces-count", state="visible", timeout=PREDICT_MS)
+            details = page.inner_text(".emolib-result-details")
+            assert (photo.name in details and "sample" not in details) if photo else "sample" in details, name
+            card = page.locator(".emolib-face-card").first
+            assert card.locator(".emolib-bar-row").count() == classes, name
+            assert ("Mépris" in card.inner_text()) == (classes == 8), name
+    finally:
+        for context in contexts:
+            context.close()

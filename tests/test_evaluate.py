@@ -17,6 +17,8 @@ from emolib import evaluate as E
 from emolib import labels as L
 from emolib import models as M
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

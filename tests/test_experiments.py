@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -122,6 +123,7 @@ def finished_grid(tmp_path_factory, fer2013_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.backend
 def test_grid_runs_every_combination_into_its_run_directory(finished_grid):
     code, out, _ = finished_grid
     assert code == 0
@@ -141,6 +143,15 @@ def test_grid_runs_every_combination_into_its_run_directory(finished_grid):
         outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert any("image/png" in o.get("data", {}) for o in outputs), "curves/confusion not shown inline"
         assert not any(o.get("output_type") == "error" for o in outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_grid_notebooks_run_on_this_venvs_backend(finished_grid):
+    """papermill's kernel is the venv's own: notebook 02 trains on the backend this venv was built for."""
+    _, out, _ = finished_grid
+    cards = [json.loads(path.read_text()) for path in out.glob("*/model.json")]
+    assert len(cards) == 2 and {card["keras_backend"] for card in cards} == {os.environ["KERAS_BACKEND"]}
 
 
 @pytest.mark.slow

@@ -14,7 +14,10 @@ import pytest
 from emolib import labels as L
 from emolib import models as M
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 SMALL = 32  # the smallest side every registered backbone accepts (vgg16/resnet50 pool 5 times)
+to_numpy = keras.ops.convert_to_numpy  # np.asarray fails on a PyTorch tensor that requires grad
 
 
 def _faces(n: int, size: int = SMALL, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -31,36 +34,52 @@ def test_registry_has_the_designed_backbones():
         M.get_backbone("no_such_net")
 
 
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("name", sorted(M.BACKBONES))
-def test_backbone_builds_and_takes_one_train_step(name):
+def test_backbone_builds_and_takes_one_train_step(name, channels):
+    """Every backbone trains on gray and on colour faces (e.g. RAF-DB in colour on simple_cnn)."""
     backbone = M.get_backbone(name)
     num_classes, batch = 5, 4
     keras.utils.set_random_seed(0)
-    model = M.build_model(name, num_classes=num_classes, input_size=SMALL, weights=None, seed=0)
-    assert model.input_shape == (None, SMALL, SMALL, backbone.channels)
+    model = M.build_model(name, num_classes=num_classes, input_size=SMALL, channels=channels, weights=None,
+                          seed=0)
+    assert model.input_shape == (None, SMALL, SMALL, channels)
     assert model.output_shape == (None, num_classes)
     # the backbone's own preprocessing sits in the graph, right after the input
     preprocess = model.get_layer("preprocess")
     assert isinstance(preprocess, M.FacePreprocess)
     assert preprocess.mode == backbone.preprocessing
+    # scratch nets are built for the channels given; pretrained ones always see RGB
+    first_conv = next(layer for layer in M.leaf_layers(model) if isinstance(layer, keras.layers.Conv2D))
+    assert first_conv.kernel.shape[2] == (3 if backbone.pretrained else channels)
 
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
-    x = _faces(batch, channels=backbone.channels)
+    x = _faces(batch, channels=channels)
     y = np.arange(batch) % num_classes
-    trainable_before = [np.array(w) for w in model.trainable_weights]
+    trainable_before = [to_numpy(w) for w in model.trainable_weights]
     loss = float(np.asarray(model.train_on_batch(x, y)).ravel()[0])
     assert np.isfinite(loss)
     after = model.trainable_weights
-    changed = [not np.array_equal(a, np.array(b)) for a, b in zip(trainable_before, after, strict=True)]
+    changed = [not np.array_equal(a, to_numpy(b)) for a, b in zip(trainable_before, after, strict=True)]
     assert any(changed), "a train step changed no weight"
 
     assert np.asarray(model.predict_on_batch(x)).shape == (batch, num_classes)
     # probabilities: checked in training mode, since an untrained deep net's BatchNorm layers (moving
     # statistics still at 0 / 1) can overflow in inference mode on raw-scale inputs (resnet50 → NaN)
-    probs = np.asarray(model(x.astype("float32"), training=True))
+    probs = to_numpy(model(x.astype("float32"), training=True))
     assert probs.shape == (batch, num_classes)
     assert np.all(probs >= 0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_colour_faces_reach_a_scratch_net_in_colour():
+    """simple_cnn given RGB keeps the colour: faces that differ only in hue get different outputs."""
+    model = M.build_model("simple_cnn", num_classes=3, input_size=SMALL, channels=3, seed=0)
+    inside = keras.Model(model.input, model.get_layer("preprocess").output)
+    red, blue = np.zeros((1, SMALL, SMALL, 3), np.uint8), np.zeros((1, SMALL, SMALL, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    np.testing.assert_allclose(to_numpy(inside(red)), red / 255.0, rtol=1e-6)
+    assert not np.allclose(np.asarray(model.predict_on_batch(red)), np.asarray(model.predict_on_batch(blue)))
 
 
 def test_gray_input_on_rgb_backbone_is_repeated_in_graph():
@@ -188,11 +207,11 @@ def test_train_base_k_freezes_all_but_the_last_k_blocks():
 
     # one train step leaves the frozen blocks exactly as they were
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-    frozen = [np.array(w) for w in model.get_layer("block1_conv1").weights]
-    tuned = [np.array(w) for w in model.get_layer("block5_conv3").weights]
+    frozen = [to_numpy(w) for w in model.get_layer("block1_conv1").weights]
+    tuned = [to_numpy(w) for w in model.get_layer("block5_conv3").weights]
     model.train_on_batch(_faces(4, channels=3), np.arange(4))
     for before, after in zip(frozen, model.get_layer("block1_conv1").weights, strict=True):
-        np.testing.assert_array_equal(before, np.array(after))
+        np.testing.assert_array_equal(before, to_numpy(after))
     tuned_after = model.get_layer("block5_conv3").weights
     assert any(not np.array_equal(b, np.array(a)) for b, a in zip(tuned, tuned_after, strict=True))
 
@@ -245,19 +264,19 @@ def test_augmentation_changes_training_outputs_not_inference():
 
     # the augmentation part of the graph: identity at inference, random in training
     augment_only = keras.Model(augmented.input, augmented.get_layer("preprocess").input)
-    np.testing.assert_array_equal(np.asarray(augment_only(x, training=False)), x)
-    trained_view = np.asarray(augment_only(x, training=True))
+    np.testing.assert_array_equal(to_numpy(augment_only(x, training=False)), x)
+    trained_view = to_numpy(augment_only(x, training=True))
     assert trained_view.shape == x.shape
     assert not np.allclose(trained_view, x)
 
     # whole model: inference is deterministic and equals the same net without augmentation
-    first = np.asarray(augmented(x, training=False))
-    np.testing.assert_allclose(first, np.asarray(augmented(x, training=False)), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(first, np.asarray(plain(x, training=False)), rtol=1e-5, atol=1e-6)
+    first = to_numpy(augmented(x, training=False))
+    np.testing.assert_allclose(first, to_numpy(augmented(x, training=False)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(first, to_numpy(plain(x, training=False)), rtol=1e-5, atol=1e-6)
 
     # a plain call is inference too: no augmentation, no batch-norm statistics updated
     weights = augmented.get_weights()
-    np.testing.assert_allclose(np.asarray(augmented(x)), first, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(to_numpy(augmented(x)), first, rtol=1e-6, atol=1e-7)
     for before, after in zip(weights, augmented.get_weights()):
         np.testing.assert_array_equal(before, after)
 
@@ -265,9 +284,13 @@ def test_augmentation_changes_training_outputs_not_inference():
 def test_augmentation_acts_in_fit():
     """fit passes training=True down to the augment layer: with a zero learning rate, the loss fit reports
     (augmented faces) differs from evaluate's (the same faces as they are)."""
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 1))
     x = M.augment_layer({"flip": True, "translation": 0.3, "erasing": 1.0}, seed=0)(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    # scaled to 0..1 as in every emolib model: raw 0..255 values saturate the softmax, and then the two
+    # losses agree or differ by chance
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(x))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
     model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
     faces, labels = _faces(64, size=16).astype("float32"), np.arange(64) % 3
     fit_loss = model.fit(faces, labels, batch_size=64, epochs=1, verbose=0).history["loss"][0]
@@ -282,9 +305,9 @@ def test_transfer_weights_copies_everything_into_the_same_architecture():
     source = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, augment=True, seed=1)
     target = M.build_model("compact_vgg", num_classes=7, input_size=SMALL, augment={"flip": True}, seed=2)
     x = _faces(6, seed=4)
-    assert not np.allclose(np.asarray(source(x)), np.asarray(target(x)))
+    assert not np.allclose(to_numpy(source(x)), to_numpy(target(x)))
     assert M.transfer_weights(source, target) == []
-    np.testing.assert_allclose(np.asarray(target(x)), np.asarray(source(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(target(x)), to_numpy(source(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_transfer_weights_keeps_a_head_with_other_classes_fresh():
@@ -357,10 +380,10 @@ def test_load_model_without_card_or_model_is_a_clear_error(tmp_path):
 def test_random_affine_resamples_once_and_only_while_training():
     x = _faces(4, seed=2).astype("float32")
     still = M.RandomAffine(0.0, 0.0, 0.0, seed=0)
-    np.testing.assert_allclose(np.asarray(still(x, training=True)), x, atol=1e-3)  # no motion: identity
+    np.testing.assert_allclose(to_numpy(still(x, training=True)), x, atol=1e-3)  # no motion: identity
     moving = M.RandomAffine(rotation=0.05, zoom=0.1, translation=0.1, seed=0)
-    np.testing.assert_array_equal(np.asarray(moving(x, training=False)), x)
-    moved = np.asarray(moving(x, training=True))
+    np.testing.assert_array_equal(to_numpy(moving(x, training=False)), x)
+    moved = to_numpy(moving(x, training=True))
     assert moved.shape == x.shape and not np.allclose(moved, x)
     assert moved.min() >= x.min() - 1e-3 and moved.max() <= x.max() + 1e-3  # bilinear: no overshoot
 

@@ -16,6 +16,8 @@ from PIL import Image
 from emolib import cli, detect, labels
 from emolib.imageio import load_image
 
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
 

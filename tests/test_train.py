@@ -24,7 +24,10 @@ from emolib import data as D
 from emolib import evaluate as E
 from emolib import labels as L
 from emolib import models as M
+from emolib import runs
 from emolib import train as T
+
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("params.json", "history.csv", "metrics.json", "report.txt", "curves.png", "confusion.png",
@@ -84,7 +87,7 @@ def test_run_directory_is_complete(finished_run):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, f"{name} missing"
     assert T.is_complete(run_dir)
     assert not [p.name for p in run_dir.rglob(".*")], "temporary files left in the run directory"
-    assert [p.name for p in T.snapshot_files(run_dir)] == ["epoch-001.weights.h5", "epoch-002.weights.h5"]
+    assert [p.name for p in runs.snapshot_files(run_dir)] == ["epoch-001.weights.h5", "epoch-002.weights.h5"]
 
     params = json.loads((run_dir / "params.json").read_text())
     assert params["config"]["backbone"] == "simple_cnn" and params["config"]["epochs"] == 2
@@ -168,6 +171,18 @@ def test_finished_run_trains_on_to_a_larger_budget(finished_run, fer_small, tmp_
     assert history[:2] == before, "the first two epochs were re-run"
     assert json.loads((run_dir / "model.json").read_text())["epochs_run"] == 3
     assert extended.metrics == json.loads((run_dir / "metrics.json").read_text())
+    assert runs.run_params(run_dir)["config"]["epochs"] == 3, "params.json records the new budget, as the CLI"
+
+
+def test_python_resume_refuses_a_budget_below_the_epochs_done(finished_run, fer_small, tmp_path):
+    result, _ = finished_run
+    run_dir = tmp_path / result.run_dir.name
+    shutil.copytree(result.run_dir, run_dir)
+    params_before = (run_dir / "params.json").read_text()
+    train_split, val_split, test_split, info = fer_small
+    with pytest.raises(ValueError, match="already trained 2 epochs"):
+        T.train(_config(epochs=1), train_split, val_split, test_split, run_dir=run_dir, verbose=0)
+    assert (run_dir / "params.json").read_text() == params_before
 
 
 def test_fine_tuning_starts_from_the_trained_model(finished_run, fer_small, tmp_path):
@@ -328,7 +343,7 @@ def test_cosine_schedule_learning_rates():
 
 
 def test_new_run_dirs_are_distinct(tmp_path):
-    dirs = [T.new_run_dir(tmp_path, "same") for _ in range(3)]
+    dirs = [runs.new_run_dir(tmp_path, "same") for _ in range(3)]
     assert len(set(dirs)) == 3 and all(d.is_dir() and d.name.endswith(("same", "same-1", "same-2"))
                                        for d in dirs)
 
@@ -383,8 +398,8 @@ def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_pat
 # ---------------------------------------------------------------------------------------------------
 
 def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path, capsys):
-    from emolib import calibrate as C
-    from emolib.export import export_run
+    from emolib.runs import calibrate as C
+    from emolib.runs.export import export_run
 
     result, test_split = finished_run
     before = {name: (result.run_dir / name).read_bytes() for name in ("model.json", "metrics.json")}
@@ -419,8 +434,8 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
 
 def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, fer_small, tmp_path, capsys):
     from emolib import cli
-    from emolib import ensemble as ENS
-    from emolib.export import export_run
+    from emolib.runs import ensemble as ENS
+    from emolib.runs.export import export_run
 
     result, _ = finished_run
     model_dir = str(export_run(result.run_dir, tmp_path / "model"))
@@ -434,7 +449,7 @@ def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, 
         ENS.ensemble_runs([result.run_dir, model_dir], val_split, output=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
     with pytest.raises(ValueError, match="is not a run directory"):
-        T.run_params(tmp_path / "nowhere")
+        runs.run_params(tmp_path / "nowhere")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -443,9 +458,9 @@ def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, 
 
 def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
         finished_run, fer_small, fer2013_dir, cache_dir, tmp_path, monkeypatch, capsys):
-    from emolib import calibrate as C
     from emolib import cli
-    from emolib import ensemble as N
+    from emolib.runs import calibrate as C
+    from emolib.runs import ensemble as N
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
     result, test_split = finished_run
@@ -568,7 +583,7 @@ def test_cli_export_makes_a_loadable_model_directory(finished_run, tmp_path):
 
 
 def test_export_refuses_an_unfinished_run(finished_run, tmp_path):
-    from emolib.export import export_run
+    from emolib.runs.export import export_run
 
     result, _ = finished_run
     unfinished = tmp_path / "unfinished"
@@ -596,7 +611,7 @@ def test_cli_resume_with_keep_snapshots_keeps_the_epochs_to_come(finished_run, c
     assert cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
                      "--epochs", "3", "--keep-snapshots"]) == 0
     assert json.loads((run_dir / "params.json").read_text())["config"]["keep_snapshots"] is True
-    assert [p.name for p in T.snapshot_files(run_dir)] == ["epoch-003.weights.h5"]
+    assert [p.name for p in runs.snapshot_files(run_dir)] == ["epoch-003.weights.h5"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -604,7 +619,7 @@ def test_cli_resume_with_keep_snapshots_keeps_the_epochs_to_come(finished_run, c
 # ---------------------------------------------------------------------------------------------------
 
 def test_average_writes_the_mean_of_the_last_epochs_as_a_new_run(finished_run, fer_small, tmp_path):
-    from emolib import average as A
+    from emolib.runs import average as A
 
     result, test_split = finished_run
     train_split, val_split, _, _ = fer_small
@@ -617,7 +632,7 @@ def test_average_writes_the_mean_of_the_last_epochs_as_a_new_run(finished_run, f
     assert card["weight_average"]["source_run"] == result.run_dir.name
     model = M.load_model(averaged).model
     epochs = []
-    for snapshot in T.snapshot_files(result.run_dir):
+    for snapshot in runs.snapshot_files(result.run_dir):
         result.model.load_weights(snapshot)
         epochs.append(result.model.get_layer("predictions").get_weights()[0])
     np.testing.assert_allclose(model.get_layer("predictions").get_weights()[0], np.mean(epochs, axis=0),
@@ -655,8 +670,8 @@ def test_cli_average_and_calibrate_chain_on_a_copied_run(finished_run, cache_dir
 
 def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_small, cache_dir, tmp_path,
                                                               monkeypatch, capsys):
-    from emolib import average as A
     from emolib import cli
+    from emolib.runs import average as A
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
     result, test_split = finished_run
@@ -718,7 +733,7 @@ def test_vote_targets_give_the_cross_entropy_to_each_faces_votes(ferplus_dir, ca
     assert model.evaluate(batch, targets[:16], batch_size=16, verbose=0) == pytest.approx(by_hand, rel=1e-4)
 
     result = T.train(config, train_split, val_split, output=tmp_path, name="votes", data_info=info, verbose=0)
-    assert T.run_params(result.run_dir)["config"]["targets"] == "auto"
+    assert runs.run_params(result.run_dir)["config"]["targets"] == "auto"
     without_votes = train_split.subset(np.arange(len(train_split)))
     without_votes.soft_labels = None
     with pytest.raises(ValueError, match="vote distributions"):

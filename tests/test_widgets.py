@@ -301,3 +301,53 @@ def test_annotate_draws_a_box_and_bars_are_french():
     bars = results.probability_bars_html(result["predictions"][0]["probabilities"])
     assert bars.index("Joie") < bars.index("Neutre") < bars.index("Colère")  # sorted by probability
     assert "87.5 %" in bars and "12.5 %" in bars
+
+
+def test_live_frames_go_through_the_photo_predict_call_and_answer_the_browser(make_dashboard, monkeypatch):
+    dashboard, factory = make_dashboard()
+    sent = []
+    monkeypatch.setattr(dashboard.live_cam, "send", sent.append)
+    dashboard.live_button.click()
+    assert dashboard.stage == "live" and dashboard.live_cam.active and not dashboard.webcam.active
+    assert dashboard.live_panel.layout.display == "" and dashboard.chooser.layout.display == "none"
+    # the browser's message: {type: live-frame, id} with the JPEG as a binary buffer (a memoryview)
+    dashboard.live_cam._on_message(dashboard.live_cam, {"type": "live-frame", "id": 7}, [memoryview(_jpeg())])
+    assert sent == [{"type": "live-result", "id": 7, "error": "", "faces": [
+        {"box": {"x": 80, "y": 60, "w": 160, "h": 120}, "emotion": "happy", "label": "Joie", "emoji": "😄",
+         "confidence": 87.5}]}]
+    assert factory.made[0].calls == [{"shape": (240, 320, 3), "whole_image": False}]
+    assert dashboard.stage == "live"  # live mode stays on its panel, no result stage
+    # a broken frame is answered with its error, and the loop can go on
+    dashboard.live_cam._on_message(dashboard.live_cam, {"type": "live-frame", "id": 8}, [b"garbage"])
+    assert sent[-1]["id"] == 8 and "not a readable image" in sent[-1]["error"] and sent[-1]["faces"] == []
+    dashboard.set_stage("choose")
+    assert dashboard.live_cam.active is False  # leaving the mode gives the camera back
+
+
+def test_live_camera_error_is_shown_in_the_page(make_dashboard):
+    dashboard, _ = make_dashboard()
+    dashboard.set_stage("live")
+    dashboard.live_cam.set_state({"status": "error", "error": "No camera found: plug in a camera."})
+    assert "emolib-error" in dashboard.message.value and "No camera found" in dashboard.message.value
+
+
+def test_settings_list_the_shipped_models_with_classes_and_scores(monkeypatch):
+    from emolib import modelcards
+
+    monkeypatch.delenv("EMOLIB_MODEL", raising=False)
+    shipped = modelcards.list_models()
+    assert {"emolib-fer2013", "emolib-ferplus"} <= set(shipped)
+    dashboard = EmotionDashboard(predictor_factory=Factory(), reader=_read,
+                                 model_dirs=[modelcards.SHIPPED_MODELS_DIR])
+    labels = dict((value, label) for label, value in dashboard.model_select.options)
+    for name in ("emolib-fer2013", "emolib-ferplus"):
+        label = labels[shipped[name]["path"]]
+        accuracy = 100 * shipped[name]["metrics"]["test"]["accuracy"]
+        assert label.startswith(f"models/{name}") and f"{len(shipped[name]['labels'])} classes" in label
+        assert f"test accuracy {accuracy:.1f} %" in label
+    dashboard.model_select.value = shipped["emolib-ferplus"]["path"]
+    assert "8 classes" in dashboard.model_info.value and "Mépris 😒" in dashboard.model_info.value
+    dashboard.model_select.value = shipped["emolib-fer2013"]["path"]
+    assert "7 classes" in dashboard.model_info.value and "Mépris" not in dashboard.model_info.value
+    dashboard.sample_button.click()
+    assert dashboard._factory.made[-1].settings["model"] == shipped["emolib-fer2013"]["path"]

@@ -2,17 +2,22 @@
 
 The flow follows the original chatbot: choose a mode (📷 Camera or 📁 File, or ✨ try a sample), give a
 photo, read the result, then **Continue** in the same mode or **Change mode**. Faces the detector misses
-can be boxed by hand (✂️ Crop by hand) and classified alone. Everything runs in widget callbacks, so the
-page never blocks, and every error ends up as a message in the page, never a traceback.
+can be boxed by hand (✂️ Crop by hand) and classified alone. 🎥 Live keeps predicting on the camera
+stream and draws boxes and emotions over the video, with the same predict call as a captured photo.
+Everything runs in widget callbacks, so the page never blocks, and every error ends up as a message in
+the page, never a traceback.
 
-Nothing here imports TensorFlow until the first prediction (or the background preload), so the page
-appears quickly.
+Where the predictions come from: with ``$EMOLIB_API_URL`` set (``make dashboard`` does it), every viewer's
+kernel asks the one shared API over HTTP (:class:`emolib.widgets.remote.RemotePredictor`) and never
+imports Keras, so a viewer costs only its widgets; without it (JupyterLab, tests) the model runs in the
+kernel itself, imported on the first prediction (or the background preload). The model list comes from
+the model cards' JSON (:mod:`emolib.modelcards`), without Keras either.
 """
 
 from __future__ import annotations
 
+import functools
 import html
-import json
 import logging
 import os
 import threading
@@ -23,17 +28,22 @@ import ipywidgets as widgets
 import numpy as np
 
 import emolib
+from emolib import labels as emo_labels
+from emolib.modelcards import (
+    DEFAULT_MODEL_DIR,
+    MODEL_SEARCH_DIRS,
+    SHIPPED_MODELS_DIR,
+    find_models,
+    is_model_dir,
+    read_card,
+)
+from emolib.widgets.remote import API_URL_ENV, RemotePredictor
 from emolib.widgets.results import ResultView, crop_box, encode
 from emolib.widgets.webcam import WebcamWidget
 
 log = logging.getLogger("emolib.widgets")
 
 REPO_ROOT = Path(emolib.__file__).resolve().parents[1]
-#: Same as ``emolib.models.DEFAULT_MODEL_DIR`` (repeated here so that the page needs no Keras import to
-#: appear; a test keeps the two equal).
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "emolib-fer2013"
-#: Where the settings panel looks for model cards (``model.json``).
-MODEL_SEARCH_DIRS = (REPO_ROOT / "models", REPO_ROOT / "results" / "runs")
 #: Environment variable naming the model the dashboard starts with.
 MODEL_ENV = "EMOLIB_MODEL"
 #: Largest upload accepted (bytes), before any decoding.
@@ -52,52 +62,65 @@ class DashboardError(Exception):
 # Models: which ones exist, which one to start with
 # ---------------------------------------------------------------------------------------------------
 
-def _model_file_of(card: Path) -> Path | None:
-    try:
-        name = json.loads(card.read_text(encoding="utf-8")).get("model_file", "model.keras")
-    except (OSError, ValueError):
-        return None
-    model_file = card.parent / name
-    return model_file if model_file.is_file() else None
-
-
-def find_models(roots: Iterable[str | os.PathLike] = MODEL_SEARCH_DIRS) -> list[Path]:
-    """Directories under ``roots`` holding a model card ``model.json`` and the model file it names."""
-    found: list[Path] = []
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            continue
-        for card in sorted(root.rglob("model.json")):
-            if _model_file_of(card) is not None and card.parent not in found:
-                found.append(card.parent)
-    return found
+def _test_score(card: dict) -> str:
+    """``"test accuracy 85.6 %, macro-F1 0.643 (ferplus test)"`` from a card's metrics, or ``""``."""
+    test = (card.get("metrics") or {}).get("test") or {}
+    if "accuracy" not in test:
+        return ""
+    text = f"test accuracy {100 * test['accuracy']:.1f} %"
+    if "macro_f1" in test:
+        text += f", macro-F1 {test['macro_f1']:.3f}"
+    dataset = (card.get("training_data") or {}).get("dataset")
+    return f"{text} ({dataset} test)" if dataset else text
 
 
 def model_label(directory: Path) -> str:
-    """A short name for a model directory: its path relative to the repository (and its card name)."""
+    """A model's name in the settings: its path relative to the repository (and its card name), its
+    number of classes and its test score, e.g. ``models/emolib-ferplus · 8 classes · test accuracy …``."""
     directory = Path(directory)
     try:
         shown = str(directory.resolve().relative_to(REPO_ROOT))
     except ValueError:
         shown = str(directory)
-    try:
-        name = json.loads((directory / "model.json").read_text(encoding="utf-8")).get("name")
-    except (OSError, ValueError):
-        name = None
-    return f"{shown} ({name})" if name and name not in shown else shown
+    card = read_card(directory) or {}
+    name = card.get("name")
+    parts = [f"{shown} ({name})" if name and name not in shown else shown]
+    if card.get("labels"):
+        parts.append(f"{len(card['labels'])} classes")
+    if _test_score(card):
+        parts.append(_test_score(card))
+    return " · ".join(parts)
+
+
+def model_card_html(directory: Path | str | None, language: str = "fr") -> str:
+    """The classes (display name and emoji) and test scores of a model, from its card, as HTML."""
+    card = read_card(directory) if directory else None
+    if not card:
+        return ""
+    names = []
+    for emotion in card.get("labels", []):
+        try:
+            names.append(f"{emo_labels.display_name(emotion, language)} {emo_labels.emoji(emotion)}")
+        except (KeyError, ValueError):  # a class emolib has no display name for: shown as it is
+            names.append(str(emotion))
+    score = _test_score(card)
+    return ('<div class="emolib-model-card" style="color:#444;max-width:640px;margin:0 0 6px 84px;">'
+            f"<b>{len(names)} classes:</b> {html.escape(', '.join(names))}"
+            f"{'<br>' + html.escape(score[:1].upper() + score[1:]) if score else ''}</div>")
 
 
 def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | None, str]:
     """The model to start with and, when there is none, why (a message for the page).
 
-    Order: ``model`` if given, else ``$EMOLIB_MODEL``, else the shipped default model.
+    Order: ``model`` if given, else ``$EMOLIB_MODEL``, else the shipped default model. A shipped model
+    may be named (``emolib-ferplus``).
     """
     chosen = model or os.environ.get(MODEL_ENV)
     origin = "the model argument" if model else f"${MODEL_ENV}" if chosen else None
     path = Path(chosen).expanduser() if chosen else DEFAULT_MODEL_DIR
-    card = path / "model.json" if path.is_dir() else path
-    if path.is_dir() and _model_file_of(card) is not None:
+    if not path.exists() and path.name == str(chosen) and is_model_dir(SHIPPED_MODELS_DIR / path.name):
+        path = SHIPPED_MODELS_DIR / path.name  # a shipped model's name
+    if path.is_dir() and is_model_dir(path):
         return path, ""
     if path.is_file():  # a .keras file or a card .json: let the predictor resolve it
         return path, ""
@@ -110,18 +133,23 @@ def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | 
     )
 
 
+@functools.lru_cache(maxsize=1)
 def sample_image_bytes() -> bytes:
-    """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package)."""
+    """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package
+    once)."""
     from matplotlib import cbook
 
     return Path(cbook.get_sample_data(SAMPLE_NAME, asfileobj=False)).read_bytes()
 
 
-def default_predictor_factory(**kwargs):
-    """``EmotionPredictor(**kwargs)``, imported only when first needed (it brings in TensorFlow)."""
+def default_predictor_factory(api_url: str | None = None, **settings):
+    """``RemotePredictor(api_url, **settings)`` when an API URL is given, else
+    ``EmotionPredictor(**settings)`` in this kernel (imported on first use: it brings in Keras)."""
+    if api_url:
+        return RemotePredictor(api_url, **settings)
     from emolib.predict import EmotionPredictor
 
-    return EmotionPredictor(**kwargs)
+    return EmotionPredictor(**settings)
 
 
 def default_reader(data) -> np.ndarray:
@@ -161,9 +189,12 @@ class EmotionDashboard(widgets.VBox):
         Average the prediction with the mirrored face.
     language : str
         Language of emotion names ("fr" as in the original).
+    api_url : str, optional
+        Base URL of a running ``emolib serve`` that answers the predictions; default ``$EMOLIB_API_URL``;
+        when neither is set the model runs in this kernel.
     predictor_factory : callable, optional
         ``factory(model=, detector=, flip_tta=, language=)`` → object with ``predict(image,
-        whole_image=)``; default ``emolib.predict.EmotionPredictor``. Tests pass a fake.
+        whole_image=)``; default :func:`default_predictor_factory` (with ``api_url``). Tests pass a fake.
     reader : callable, optional
         Bytes → RGB uint8 array, raising ValueError on bad input; default ``emolib.imageio.load_image``.
     preload : bool
@@ -173,13 +204,15 @@ class EmotionDashboard(widgets.VBox):
     """
 
     def __init__(self, model=None, detector: str | None = None, flip_tta: bool = False,
-                 language: str = "fr", predictor_factory: Callable | None = None,
+                 language: str = "fr", api_url: str | None = None, predictor_factory: Callable | None = None,
                  reader: Callable | None = None, preload: bool = False,
                  model_dirs: Iterable[str | os.PathLike] = MODEL_SEARCH_DIRS, **kwargs):
         super().__init__(**kwargs)
         self.add_class("emolib-dashboard")
         self.language = language
-        self._factory = predictor_factory or default_predictor_factory
+        self.api_url = api_url or os.environ.get(API_URL_ENV) or None
+        self._factory = predictor_factory or (
+            lambda **settings: default_predictor_factory(self.api_url, **settings))
         self._read = reader or default_reader
         self._lock = threading.RLock()
         self._predictor = None
@@ -217,10 +250,11 @@ class EmotionDashboard(widgets.VBox):
             style={"description_width": "80px"})
         self.flip_check = widgets.Checkbox(
             value=flip_tta, description="Flip TTA (average with the mirror image)", indent=False)
+        self.model_info = widgets.HTML(model_card_html(start_model, self.language))
         for control in (self.model_select, self.detector_select, self.flip_check):
             control.observe(self._on_settings, names="value")
         self.settings = widgets.Accordion(children=[widgets.VBox(
-            [self.model_select, self.detector_select, self.flip_check])])
+            [self.model_select, self.model_info, self.detector_select, self.flip_check])])
         self.settings.set_title(0, "⚙️ Settings")
         self.settings.selected_index = None
         self.settings.add_class("emolib-settings")
@@ -232,12 +266,15 @@ class EmotionDashboard(widgets.VBox):
                                    "emolib-mode-file")
         self.sample_button = _button("✨ Try a sample", "", "Analyse Grace Hopper's portrait (public domain)",
                                      "emolib-sample")
+        self.live_button = _button("🎥 Live", "primary", "Emotions over the camera video, continuously",
+                                   "emolib-mode-live")
         self.camera_button.on_click(lambda _: self._guard(self.set_stage, "camera"))
+        self.live_button.on_click(lambda _: self._guard(self.set_stage, "live"))
         self.file_button.on_click(lambda _: self._guard(self.set_stage, "file"))
         self.sample_button.on_click(lambda _: self._guard(self.analyse_sample))
         self.chooser = widgets.VBox([
             widgets.HTML("<b>How do you want to give a photo?</b>"),
-            widgets.HBox([self.camera_button, self.file_button, self.sample_button],
+            widgets.HBox([self.camera_button, self.live_button, self.file_button, self.sample_button],
                          layout=widgets.Layout(gap="8px", flex_flow="row wrap")),
         ])
         self.chooser.add_class("emolib-chooser")
@@ -253,6 +290,17 @@ class EmotionDashboard(widgets.VBox):
             widgets.HBox([self._back_button()]),
         ])
         self.camera_panel.add_class("emolib-camera-panel")
+
+        # live camera: every frame through the same predict call as a captured photo
+        self.live_cam = WebcamWidget(active=False, live=True, inline_errors=False)
+        self.live_cam.on_live_frame(lambda data: self.predict_photo(self._read(data)))
+        self.live_cam.on_error(lambda message: self._guard(self._camera_error, message))
+        self.live_panel = widgets.VBox([
+            widgets.HTML("<b>🎥 Live</b> — boxes and emotions follow the faces while the camera plays."),
+            self.live_cam,
+            widgets.HBox([self._back_button()]),
+        ])
+        self.live_panel.add_class("emolib-live-panel")
 
         # file
         self.upload = widgets.FileUpload(accept=ACCEPTED_TYPES, multiple=False,
@@ -271,7 +319,8 @@ class EmotionDashboard(widgets.VBox):
         # messages and results
         self.message = widgets.HTML()
         self.message.add_class("emolib-message")
-        self.results = ResultView(language=self.language)
+        self.results = ResultView(language=self.language,
+                                  explainer=lambda image, face: self.predictor().explain_face(image, face))
 
         # after a result
         self.continue_button = _button("↻ Continue", "success", "Another photo, same mode", "emolib-continue")
@@ -302,7 +351,8 @@ class EmotionDashboard(widgets.VBox):
         ])
         self.crop_panel.add_class("emolib-crop-panel")
 
-        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.file_panel,
+        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.live_panel,
+                         self.file_panel,
                          self.message, self.results, self.crop_panel, self.actions)
 
     def _back_button(self) -> widgets.Button:
@@ -319,8 +369,8 @@ class EmotionDashboard(widgets.VBox):
     # -- stages --------------------------------------------------------------------------------------
 
     def set_stage(self, stage: str) -> None:
-        """Show one step: ``choose``, ``camera``, ``file``, ``result`` or ``crop``."""
-        if stage not in ("choose", "camera", "file", "result", "crop"):
+        """Show one step: ``choose``, ``camera``, ``live``, ``file``, ``result`` or ``crop``."""
+        if stage not in ("choose", "camera", "live", "file", "result", "crop"):
             raise ValueError(f"unknown stage {stage!r}")
         self.stage = stage
         if stage in ("camera", "file"):
@@ -336,8 +386,10 @@ class EmotionDashboard(widgets.VBox):
         _show(self.results, stage == "result")
         _show(self.actions, stage == "result")
         _show(self.crop_panel, stage == "crop")
+        _show(self.live_panel, stage == "live")
         # the camera is on only while its panel is shown
         self.webcam.active = stage == "camera"
+        self.live_cam.active = stage == "live"
 
     # -- messages ------------------------------------------------------------------------------------
 
@@ -358,7 +410,8 @@ class EmotionDashboard(widgets.VBox):
                 f'color:#663c00;max-width:720px;">⚠️ {html.escape(self._model_problem)}</div>')
             return
         name = model_label(Path(self.model_select.value)) if self.model_select.value else "?"
-        text = {"loading": "⏳ loading the model…", "ready": "✅ ready", "failed": "⚠️ could not be loaded"}
+        ready = "✅ ready (shared prediction server)" if self.api_url else "✅ ready"
+        text = {"loading": "⏳ loading the model…", "ready": ready, "failed": "⚠️ could not be loaded"}
         self.notice.value = (
             f'<div class="emolib-model-state" style="color:#555;">Model: <code>{html.escape(name)}</code>'
             f'{" — " + text[state] if state else ""}</div>')
@@ -367,7 +420,7 @@ class EmotionDashboard(widgets.VBox):
         """Run a callback; any exception becomes a message in the page (and a log line), not a traceback."""
         try:
             function(*args)
-        except (ValueError, DashboardError, FileNotFoundError) as error:
+        except (ValueError, DashboardError, FileNotFoundError, ConnectionError) as error:
             self.show_error(str(error))
         except Exception as error:  # noqa: BLE001 - the page must never show a traceback
             log.exception("dashboard callback failed")
@@ -384,6 +437,7 @@ class EmotionDashboard(widgets.VBox):
             self._predictor = None
             self._predictor_key = None
         self._model_problem = "" if self.model_select.value else self._model_problem
+        self.model_info.value = model_card_html(self.model_select.value or None, self.language)
         self._show_model_state()
         if self._preload and self.model_select.value:
             self.preload()
@@ -409,10 +463,12 @@ class EmotionDashboard(widgets.VBox):
             return predictor
 
     def preload(self) -> threading.Thread:
-        """Load the model in a background thread (the page stays usable; predictions wait for it)."""
+        """Load the model (or reach the API) and the sample in a background thread (the page stays
+        usable; predictions wait for it)."""
 
         def work():
             try:
+                sample_image_bytes()  # matplotlib's import too, before the first ✨ Try a sample
                 self.predictor()
             except Exception as error:  # noqa: BLE001 - reported in the page
                 log.exception("model preload failed")
@@ -438,11 +494,15 @@ class EmotionDashboard(widgets.VBox):
             image = self._read(data)
         except ValueError as error:
             raise ValueError(f"Could not read {source}: {error}") from error
-        result = self.predictor().predict(image, whole_image=False)
+        result = self.predict_photo(image)
         self.message.value = ""
         self.results.show(image, result, source=source)
         self.set_stage("result")
         return result
+
+    def predict_photo(self, image: np.ndarray) -> dict:
+        """The result dict of one decoded photo (a file, a camera capture or a live frame)."""
+        return self.predictor().predict(image, whole_image=False)
 
     def analyse_sample(self) -> dict:
         """Analyse the portrait that ships with matplotlib."""
@@ -479,7 +539,7 @@ class EmotionDashboard(widgets.VBox):
             self.message.value = ""
 
     def _camera_error(self, message: str) -> None:
-        if self.stage == "camera":
+        if self.stage in ("camera", "live"):
             raise DashboardError(message)
 
     # -- crop by hand --------------------------------------------------------------------------------

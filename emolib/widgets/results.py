@@ -6,8 +6,10 @@ uint8 array; nothing imports TensorFlow.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
+from collections.abc import Callable
 from functools import lru_cache
 
 import ipywidgets as widgets
@@ -139,8 +141,39 @@ def probability_bars_html(probabilities: dict, language: str = "fr", color: str 
     return f'<div class="emolib-bars" style="min-width:300px;">{"".join(rows)}</div>'
 
 
-def face_card(prediction: dict, index: int, image=None, language: str = "fr") -> widgets.Widget:
-    """One face: thumbnail, emoji, emotion name, confidence, and its probability bars."""
+#: ``explainer(image, face)`` → the face's ``"saliency"`` entry (``EmotionPredictor.explain_face``).
+Explainer = Callable[[np.ndarray, dict], dict]
+
+
+def why_toggle(prediction: dict, image, explainer: Explainer) -> widgets.VBox:
+    """A "🔍 Why?" toggle that shows the face's saliency overlay (computed on first use, then kept)."""
+    button = widgets.ToggleButton(description="🔍 Why?", tooltip="Where the model looked: occlusion saliency",
+                                  layout=widgets.Layout(width="96px"))
+    button.add_class("emolib-why")
+    picture = widgets.Image(format="png", layout=widgets.Layout(width="96px", height="auto", display="none"))
+    picture.add_class("emolib-saliency")
+    note = widgets.HTML()
+    note.add_class("emolib-why-note")
+
+    def toggled(change) -> None:
+        if change["new"] and not picture.value:
+            try:
+                entry = prediction.get("saliency") or explainer(image, prediction)
+                picture.value = base64.b64decode(entry["png"])
+                note.value = '<small style="color:#666;">red: hiding it lowers this emotion most</small>'
+            except (ValueError, KeyError) as error:
+                note.value = f'<small style="color:#b00020;">{html.escape(str(error))}</small>'
+        picture.layout.display = None if change["new"] and picture.value else "none"
+        note.layout.display = None if change["new"] else "none"
+
+    button.observe(toggled, names="value")
+    return widgets.VBox([button, picture, note], layout=widgets.Layout(width="110px"))
+
+
+def face_card(prediction: dict, index: int, image=None, language: str = "fr",
+              explainer: Explainer | None = None) -> widgets.Widget:
+    """One face: thumbnail, emoji, emotion name, confidence, its probability bars, and with an
+    ``explainer`` (or a ``"saliency"`` entry) a "🔍 Why?" toggle."""
     color = color_for(index)
     title = (
         f'<div class="emolib-face-title" style="font-size:1.25rem;">'
@@ -159,6 +192,8 @@ def face_card(prediction: dict, index: int, image=None, language: str = "fr") ->
                                        layout=widgets.Layout(width="96px", height="auto")))
         except ValueError:
             pass
+    if image is not None and prediction.get("box") and (explainer or prediction.get("saliency")):
+        parts.append(why_toggle(prediction, image, explainer))
     bars = widgets.HTML(probability_bars_html(prediction.get("probabilities", {}), language, color))
     text = widgets.VBox([widgets.HTML(title), bars], layout=widgets.Layout(flex="1"))
     card = widgets.HBox(parts + [text], layout=widgets.Layout(
@@ -169,11 +204,15 @@ def face_card(prediction: dict, index: int, image=None, language: str = "fr") ->
 
 
 class ResultView(widgets.VBox):
-    """The outcome of one analysis: "faces detected: n", the annotated image and one card per face."""
+    """The outcome of one analysis: "faces detected: n", the annotated image and one card per face.
 
-    def __init__(self, language: str = "fr", **kwargs):
+    With an ``explainer`` (``EmotionPredictor.explain_face``), each card has a "🔍 Why?" toggle.
+    """
+
+    def __init__(self, language: str = "fr", explainer: Explainer | None = None, **kwargs):
         super().__init__(**kwargs)
         self.language = language
+        self.explainer = explainer
         self.add_class("emolib-results")
         self.image: np.ndarray | None = None
         self.result: dict | None = None
@@ -205,5 +244,5 @@ class ResultView(widgets.VBox):
                 "</div>")
             children.append(message)
         for index, prediction in enumerate(predictions):
-            children.append(face_card(prediction, index, image, self.language))
+            children.append(face_card(prediction, index, image, self.language, self.explainer))
         self.children = tuple(children)

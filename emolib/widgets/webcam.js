@@ -2,7 +2,13 @@
 //
 // Model traits (see webcam.py): active (Python → JS: camera on/off), frame (JS → Python: JPEG bytes),
 // capture_id (JS → Python: incremented on each capture), status / error (JS → Python), width, quality,
-// mirror, button_label, inline_errors (show camera errors inside the widget too).
+// mirror, button_label, inline_errors (show camera errors inside the widget too), live / live_width.
+//
+// Live mode (live = true): the current video frame, shrunk to live_width pixels, goes to Python as a
+// custom message {type: "live-frame", id} with the JPEG as buffer; Python answers {type: "live-result",
+// id, faces, error}. At most one frame is in flight: the next one is grabbed only when the answer has been
+// drawn, so a slow model drops camera frames instead of queueing them. Boxes are drawn on a canvas over
+// the video; the overlay's dataset counts frames sent and results drawn (read by tests and benches).
 
 const MESSAGES = {
   insecure: "Camera unavailable: the browser only allows cameras on https or localhost pages.",
@@ -39,9 +45,18 @@ function render({ model, el }) {
   retry.className = "emolib-webcam-retry jupyter-button";
   retry.textContent = "↻ Retry camera";
   retry.style.cssText = "height:40px;min-width:150px;padding:0 16px;font-size:1rem;cursor:pointer;display:none;";
-  frame.appendChild(video);
+  const overlay = document.createElement("canvas");
+  overlay.className = "emolib-webcam-overlay";
+  overlay.style.cssText = "position:absolute;left:0;top:0;pointer-events:none;";
+  overlay.dataset.sent = "0";
+  overlay.dataset.drawn = "0";
+  overlay.latencies = [];  // ms from frame sent to its result drawn, last 200
+  const liveStats = document.createElement("div");
+  liveStats.className = "emolib-webcam-live-stats";
+  liveStats.style.cssText = "font-size:0.9rem;color:#555;";
+  frame.append(video, overlay);
   row.append(capture, retry);
-  root.append(frame, row, message);
+  root.append(frame, row, liveStats, message);
   el.appendChild(root);
 
   let stream = null;
@@ -63,6 +78,8 @@ function render({ model, el }) {
   }
 
   function applyLook() {
+    capture.style.display = model.get("live") ? "none" : "";
+    liveStats.style.display = model.get("live") ? "" : "none";
     capture.textContent = model.get("button_label") || "📸 Capture";
     video.style.width = `${model.get("width")}px`;
     video.style.transform = model.get("mirror") ? "scaleX(-1)" : "";
@@ -74,6 +91,7 @@ function render({ model, el }) {
     }
     stream = null;
     video.srcObject = null;
+    clearOverlay();
     if (!disposed && model.get("status") !== "error") setStatus("stopped");
   }
 
@@ -99,6 +117,7 @@ function render({ model, el }) {
       video.srcObject = s;
       await video.play().catch(() => {});
       setStatus("live");
+      sendLiveFrame();
     } catch (err) {
       const text = MESSAGES[err && err.name] || `The camera could not start (${err && err.name}: ${err && err.message}).`;
       setStatus("error", text);
@@ -127,13 +146,104 @@ function render({ model, el }) {
     model.save_changes();
   }
 
+  // -- live mode ----------------------------------------------------------------------------------
+  let inFlight = null;  // {id, sentAt, width, height} of the frame Python is working on
+  let nextId = 1;
+  let firstDrawnAt = 0;
+  const liveCanvas = document.createElement("canvas");
+
+  function clearOverlay() {
+    overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  }
+
+  async function sendLiveFrame() {
+    if (inFlight || disposed || !model.get("live") || !stream || !video.videoWidth) return;
+    const scale = Math.min(1, model.get("live_width") / video.videoWidth);
+    const width = Math.round(video.videoWidth * scale);
+    const height = Math.round(video.videoHeight * scale);
+    const id = nextId++;
+    inFlight = { id, sentAt: performance.now(), width, height };
+    liveCanvas.width = width;
+    liveCanvas.height = height;
+    liveCanvas.getContext("2d").drawImage(video, 0, 0, width, height);
+    const blob = await new Promise((resolve) => liveCanvas.toBlob(resolve, "image/jpeg", 0.8));
+    if (!blob || !inFlight || inFlight.id !== id) { inFlight = null; return; }
+    model.send({ type: "live-frame", id }, undefined, [await blob.arrayBuffer()]);
+    overlay.dataset.sent = String(Number(overlay.dataset.sent) + 1);
+    // a lost answer (kernel restarted) must not stop the loop forever
+    setTimeout(() => { if (inFlight && inFlight.id === id) { inFlight = null; sendLiveFrame(); } }, 60000);
+  }
+
+  function drawFaces(faces, sent) {
+    const shownWidth = video.clientWidth;
+    const shownHeight = video.clientHeight;
+    overlay.width = shownWidth;
+    overlay.height = shownHeight;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, shownWidth, shownHeight);
+    const sx = shownWidth / sent.width;
+    const sy = shownHeight / sent.height;
+    ctx.lineWidth = 3;
+    ctx.font = "bold 16px sans-serif";
+    ctx.textBaseline = "bottom";
+    for (const face of faces) {
+      const w = face.box.w * sx;
+      const h = face.box.h * sy;
+      const x = model.get("mirror") ? shownWidth - face.box.x * sx - w : face.box.x * sx;
+      const y = face.box.y * sy;
+      const text = `${face.emoji} ${face.label} ${face.confidence.toFixed(0)} %`;
+      ctx.strokeStyle = "#00e676";
+      ctx.strokeRect(x, y, w, h);
+      const textWidth = ctx.measureText(text).width + 8;
+      const textX = Math.max(0, Math.min(x, shownWidth - textWidth));  // keep the label inside the video
+      ctx.fillStyle = "rgba(0,0,0,0.65)";
+      ctx.fillRect(textX, Math.max(0, y - 22), textWidth, 22);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, textX + 4, Math.max(22, y) - 3);
+    }
+  }
+
+  function onLiveResult(msg) {
+    if (!inFlight || msg.id !== inFlight.id) return;  // an answer to a frame given up on
+    const sent = inFlight;
+    inFlight = null;
+    if (!model.get("live") || !stream) return;
+    if (msg.error) {
+      liveStats.textContent = `⚠️ ${msg.error}`;
+      setTimeout(sendLiveFrame, 1000);
+      return;
+    }
+    drawFaces(msg.faces, sent);
+    const now = performance.now();
+    const drawn = Number(overlay.dataset.drawn) + 1;
+    overlay.dataset.drawn = String(drawn);
+    overlay.latencies.push(now - sent.sentAt);
+    if (overlay.latencies.length > 200) overlay.latencies.shift();
+    if (drawn === 1) firstDrawnAt = now;
+    const rate = drawn > 1 ? (drawn - 1) / ((now - firstDrawnAt) / 1000) : 0;
+    liveStats.textContent = `🎥 ${msg.faces.length} face(s) · ${rate.toFixed(1)} updates/s · ` +
+      `${(now - sent.sentAt).toFixed(0)} ms per frame`;
+    requestAnimationFrame(sendLiveFrame);
+  }
+
+  function syncLive() {
+    applyLook();
+    inFlight = null;
+    clearOverlay();
+    sendLiveFrame();
+  }
+
   capture.addEventListener("click", grab);
   retry.addEventListener("click", () => { model.set("status", "idle"); model.set("error", ""); sync(); });
   // Python can also ask for a capture (custom message {type: "capture"})
-  const onMsg = (msg) => { if (msg && msg.type === "capture") grab(); };
+  const onMsg = (msg) => {
+    if (msg && msg.type === "capture") grab();
+    if (msg && msg.type === "live-result") onLiveResult(msg);
+  };
   model.on("msg:custom", onMsg);
   model.on("change:active", sync);
   model.on("change:width change:mirror change:button_label", applyLook);
+  model.on("change:live", syncLive);
   document.addEventListener("visibilitychange", sync);
 
   applyLook();
@@ -146,6 +256,7 @@ function render({ model, el }) {
     model.off("msg:custom", onMsg);
     model.off("change:active", sync);
     model.off("change:width change:mirror change:button_label", applyLook);
+    model.off("change:live", syncLive);
     if (stream) for (const track of stream.getTracks()) track.stop();
     stream = null;
     video.srcObject = null;

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from emolib import data as D
 from emolib import models as M
-from emolib import train as T
+from emolib import runs
+from emolib.runs.splits import load_run_data
 
 
 def ensemble_model(members, name: str = "ensemble"):
@@ -44,18 +45,18 @@ def ensemble_runs(run_dirs, val_split: D.Split, test_split: D.Split | None = Non
     metrics as ``source_metrics``; its card lists the members. The member runs are not touched.
     """
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
-    cards = T.combinable_cards(run_dirs, val_split, "ensemble")
+    cards = runs.combinable_cards(run_dirs, val_split, "ensemble")
     model = ensemble_model([M.load_model(run_dir).model for run_dir in run_dirs])
     record = {"members": [run_dir.name for run_dir in run_dirs], "combination": "mean of probabilities",
               "member_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
-    return T.write_derived_run(run_dirs[0], f"ensemble{len(run_dirs)}", model, val_split, test_split, output,
-                               ensemble=record)
+    return runs.write_derived_run(run_dirs[0], f"ensemble{len(run_dirs)}", model, val_split, test_split,
+                                  output, ensemble=record)
 
 
 def run_cli(args) -> int:
     """``emolib ensemble RUN_DIR RUN_DIR ...``: reload the first run's data, ensemble the runs, new run."""
-    _, val_split, test_split = T.load_run_data(args.run_dirs[0])
+    _, val_split, test_split = load_run_data(args.run_dirs[0])
     target = ensemble_runs(args.run_dirs, val_split, test_split, args.output)
     print(f"ensemble of {len(args.run_dirs)} runs, written to {target} (before: the first run)\n"
-          f"{T.derived_run_summary(target)}")
+          f"{runs.derived_run_summary(target)}")
     return 0

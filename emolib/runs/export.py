@@ -8,7 +8,7 @@ from pathlib import Path
 
 from emolib.files import write_atomic, write_json
 from emolib.models import CARD_FILE, MODEL_FILE
-from emolib.train import finished_card
+from emolib.runs import finished_card
 
 RUN_FILES = (MODEL_FILE, "metrics.json", "history.csv", "report.txt", "curves.png", "confusion.png")
 

@@ -11,7 +11,8 @@ import numpy as np
 from emolib import data as D
 from emolib import evaluate as E
 from emolib import models as M
-from emolib import train as T
+from emolib import runs
+from emolib.runs.splits import load_run_data
 
 #: The adjustment strengths tried; 0 (no change) wins ties, so a run that gains nothing is unchanged.
 TAUS = tuple(np.round(np.arange(0.0, 2.0001, 0.05), 2))
@@ -47,10 +48,10 @@ def calibrate_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.
     ``logit_adjustment`` says what was fitted. The old run is not touched.
     """
     run_dir = Path(run_dir)
-    if "logit_adjustment" in T.finished_card(run_dir):
+    if "logit_adjustment" in runs.finished_card(run_dir):
         raise ValueError(f"{run_dir} is already logit-adjusted: calibrate the run it came from")
-    T.check_own_val_split(run_dir, val_split)
-    params = T.run_params(run_dir)
+    runs.check_own_val_split(run_dir, val_split)
+    params = runs.run_params(run_dir)
     model = M.load_model(run_dir).model
     counts = np.array([params["data"]["train_class_counts"].get(name, 0) for name in params["classes"]],
                       dtype=np.float64)
@@ -59,14 +60,14 @@ def calibrate_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.
     bias = adjustment_bias(prior, tau)
     adjustment = {"tau": tau, "prior": prior.round(6).tolist(), "bias": bias.round(6).tolist(),
                   "fitted_on": "val", "objective": "macro_f1", "source_run": run_dir.name}
-    return T.write_derived_run(run_dir, "adjusted", M.with_logit_adjustment(model, bias), val_split,
+    return runs.write_derived_run(run_dir, "adjusted", M.with_logit_adjustment(model, bias), val_split,
                                test_split, output, logit_adjustment=adjustment)
 
 
 def run_cli(args) -> int:
     """``emolib calibrate RUN_DIR``: reload the run's data, fit a logit adjustment, write the new run."""
-    _, val_split, test_split = T.load_run_data(args.run_dir)
+    _, val_split, test_split = load_run_data(args.run_dir)
     target = calibrate_run(args.run_dir, val_split, test_split, args.output)
     tau = json.loads((target / "metrics.json").read_text())["logit_adjustment"]["tau"]
-    print(f"tau {tau:.2f} (fitted on val), written to {target}\n{T.derived_run_summary(target)}")
+    print(f"tau {tau:.2f} (fitted on val), written to {target}\n{runs.derived_run_summary(target)}")
     return 0

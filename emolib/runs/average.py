@@ -18,7 +18,8 @@ import numpy as np
 
 from emolib import data as D
 from emolib import models as M
-from emolib import train as T
+from emolib import runs
+from emolib.runs.splits import load_run_data
 
 
 def mean_weights(weight_lists) -> list[np.ndarray]:
@@ -79,8 +80,8 @@ def average_run(run_dir: str | os.PathLike, last: int, train_split: D.Split, val
     run is not touched.
     """
     run_dir = Path(run_dir)
-    T.combinable_cards([run_dir], val_split, "average")
-    snapshots = T.snapshot_files(run_dir)
+    runs.combinable_cards([run_dir], val_split, "average")
+    snapshots = runs.snapshot_files(run_dir)
     if last < 2 or len(snapshots) < last:
         raise ValueError(f"{run_dir.name} kept {len(snapshots)} epoch snapshots; averaging needs at least 2 "
                          f"and --last ({last}) of them: train with --keep-snapshots")
@@ -90,7 +91,7 @@ def average_run(run_dir: str | os.PathLike, last: int, train_split: D.Split, val
     recompute_batch_norm(model, train_split.images)
     record = {"epochs": [int(path.name.split("-")[1].split(".")[0]) for path in chosen],
               "batch_norm": "re-estimated on train", "source_run": run_dir.name}
-    return T.write_derived_run(run_dir, f"swa{last}", model, val_split, test_split, output,
+    return runs.write_derived_run(run_dir, f"swa{last}", model, val_split, test_split, output,
                                weight_average=record)
 
 
@@ -106,14 +107,14 @@ def soup_runs(run_dirs, train_split: D.Split, val_split: D.Split, test_split: D.
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
     if len(run_dirs) < 2:
         raise ValueError("a soup averages at least 2 runs (to average one run's epochs: --last N)")
-    cards = T.combinable_cards(run_dirs, val_split, "average")
+    cards = runs.combinable_cards(run_dirs, val_split, "average")
     model = M.load_model(run_dirs[0]).model
     others = (M.load_model(run_dir).model.get_weights() for run_dir in run_dirs[1:])
     model.set_weights(mean_weights(itertools.chain([model.get_weights()], others)))
     recompute_batch_norm(model, train_split.images)
     record = {"runs": [run_dir.name for run_dir in run_dirs], "batch_norm": "re-estimated on train",
               "run_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
-    return T.write_derived_run(run_dirs[0], f"soup{len(run_dirs)}", model, val_split, test_split, output,
+    return runs.write_derived_run(run_dirs[0], f"soup{len(run_dirs)}", model, val_split, test_split, output,
                                weight_average=record)
 
 
@@ -123,7 +124,7 @@ def run_cli(args) -> int:
     if (len(args.run_dirs) == 1) != (args.last is not None):
         raise ValueError("give one run and --last N (average its last N epochs), or several runs without "
                          "--last (average their models)")
-    train_split, val_split, test_split = T.load_run_data(args.run_dirs[0])
+    train_split, val_split, test_split = load_run_data(args.run_dirs[0])
     if args.last is not None:
         target = average_run(args.run_dirs[0], args.last, train_split, val_split, test_split, args.output)
         print(f"averaged the last {args.last} epochs, written to {target}")
@@ -131,5 +132,5 @@ def run_cli(args) -> int:
         target = soup_runs(args.run_dirs, train_split, val_split, test_split, args.output)
         print(f"averaged the models of {len(args.run_dirs)} runs, written to {target} "
               "(before: the first run)")
-    print(T.derived_run_summary(target))
+    print(runs.derived_run_summary(target))
     return 0

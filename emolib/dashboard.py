@@ -1,0 +1,196 @@
+"""``make dashboard`` (``python -m emolib dashboard``): the dashboard for a room full of viewers.
+
+Two processes, started together and stopped together:
+
+1. **One prediction API** (``python -m emolib serve`` on loopback, port ``--api-port``): the only process
+   that loads Keras, its backend and the model.
+2. **Voilà** serving ``dashboards/emotions.ipynb`` with ``$EMOLIB_API_URL`` pointing at that API, so every
+   viewer's kernel draws widgets and sends photos but never imports Keras
+   (:class:`emolib.widgets.remote.RemotePredictor`). Voilà keeps ``--pool-size`` kernels *preheated*
+   (the notebook already run), so a new page shows at once.
+
+Kernels go away through Jupyter Server's own culler, run by :class:`RoomKernelManager`: Voilà shuts a
+page's kernel down when the page is closed (its ``beforeunload`` beacon); a kernel whose page went away
+without saying so is culled ``--cull-disconnected`` seconds after the page's connection closed, and the
+kernel of a tab left open but unused after ``--cull-idle`` seconds. The culler looks every
+``--cull-interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+from jupyter_core.utils import ensure_async
+from jupyter_server._tz import utcnow
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets import Integer
+
+from emolib.widgets.app import resolve_start_model
+from emolib.widgets.remote import API_URL_ENV
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "dashboards" / "emotions.ipynb"
+#: Seconds the API may take to load its model before the launcher gives up.
+API_START_TIMEOUT = 300
+
+
+class RoomKernelManager(AsyncMappingKernelManager):
+    """Jupyter Server's kernel manager with a second, shorter cull timeout for kernels whose page left.
+
+    ``cull_idle_timeout`` (with ``cull_connected``) culls the kernels of open but unused tabs;
+    ``cull_disconnected_timeout`` culls, sooner, idle kernels whose last page disconnected that long
+    ago. Kernels no page ever connected to (Voilà's preheated pool, a page still loading) are left to
+    the first rule (Voilà never culls its pool).
+    """
+
+    cull_disconnected_timeout = Integer(
+        60, config=True,
+        help="Seconds after its last page disconnected (and of inactivity) after which a kernel is "
+             "culled (0: only cull_idle_timeout applies). Checked every cull_interval seconds.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._page_left = {}  # kernel id -> when its last connection closed
+
+    def notify_connect(self, kernel_id):
+        super().notify_connect(kernel_id)
+        self._page_left.pop(kernel_id, None)
+
+    def notify_disconnect(self, kernel_id):
+        super().notify_disconnect(kernel_id)
+        if self._kernel_connections.get(kernel_id) == 0:
+            self._page_left[kernel_id] = utcnow()
+
+    async def cull_kernel_if_idle(self, kernel_id):
+        """Cull a kernel whose page left ``cull_disconnected_timeout`` ago, else as Jupyter does."""
+        kernel = self._kernels.get(kernel_id)
+        left = self._page_left.get(kernel_id)
+        timeout = self.cull_disconnected_timeout
+        if (kernel is not None and left is not None and timeout > 0
+                and getattr(kernel, "execution_state", None) != "busy"):
+            quiet = utcnow() - max(left, getattr(kernel, "last_activity", left))
+            if quiet > timedelta(seconds=timeout):
+                self.log.warning("Culling kernel %s: its page left, quiet for %d s", kernel_id,
+                                 quiet.total_seconds())
+                self._page_left.pop(kernel_id, None)
+                await ensure_async(self.shutdown_kernel(kernel_id))
+                return
+        await ensure_async(super().cull_kernel_if_idle(kernel_id))
+
+
+def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interval: int,
+                  pool_size: int, notebook: Path = NOTEBOOK) -> list[str]:
+    """The Voilà command line serving ``notebook`` on loopback with these culling and pool settings."""
+    voila = Path(sys.executable).with_name("voila")
+    command = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
+    manager = f"{RoomKernelManager.__module__}.{RoomKernelManager.__name__}"
+    command += [
+        str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        f"--VoilaConfiguration.multi_kernel_manager_class={manager}",
+        f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
+        f"--MappingKernelManager.cull_interval={cull_interval}",
+        "--MappingKernelManager.cull_connected=True",
+        f"--RoomKernelManager.cull_disconnected_timeout={cull_disconnected}",
+        # Voilà's page never receives the _xsrf cookie its close beacon must send back, so every
+        # "shut my kernel down" request is refused with 403 (voila-dashboards/voila#1458). The server
+        # listens on loopback only and has no login to protect: accept the beacon.
+        "--Voila.tornado_settings=disable_check_xsrf=True",
+    ]
+    if pool_size > 0:
+        command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
+    return command
+
+
+def api_command(port: int, model: str | None = None, detector: str | None = None) -> list[str]:
+    """The ``emolib serve`` command line of the shared prediction API, on loopback."""
+    command = [sys.executable, "-m", "emolib", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if model:
+        command += ["--model", model]
+    if detector:
+        command += ["--detector", detector]
+    return command
+
+
+def wait_for_api(url: str, process: subprocess.Popen, timeout: float = API_START_TIMEOUT) -> None:
+    """Return once ``GET {url}/test`` answers; raise RuntimeError if the API exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the prediction API exited with status {process.returncode}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/test", timeout=5) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.5)
+    raise RuntimeError(f"the prediction API did not answer at {url} within {timeout:.0f} s")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
+
+
+def run(args) -> int:
+    """Start the API (unless ``--in-process``), then Voilà; stop both when either ends or on a signal."""
+    env = dict(os.environ)
+    api = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` stops the children
+    try:
+        model = args.model or env.get("EMOLIB_MODEL")
+        found, problem = resolve_start_model(model)
+        if found is None:  # the page explains it; an API could not even start
+            print(f"emolib dashboard: {problem}", file=sys.stderr, flush=True)
+        elif model:
+            env["EMOLIB_MODEL"] = str(found)  # the kernels start with the API's model
+        if args.in_process or found is None:
+            env.pop(API_URL_ENV, None)
+        else:
+            api_port = args.api_port or free_port()
+            url = f"http://127.0.0.1:{api_port}"
+            api = subprocess.Popen(api_command(api_port, model and str(found), args.detector), env=env)
+            wait_for_api(url, api)
+            env[API_URL_ENV] = url
+            print(f"emolib dashboard: predictions by the API at {url}", flush=True)
+        print(f"emolib dashboard on http://localhost:{args.port} (kernels: closed pages go at once or "
+              f"after {args.cull_disconnected} s idle, open idle tabs after {args.cull_idle} s)", flush=True)
+        voila = subprocess.Popen(voila_command(args.port, args.cull_idle, args.cull_disconnected,
+                                               args.cull_interval, args.pool_size), env=env)
+        try:
+            while voila.poll() is None:
+                if api is not None and api.poll() is not None:
+                    print("emolib dashboard: the prediction API stopped; stopping Voilà", file=sys.stderr)
+                    return 1
+                time.sleep(1)
+            return voila.returncode
+        finally:
+            _stop(voila)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(api)
+
+
+def run_cli(args) -> int:
+    """``emolib dashboard``."""
+    return run(args)

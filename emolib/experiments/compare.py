@@ -1,0 +1,200 @@
+"""Comparison of finished runs: one table (pandas), its markdown and csv forms, and a chart."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from emolib.experiments.grid import read_record
+from emolib.experiments.paths import REPO_ROOT, resolve_path, runs_dir
+from emolib.files import write_atomic
+
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Finished run directories (metrics.json + model card) at or below ``paths`` (missing paths: none)."""
+    from emolib.train import is_complete
+
+    found = set()
+    for path in paths:  # folders named .something (such as the runner's .old) are left out
+        path = Path(path).expanduser()
+        if not path.exists():
+            continue
+        if (path / "metrics.json").is_file():
+            candidates = [path]
+        else:
+            candidates = [p.parent for p in path.rglob("metrics.json")]
+        hidden = {p for p in candidates if any(part.startswith(".") for part in p.relative_to(path).parts)}
+        found.update(p.resolve() for p in candidates if p not in hidden and is_complete(p))
+    return sorted(found)
+
+
+def _short(value) -> str | float | int | None:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return value
+
+
+def run_row(run_dir: str | os.PathLike) -> dict:
+    """One row of the comparison table: what the run was, how well it did, what it cost."""
+    run_dir = Path(run_dir)
+    params = json.loads((run_dir / "params.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    card = json.loads((run_dir / "model.json").read_text())
+    config, data = params.get("config", {}), params.get("data", {})
+    split = metrics["evaluated_split"]
+    scores = metrics[split]
+    record = read_record(run_dir) or {}
+    row = {
+        "run": run_dir.name,
+        "notebook": Path(record["notebook"]).stem if record.get("notebook") else None,
+        "backbone": config.get("backbone"),
+        "input": f"{card['input_size'][0]}x{card['input_size'][1]}x{card['channels']}",
+        "weights": config.get("weights") or "none",
+        "train_base": _short(config.get("train_base")),
+        "augment": _short(config.get("augment")),
+        "class_weights": _short(config.get("class_weights")) or "none",
+        "learning_rate": config.get("learning_rate"),
+        "batch_size": config.get("batch_size"),
+        "dataset": data.get("dataset"),
+        "max_per_class": data.get("max_per_class"),
+        "train_images": data.get("train"),
+        "split": split,
+        "test_images": scores.get("samples"),
+        **{name: scores[name] for name in METRICS},
+        **{f"f1_{name}": values["f1"] for name, values in scores.get("per_class", {}).items()},
+        "epochs_run": metrics.get("epochs_run"),
+        "best_epoch": metrics.get("best_epoch", -1) + 1,
+        "wall_time_s": card.get("wall_time_s"),
+        "peak_memory_mb": card.get("peak_memory_mb"),
+        "parameters": card.get("parameters"),
+        "path": str(run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir),
+    }
+    return row
+
+
+def runs_table(paths: Sequence[str | os.PathLike] | str | os.PathLike | None = None):
+    """A pandas table with one row per finished run found at or below ``paths``.
+
+    Default paths: :func:`runs_dir` and ``<repo>/results/experiments``. Columns: run, notebook,
+    backbone, input, training knobs, data subset, accuracy, balanced_accuracy, macro_f1, ``f1_<class>``
+    per class, epochs_run, best_epoch, wall_time_s (training), peak_memory_mb (process peak),
+    parameters (count), path.
+    """
+    import pandas as pd
+
+    if paths is None:
+        paths = [runs_dir(), REPO_ROOT / "results" / "experiments"]
+    elif isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    rows = [run_row(p) for p in find_runs(paths)]
+    if not rows:
+        return pd.DataFrame(columns=["run", "backbone", *METRICS, "epochs_run", "wall_time_s",
+                                     "peak_memory_mb", "parameters"])
+    table = pd.DataFrame(rows)
+    for column in INTEGER_COLUMNS:  # counts stay integers where some runs lack them (no 80.0)
+        if column in table:
+            table[column] = pd.to_numeric(table[column]).astype("Int64")
+    return table
+
+
+INTEGER_COLUMNS = ("batch_size", "max_per_class", "train_images", "test_images", "epochs_run", "best_epoch",
+                   "parameters")
+
+
+#: the columns of the printed / markdown table (the csv keeps them all)
+DISPLAY_COLUMNS = ("run", "backbone", "input", "weights", "augment", "class_weights", "learning_rate",
+                   "max_per_class", "train_images", "test_images", *METRICS, "f1_*", "epochs_run",
+                   "wall_time_s", "peak_memory_mb", "parameters")
+
+
+def display_columns(table) -> list[str]:
+    """The columns of ``table`` that :data:`DISPLAY_COLUMNS` selects, in that order."""
+    columns = []
+    for name in DISPLAY_COLUMNS:
+        if name.endswith("*"):
+            columns += [c for c in table.columns if c.startswith(name[:-1])]
+        elif name in table.columns:
+            columns.append(name)
+    return columns
+
+
+def _cell(value) -> str:
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value and abs(value) < 0.01:
+            return f"{value:g}"  # learning rates
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10000 else str(value)
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(table, columns: Sequence[str] | None = None) -> str:
+    """A GitHub markdown table (floats to 3 decimals; no dependency on ``tabulate``)."""
+    columns = list(columns or display_columns(table))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for _, row in table.iterrows():
+        values = [row[c].item() if hasattr(row[c], "item") else row[c] for c in columns]
+        lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
+    return "\n".join(lines)
+
+
+def plot_runs(table, metrics: Sequence[str] = METRICS):
+    """The comparison chart: scores, parameter count, training time and peak memory of each run."""
+    import matplotlib.pyplot as plt
+
+    table = table.set_index("run")
+    height = 1.2 + 0.35 * len(table) * (1 + len(metrics) / 3)
+    fig, axes = plt.subplots(1, 4, figsize=(16, height), sharey=True,
+                             gridspec_kw={"width_ratios": [2, 1, 1, 1]})
+    table[list(metrics)].plot.barh(ax=axes[0], xlim=(0, 1), title="test scores")
+    for ax, column, title in ((axes[1], "parameters", "parameters (millions)"),
+                              (axes[2], "wall_time_s", "training time (s)"),
+                              (axes[3], "peak_memory_mb", "peak memory (MB)")):
+        scale = 1e6 if column == "parameters" else 1
+        (table[column].astype(float) / scale).plot.barh(ax=ax, title=title, color="tab:gray")
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower right", fontsize="small")
+    for ax in axes:
+        ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def save_table(table, path: str | os.PathLike, header: str = "") -> Path:
+    """Write ``table`` as ``.csv`` (all columns), ``.md`` (``header`` + display columns) or ``.png`` chart."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return write_atomic(path, table.to_csv(index=False))
+    if path.suffix == ".md":
+        return write_atomic(path, f"{header}{to_markdown(table)}\n")
+    if path.suffix == ".png":
+        import matplotlib.pyplot as plt
+
+        from emolib.files import atomic_path
+
+        fig = plot_runs(table)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        return path
+    raise ValueError(f"--save wants a .csv, .md or .png file, not {path}")
+
+
+def _commands(table) -> list[str]:
+    commands = []
+    for run_dir in table.get("path", []):
+        command = (read_record(resolve_path(run_dir)) or {}).get("command")
+        if command and command not in commands:
+            commands.append(command)
+    return commands
+

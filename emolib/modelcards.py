@@ -1,0 +1,61 @@
+"""Model cards without Keras: where the shipped models are, which models exist, what each one knows.
+
+A saved emolib model is a directory holding the model file and its card (``model.json``: labels, input,
+metrics …, see DESIGN.md). Everything here reads only those JSON files, so the dashboard and the CLI can
+list models without importing Keras or its backend; :mod:`emolib.models` loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "model.json"
+#: The models shipped with emolib, one directory each.
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+#: The default model: the 8-class FER+ model, better than emolib-fer2013 on the 7 classes both know
+#: (FER+ test, see models/emolib-ferplus/README.md).
+DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
+#: Where model choosers (the dashboard's settings, the API's ``model`` parameter) look for models.
+MODEL_SEARCH_DIRS = (SHIPPED_MODELS_DIR, SHIPPED_MODELS_DIR.parent / "results" / "runs")
+
+
+def read_card(directory: str | os.PathLike) -> dict | None:
+    """The card of the model in ``directory``, or None when it is missing or unreadable."""
+    try:
+        card = json.loads((Path(directory) / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def is_model_dir(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds a readable card and the model file it names."""
+    card = read_card(directory)
+    return card is not None and (Path(directory) / card.get("model_file", MODEL_FILE)).is_file()
+
+
+def list_models() -> dict[str, dict]:
+    """The shipped models by name: their classes, the scores their cards record, and their path."""
+    found = {}
+    for card_file in sorted(SHIPPED_MODELS_DIR.glob(f"*/{CARD_FILE}")):
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        found[card_file.parent.name] = {"labels": card["labels"], "metrics": card.get("metrics", {}),
+                                        "path": str(card_file.parent)}
+    return found
+
+
+def find_models(roots: Iterable[str | os.PathLike]) -> list[Path]:
+    """Directories under ``roots`` (searched recursively) that hold a complete model (see
+    :func:`is_model_dir`), in path order."""
+    found: list[Path] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for card in sorted(root.rglob(CARD_FILE)):
+            if card.parent not in found and is_model_dir(card.parent):
+                found.append(card.parent)
+    return found

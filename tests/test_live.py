@@ -1,0 +1,86 @@
+"""The dashboard's 🎥 Live mode in Chromium, whose fake camera plays a two-face clip of the shared photos.
+
+Results must keep coming (the overlay's count of drawn results grows, boxes are on it), at most one frame
+is in flight, and leaving the mode ends the camera's tracks. The update rate is measured in
+bench/live_rate.py, not here. Voilà, Chromium and the screenshots are set up as in test_dashboard.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_dashboard import (  # noqa: F401 - fixtures used by name
+    CHROMIUM_ARGS,
+    LOAD_MS,
+    PREDICT_MS,
+    chromium_path,
+    dashboard_model,
+    playwright_driver,
+    screenshot,
+    voila_server,
+)
+
+from emolib import video as V
+
+pytestmark = pytest.mark.browser
+
+DRAWN = "() => Number(document.querySelector('.emolib-live-panel .emolib-webcam-overlay').dataset.drawn)"
+SENT = "() => Number(document.querySelector('.emolib-live-panel .emolib-webcam-overlay').dataset.sent)"
+VIDEO = "document.querySelector('.emolib-live-panel .emolib-webcam-video')"
+
+
+@pytest.fixture(scope="module")
+def live_camera_clip(tmp_path_factory, photos_dir):
+    """8 s of two faces sliding across a 640×480 frame, as .y4m for Chromium's fake camera."""
+    path = tmp_path_factory.mktemp("live") / "two-faces.y4m"
+    photos = [photos_dir / "grace_hopper.jpg", photos_dir / "astronaut_eileen_collins.png"]
+    return V.make_demo_clip(path, photos, seconds=8, face_height=240)
+
+
+@pytest.fixture(scope="module")
+def live_chromium(playwright_driver, chromium_path, live_camera_clip):  # noqa: F811
+    browser = playwright_driver.chromium.launch(
+        executable_path=chromium_path, headless=True,
+        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={live_camera_clip}"])
+    yield browser
+    browser.close()
+
+
+def test_live_mode_updates_results_and_stops_the_camera(live_chromium, voila_server):  # noqa: F811
+    context = live_chromium.new_context(viewport={"width": 1100, "height": 900})
+    context.grant_permissions(["camera"])
+    page = context.new_page()
+    page.set_default_timeout(LOAD_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(voila_server.url, timeout=LOAD_MS)
+        page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
+        page.click("button.emolib-mode-live")
+        page.wait_for_function(f"() => {VIDEO}.videoWidth > 0 && {VIDEO}.srcObject.active")
+        assert not page.locator(".emolib-live-panel .emolib-webcam-capture").is_visible()  # no capture button
+        page.wait_for_function(f"() => ({DRAWN})() >= 3", timeout=PREDICT_MS)
+        first = page.evaluate(DRAWN)
+        page.wait_for_function(f"() => ({DRAWN})() >= {first + 5}", timeout=PREDICT_MS)  # results keep coming
+        assert 0 <= page.evaluate(SENT) - page.evaluate(DRAWN) <= 1  # at most one frame in flight
+        stats = page.inner_text(".emolib-live-panel .emolib-webcam-live-stats")
+        assert "updates/s" in stats and "face(s)" in stats and "⚠️" not in stats, stats
+        page.wait_for_function("() => /[1-9] face\\(s\\)/.test(document.querySelector("
+                               "'.emolib-live-panel .emolib-webcam-live-stats').textContent)")
+        drawn_pixels = page.evaluate(
+            "() => { const c = document.querySelector('.emolib-live-panel .emolib-webcam-overlay');"
+            " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+            " for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }")
+        assert drawn_pixels > 500  # boxes and labels over the video
+        screenshot(page, "09-live.png")
+        # leaving the mode gives the camera back: its tracks end and no more results are drawn
+        page.evaluate(f"() => {{ window.liveStream = {VIDEO}.srcObject; }}")
+        page.click(".emolib-live-panel button.emolib-back")
+        page.wait_for_selector(".emolib-chooser", state="visible")
+        page.wait_for_function(f"() => {VIDEO}.srcObject === null")
+        assert page.evaluate("() => window.liveStream.getTracks().every(t => t.readyState === 'ended')")
+        after = page.evaluate(DRAWN)
+        page.wait_for_timeout(1500)
+        assert page.evaluate(DRAWN) == after  # an answer still on its way is not drawn
+        assert not errors, errors
+    finally:
+        context.close()

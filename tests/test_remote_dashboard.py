@@ -1,0 +1,119 @@
+"""The dashboard's light path: kernels that ask one shared API (a real uvicorn) and never import Keras."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emolib import modelcards
+from emolib.widgets.app import EmotionDashboard, sample_image_bytes
+from emolib.widgets.remote import API_URL_ENV, RemotePredictor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_url(tiny_model_dir, yunet_path, tmp_path_factory):
+    """``python -m emolib serve`` with the tiny model, on a free loopback port."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("api") / "api.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "emolib", "serve", "--port", str(port),
+                                   "--model", str(tiny_model_dir), "--detector", "yunet"],
+                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the API did not start:\n" + log_path.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/test", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _sample() -> np.ndarray:
+    from emolib.imageio import load_image
+
+    return load_image(sample_image_bytes())
+
+
+def test_a_light_kernel_predicts_through_the_api_without_keras(api_url):
+    """What a viewer's kernel does under `make dashboard`, in a fresh interpreter."""
+    script = textwrap.dedent("""
+        import json, sys
+        from emolib.widgets import EmotionDashboard
+        dashboard = EmotionDashboard(preload=False)
+        dashboard.sample_button.click()
+        result = dashboard.results.result or {}
+        print(json.dumps({"stage": dashboard.stage, "message": dashboard.message.value,
+                          "faces": result.get("faces_detected"), "labels": [
+                              p["label"] for p in result.get("predictions", [])],
+                          "bars": len(result["predictions"][0]["probabilities"]) if result else 0,
+                          "loaded": sorted(m for m in ("keras", "tensorflow", "jax", "torch")
+                                           if m in sys.modules)}))
+    """)
+    env = {**os.environ, API_URL_ENV: api_url, "PYTHONPATH": str(REPO)}
+    env.pop("EMOLIB_MODEL", None)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["stage"] == "result", report["message"]
+    assert report["faces"] == 1 and report["bars"] == 7
+    assert report["labels"][0] in {"Surprise", "Peur", "Dégoût", "Joie", "Tristesse", "Colère", "Neutre"}
+    assert report["loaded"] == []  # no Keras, no backend in the viewer's kernel
+
+
+def test_each_request_gets_its_own_settings(api_url):
+    image = _sample()
+    default = RemotePredictor(api_url).predict(image)
+    assert default["detector"] == "yunet" and default["faces_detected"] == 1
+    haar = RemotePredictor(api_url, detector="haar").predict(image)
+    assert haar["detector"] == "haar"
+    whole = RemotePredictor(api_url, language="en").predict(image[:300, :300], whole_image=True)
+    assert whole["detector"] == "none"
+    assert whole["predictions"][0]["box"] == {"x": 0, "y": 0, "w": 300, "h": 300}
+    assert whole["predictions"][0]["label"] == whole["predictions"][0]["emotion"].capitalize()
+    # a shipped 8-class model by name, next to the start-up model in the same server
+    eight = RemotePredictor(api_url, model="emolib-ferplus").predict(image)
+    assert list(eight["predictions"][0]["probabilities"]) == list(
+        modelcards.list_models()["emolib-ferplus"]["labels"])
+    assert "contempt" in eight["predictions"][0]["probabilities"]
+    assert list(RemotePredictor(api_url).predict(image)["predictions"][0]["probabilities"]) == list(
+        default["predictions"][0]["probabilities"])  # the default is untouched by the other requests
+
+
+def test_a_request_cannot_load_any_file(api_url, tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        RemotePredictor(api_url, model=str(tmp_path)).predict(_sample())
+
+
+def test_an_unreachable_api_is_a_message_in_the_page():
+    dashboard = EmotionDashboard(api_url=f"http://127.0.0.1:{free_port()}")
+    dashboard.sample_button.click()
+    assert "emolib-error" in dashboard.message.value
+    assert "does not answer" in dashboard.message.value and "make dashboard" in dashboard.message.value
+    assert dashboard.stage == "choose"
