@@ -115,11 +115,14 @@ def placement(devices: str | int = 1, precision: str = "auto",
     local devices, found when not given)."""
     import keras
 
-    chosen = choose_devices(devices, local_devices() if available is None else available)
-    if len(chosen) > 1 and keras.backend.backend() not in ("jax", "tensorflow"):
-        raise ValueError(f"training on {len(chosen)} devices needs the JAX or TensorFlow backend (Keras "
+    available = local_devices() if available is None else available
+    asked = str(devices).lower()
+    several = len(available) > 1 if asked == "all" else asked.isdigit() and int(asked) > 1
+    if several and keras.backend.backend() not in ("jax", "tensorflow"):
+        raise ValueError(f"training on several devices needs the JAX or TensorFlow backend (Keras "
                          f"{keras.__version__} has no data parallelism for {keras.backend.backend()}): "
                          "set KERAS_BACKEND=jax or tensorflow, or train with devices=1")
+    chosen = choose_devices(devices, available)
     return Placement(tuple(chosen), choose_precision(precision, chosen), _distribution(chosen))
 
 

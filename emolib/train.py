@@ -271,7 +271,7 @@ def train(
     import keras
 
     from emolib import models as M
-    from emolib.batches import EpochFollower, FaceBatches
+    from emolib.fit_batches import EpochFollower, FaceBatches
 
     if run_dir is not None and (Path(run_dir) / runs.PARAMS_FILE).is_file():
         _record_new_budget(Path(run_dir), config)

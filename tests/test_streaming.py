@@ -1,6 +1,6 @@
 """Training and evaluation read the memory-mapped decode cache batch by batch.
 
-``emolib.batches.FaceBatches`` (a Keras PyDataset) reads rows by index, shuffled per epoch with the seed;
+``emolib.fit_batches.FaceBatches`` (a Keras PyDataset) reads rows by index, shuffled per epoch with the seed;
 subsets of a cached split are ``emolib.data.Rows`` views of the memory map; the cache is decoded in chunks.
 """
 
@@ -14,7 +14,9 @@ import pytest
 from emolib import data as D
 from emolib import evaluate as E
 from emolib import train as T
-from emolib.batches import EpochFollower, FaceBatches
+from emolib.fit_batches import EpochFollower, FaceBatches
+
+pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
 
 
 def test_batches_cover_every_row_once_per_epoch_in_a_seeded_order():

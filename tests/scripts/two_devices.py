@@ -1,7 +1,8 @@
 """Train one tiny run on 1 device and one on 2 simulated CPU devices; print what test_devices compares.
 
 Run with ``KERAS_BACKEND`` set (``jax`` also needs ``XLA_FLAGS=--xla_force_host_platform_device_count=2``
-before JAX starts; TensorFlow's two logical CPU devices are made here). Argument: the output folder.
+before JAX starts; TensorFlow's two logical CPU devices are made here; PyTorch stops with the clear
+error of ``devices=2``). Argument: the output folder.
 """
 
 import json
