@@ -67,6 +67,7 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused():
         DV.check_batch_size(63, where)
 
 
+@pytest.mark.backend
 def test_placement_on_this_machine_is_one_cpu_in_float32_and_is_recorded():
     where = DV.placement("all", "auto")
     record = where.record()
@@ -75,6 +76,7 @@ def test_placement_on_this_machine_is_one_cpu_in_float32_and_is_recorded():
     assert record["keras_backend"] == keras.backend.backend()
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_a_mixed_precision_model_still_outputs_float32_probabilities(precision):
     where = DV.placement(1, precision)
