@@ -417,18 +417,15 @@ def _build_cache(cache_dir: Path, key: str, listing: Listing, size: int, channel
                  progress: bool):
     """Decode ``listing`` chunk by chunk into the memory-mapped cache file; the images it maps and the
     kept mask."""
-    images_path, meta_path = _cache_paths(cache_dir, key)
     count = len(listing.sources)
+    if not count:  # nothing to decode, nor to map
+        return np.zeros((0, size, size, channels), dtype=np.uint8), np.zeros(0, dtype=bool)
+    images_path, meta_path = _cache_paths(cache_dir, key)
     with atomic_path(images_path) as tmp:
-        if count:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                            shape=(count, size, size, channels))
-            keep = _decode_into(listing, out, size, channels, workers, progress)
-            out.flush()
-            del out
-        else:
-            np.save(tmp, np.zeros((0, size, size, channels), dtype=np.uint8))
-            keep = np.zeros(0, dtype=bool)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, size, size, channels))
+        keep = _decode_into(listing, out, size, channels, workers, progress)
+        out.flush()
+        del out
     meta = {"count": count, "kept": int(keep.sum()), "keep": keep.tolist()}
     write_json(meta_path, meta)  # written last: its presence means the images are complete
     return _read_cache(cache_dir, key, count, size, channels)[0], keep

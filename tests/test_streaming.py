@@ -106,6 +106,15 @@ def test_the_cache_is_built_chunk_by_chunk_and_mapped_not_copied(tmp_path, monke
     assert train.images.shape == (len(train), 16, 16, 1) and train.images[0].shape == (16, 16, 1)
 
 
+def test_a_split_without_readable_images_loads_empty_cached_or_not(tmp_path):
+    (tmp_path / "empty" / "train" / "happy").mkdir(parents=True)
+    _faces(tmp_path / "unreadable", count=1, corrupt=0)
+    for root, skipped in ((tmp_path / "empty", 0), (tmp_path / "unreadable", 1)):
+        for cache in (tmp_path / "cache", tmp_path / "cache", False):  # build, read, no cache
+            split = D.load_split("folders", root, "train", size=16, cache=cache)
+            assert split.images.shape == (0, 16, 16, 1) and len(split.skipped) == skipped
+
+
 def _in_memory(split: D.Split) -> D.Split:
     return D.Split(np.array(split.images), split.labels, split.classes, split.sources,
                    soft_labels=split.soft_labels)
