@@ -1,13 +1,18 @@
 """Anonymous memory of training as the dataset grows: it should stay flat (issue #20, item 5).
 
-    .venv/bin/python bench/train_memory.py [--images 500] [--factor 8] [--size 128] [--repeats 1]
+    .venv/bin/python bench/train_memory.py [--images 600] [--factor 8] [--size 128] [--val-fraction 0.5]
 
 Generates a ``folders`` dataset of N and ``factor``·N JPEG faces (``size``×``size`` RGB, smooth random
 blobs, two classes) and, for each, runs two fresh subprocesses:
 
 * **cache build**: ``load_split`` into an empty decode cache (every file decoded, chunk by chunk);
-* **train**: ``train.load_data`` from that cache (stratified val carve), then ``train.train`` of one
-  epoch of ``simple_cnn`` (batch 64, Adam) and the evaluation of the val split, as ``emolib train`` does.
+* **train**: ``train.load_data`` from that cache (stratified val carve of ``val_fraction``), then
+  ``train.train`` of one epoch of ``simple_cnn`` (batch 64, Adam) and the evaluation of the val split,
+  as ``emolib train`` does.
+
+Memory that does not depend on the data size still depends on it below a cap: a decode chunk holds
+``min(N, data.DECODE_CHUNK)`` images, an evaluation batch ``min(val, 256)``. The defaults put N above
+both (600 images, half of them for val), so the comparison shows what grows with the data.
 
 Each subprocess samples its own ``RssAnon`` (``/proc/self/status``) every 10 ms from a thread and reports
 the peak, with ``VmHWM`` (peak RSS: that counts the memory-mapped cache pages, which are file-backed and
@@ -74,7 +79,7 @@ def make_dataset(root: Path, count: int, size: int, seed: int = 0) -> None:
         cv2.imwrite(str(root / "train" / ("happy" if i % 2 else "sad") / f"{i:06d}.jpg"), image)
 
 
-def child(phase: str, root: str, size: int) -> None:
+def child(phase: str, root: str, size: int, val_fraction: float) -> None:
     """One measured phase in this (fresh) process; prints a JSON line."""
     sampler = PeakSampler()
     sampler.start()
@@ -87,19 +92,23 @@ def child(phase: str, root: str, size: int) -> None:
     else:
         from emolib import train as T
 
-        train_split, val_split, _, info = T.load_data("folders", root, size, 3, test_split=None)
+        train_split, val_split, _, info = T.load_data("folders", root, size, 3, val_fraction, test_split=None)
         config = T.TrainConfig(backbone="simple_cnn", epochs=1, batch_size=64, input_size=size, channels=3)
         with tempfile.TemporaryDirectory() as output:
             T.train(config, train_split, val_split, output=output, data_info=info, verbose=0)
         faces = len(train_split) + len(val_split)
     seconds = time.perf_counter() - started
-    print("RESULT " + json.dumps({"phase": phase, "faces": faces, "peak_rss_anon_mb": sampler.stop() / 1024,
-                                  "vm_hwm_mb": status_kb("VmHWM") / 1024, "seconds": seconds}))
+    keras = sys.modules.get("keras")  # imported by the train phase only
+    runtime = keras and f"Keras {keras.__version__} on {keras.backend.backend()}"
+    print("RESULT " + json.dumps({"keras": runtime, "phase": phase, "faces": faces, "seconds": seconds,
+                                  "peak_rss_anon_mb": sampler.stop() / 1024,
+                                  "vm_hwm_mb": status_kb("VmHWM") / 1024}))
 
 
-def measure(phase: str, root: Path, size: int, cache: Path) -> dict:
+def measure(phase: str, root: Path, size: int, val_fraction: float, cache: Path) -> dict:
     env = {**os.environ, "EMOLIB_CACHE": str(cache), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, __file__, "--child", phase, str(root), "--size", str(size)],
+    done = subprocess.run([sys.executable, __file__, "--child", phase, str(root), "--size", str(size),
+                           "--val-fraction", str(val_fraction)],
                           env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -109,17 +118,16 @@ def measure(phase: str, root: Path, size: int, cache: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=500, help="N, the smaller dataset")
+    parser.add_argument("--images", type=int, default=600, help="N, the smaller dataset")
     parser.add_argument("--factor", type=int, default=8, help="the larger dataset has factor·N images")
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--val-fraction", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--child", nargs=2, metavar=("PHASE", "ROOT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.size)
+        child(args.child[0], args.child[1], args.size, args.val_fraction)
         return 0
-
-    import keras
 
     counts = (args.images, args.images * args.factor)
     with tempfile.TemporaryDirectory(prefix="emolib-memory-") as work:
@@ -131,13 +139,14 @@ def main() -> int:
             for count in counts:  # interleaved: background load hits both sizes alike
                 cache = work / f"cache-{count}-{repeat}"
                 for phase in ("build", "train"):
-                    result = measure(phase, work / f"n{count}", args.size, cache)
+                    result = measure(phase, work / f"n{count}", args.size, args.val_fraction, cache)
                     best = results.get((phase, count))
                     if best is None or result["peak_rss_anon_mb"] < best["peak_rss_anon_mb"]:
                         results[(phase, count)] = result
     added_mb = (counts[1] - counts[0]) * args.size * args.size * 3 / 2**20
-    print(f"\nsimple_cnn, {args.size}x{args.size} RGB, batch 64, one epoch; Keras {keras.__version__} on "
-          f"{keras.backend.backend()}; {os.cpu_count()} CPUs; best of {args.repeats}\n")
+    runtime = results[("train", counts[0])]["keras"]
+    print(f"\nsimple_cnn, {args.size}x{args.size} RGB, batch 64, one epoch, val fraction "
+          f"{args.val_fraction}; {runtime}; {os.cpu_count()} CPUs; best of {args.repeats}\n")
     big = f"{args.factor}N"
     print(f"| phase | faces N | faces {big} | peak RssAnon N (MB) | peak RssAnon {big} (MB) | growth (MB) "
           f"| goal ≤ 10 % of +{added_mb:.0f} MB decoded | VmHWM N / {big} (MB) | seconds N / {big} |")

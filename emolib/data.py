@@ -27,7 +27,7 @@ from emolib.registry import Registry, first_doc_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
-DECODE_CHUNK = 1024  # images decoded (and held in memory) at a time while a cache is built
+DECODE_CHUNK = 256  # images decoded (and held in memory) at a time while a cache is built
 
 
 class Rows:
