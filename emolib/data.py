@@ -33,7 +33,8 @@ DECODE_CHUNK = 256  # images decoded (and held in memory) at a time while a cach
 class Rows:
     """Rows ``index`` of an image array (usually the memory-mapped cache), read only when asked for.
 
-    Slicing or indexing gives a NumPy array of just those rows; :meth:`take` gives another view;
+    Indexing (rows first, then pixels: ``rows[:8, :40, :40]``) gives a NumPy array of just those rows;
+    :meth:`take` gives another view;
     ``np.asarray(rows)`` reads them all (for small splits only).
     """
 
@@ -57,7 +58,12 @@ class Rows:
         return len(self.index)
 
     def __getitem__(self, key) -> np.ndarray:
-        return self.base[self.index[key]]
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        index = self.index[rows]
+        picked = self.base[index]
+        if not rest:
+            return picked
+        return picked[(slice(None), *rest)] if np.ndim(index) else picked[rest]
 
     def __array__(self, dtype=None, copy=None):
         rows = self.base[self.index]

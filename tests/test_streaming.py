@@ -104,6 +104,9 @@ def test_the_cache_is_built_chunk_by_chunk_and_mapped_not_copied(tmp_path, monke
     memory_train, _ = D.train_val_split(in_memory, 0.3, seed=0)
     np.testing.assert_array_equal(np.asarray(train.images), np.asarray(memory_train.images))
     assert train.images.shape == (len(train), 16, 16, 1) and train.images[0].shape == (16, 16, 1)
+    copy = np.asarray(memory_train.images)
+    np.testing.assert_array_equal(train.images[1:3, :8, 2], copy[1:3, :8, 2])
+    np.testing.assert_array_equal(train.images[2, :8], copy[2, :8])
 
 
 def test_a_split_without_readable_images_loads_empty_cached_or_not(tmp_path):
