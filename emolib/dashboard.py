@@ -34,10 +34,11 @@ from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Integer
 
+from emolib import paths
 from emolib.widgets.app import resolve_start_model
 from emolib.widgets.remote import API_URL_ENV
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "dashboards" / "emotions.ipynb"
+NOTEBOOK = paths.project_dir() / "dashboards" / "emotions.ipynb"
 #: Seconds the API may take to load its model before the launcher gives up.
 API_START_TIMEOUT = 300
 
