@@ -18,8 +18,8 @@ comma   := ,
 extra_tensorflow := $(if $(filter none,$(TF)),,$(TF))
 extra_jax        := $(if $(filter gpu,$(DEVICE)),jax-cuda,jax)
 extra_torch      := torch
-extras_of = $(if $(extra_$(1)),$(extra_$(1))$(comma))api$(comma)dev
-stamp_of  = $(call venv_of,$(1))/.installed-$(1)-$(or $(extra_$(1)),none)
+extras_of = $(if $(extra_$(1)),$(extra_$(1))$(comma))api$(comma)dev$(comma)ray
+stamp_of  = $(call venv_of,$(1))/.installed-$(or $(extra_$(1)),none)
 STAMP   := $(call stamp_of,$(BACKEND))
 PORT    ?= 8866
 # more options of `emolib dashboard` (API port, kernel culling, preheated pool), e.g. "--cull-idle 300"

@@ -41,6 +41,8 @@ from emolib.widgets.remote import API_URL_ENV
 NOTEBOOK = paths.project_dir() / "dashboards" / "emotions.ipynb"
 #: Seconds the API may take to load its model before the launcher gives up.
 API_START_TIMEOUT = 300
+#: Seconds Voilà waits for a notebook cell's output (the dashboard widget) after the cell ran.
+IOPUB_TIMEOUT = 60
 
 
 class RoomKernelManager(AsyncMappingKernelManager):
@@ -104,6 +106,9 @@ def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interv
         # "shut my kernel down" request is refused with 403 (voila-dashboards/voila#1458). The server
         # listens on loopback only and has no login to protect: accept the beacon.
         "--Voila.tornado_settings=disable_check_xsrf=True",
+        # nbclient drops a cell's output that comes later than iopub_timeout (4 s) after the cell
+        # ran: with ten pages starting at once on two busy cores, the dashboard widget itself was lost.
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
     ]
     if pool_size > 0:
         command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]

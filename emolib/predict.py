@@ -289,12 +289,14 @@ def run_cli(args) -> int:
     """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed.
 
     With ``--out`` (needed for folders), the images stream into a predictions file instead: see
-    :mod:`emolib.batch`.
+    :mod:`emolib.folder_predict`.
     """
+    if args.out is not None and getattr(args, "explain", None):
+        raise ValueError("--explain writes an overlay per image: give images without --out")
     if args.out is not None:
-        from emolib import batch
+        from emolib import folder_predict
 
-        return batch.run_cli(args)
+        return folder_predict.run_cli(args)
     if args.ray is not None:
         raise ValueError("--ray goes with --out predictions.jsonl|.parquet")
     folders = [name for name in args.images if os.path.isdir(name)]
