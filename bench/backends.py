@@ -25,6 +25,14 @@ VENVS = {"tensorflow": ".venv", "jax": ".venv-jax", "torch": ".venv-torch"}
 FER2013_TRAIN = 28_709
 
 
+def has_backend(name: str) -> bool:
+    """Whether the venv of backend ``name`` exists and has the backend's library installed."""
+    python = REPO / VENVS[name] / "bin" / "python"
+    return python.exists() and subprocess.run(
+        [str(python), "-c", f"import importlib.util, sys; sys.exit(not importlib.util.find_spec({name!r}))"],
+        capture_output=True).returncode == 0
+
+
 def run_check(python: Path, args: argparse.Namespace) -> dict:
     """One ``gpu_check.py --json`` run in the venv of ``python``."""
     command = [str(python), str(REPO / "bench" / "gpu_check.py"), "--json", "--steps", str(args.steps),
@@ -46,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbones", default="compact_vgg")
     args = parser.parse_args(argv)
 
-    pythons = {name: REPO / venv / "bin" / "python" for name, venv in VENVS.items()
-               if (REPO / venv / "bin" / "python").exists()}
+    pythons = {name: REPO / venv / "bin" / "python" for name, venv in VENVS.items() if has_backend(name)}
     print(f"venvs found: {', '.join(f'{name} ({VENVS[name]})' for name in pythons)}", file=sys.stderr)
     speeds: dict[tuple[str, str], list[float]] = {}
     versions: dict[str, str] = {}

@@ -1,14 +1,15 @@
 """A prepared GPU check: training speed and memory of two backbones on FER2013, in a few minutes.
 
-    .venv-jax/bin/python bench/gpu_check.py [--steps 50] [--batch-size 128] [--precision mixed_bfloat16]
+    .venv-jax/bin/python bench/gpu_check.py [--steps 50] [--batch-size 128] [--precision auto]
 
 Meant for a borrowed NVIDIA machine with JAX or PyTorch and no TensorFlow, nor internet (emolib's own
 code, keras and the backend's wheels; FER2013 under ``$EMOLIB_SHARED``), it runs on any backend and on a
 CPU too (``--steps 2 --batch-size 8`` is its test). For each of ``compact_vgg`` at 48×48 and ``vgg16``
 at 100×100 (``weights=None``: no download), both on gray faces, it builds the model under the precision
-policy, trains ``--warmup`` steps (compilation), then ``--steps`` timed steps of ``--batch-size`` real
-FER2013 train faces (a seeded sample, repeated if needed), and prints faces/s, ms per step, peak
-accelerator memory (peak since start: ``vgg16`` runs second and is the larger), policy and device.
+policy (``auto``: :func:`emolib.devices.choose_precision`), trains ``--warmup`` steps (compilation),
+then ``--steps`` timed steps of ``--batch-size`` real FER2013 train faces (a seeded sample, repeated
+if needed), and prints faces/s, ms per step, peak accelerator memory (peak since start: ``vgg16`` runs
+second and is the larger), policy and device.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emolib import data as D  # noqa: E402
+from emolib import devices as DV  # noqa: E402
 from emolib import doctor  # noqa: E402
 from emolib import models as M  # noqa: E402
 
@@ -88,7 +90,7 @@ class StepTimer(keras.callbacks.Callback):
 def check(backbone: str, size: int, faces: np.ndarray, labels: np.ndarray, batch_size: int, warmup: int,
           precision: str) -> dict:
     """Train ``backbone`` for ``warmup`` + timed steps on ``faces``; its throughput and memory."""
-    keras.mixed_precision.set_global_policy(precision)
+    keras.config.set_dtype_policy(precision)
     keras.utils.set_random_seed(0)
     model = M.build_model(backbone, num_classes=7, input_size=size, channels=1, weights=None, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -102,7 +104,7 @@ def check(backbone: str, size: int, faces: np.ndarray, labels: np.ndarray, batch
             "faces_per_s": round(steps * batch_size / seconds, 1),
             "ms_per_step": round(1000 * seconds / steps, 1),
             "warmup_s": round(timed[0] - started, 1), "peak_accelerator_mb": peak_memory_mb(),
-            "precision": keras.mixed_precision.global_policy().name, "parameters": int(model.count_params())}
+            "precision": keras.config.dtype_policy().name, "parameters": int(model.count_params())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="timed train steps per model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed first steps (compilation)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--precision", default="float32",
-                        help="Keras dtype policy: float32, mixed_bfloat16 (compute capability ≥ 8), "
-                             "mixed_float16 (7.x)")
+    parser.add_argument("--precision", default="auto", choices=DV.PRECISIONS,
+                        help="dtype policy; auto: emolib's rule (float32 on CPU, mixed_bfloat16 on compute "
+                             "capability ≥ 8, mixed_float16 on 7.x)")
     parser.add_argument("--backbones", default=",".join(MODELS), help="which of the check's backbones")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
@@ -129,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     accelerators = [d for d in info["devices"] if d["type"] != "CPU"]
     device = ", ".join(d["name"] for d in accelerators) or "CPU only"
+    precision = DV.choose_precision(args.precision, DV.local_devices())
     count = (args.warmup + args.steps) * args.batch_size
     rows = []
     for backbone in args.backbones.split(","):
         size = MODELS[backbone]
         faces, labels = fer2013_faces(args.data, count, size)
-        rows.append(check(backbone, size, faces, labels, args.batch_size, args.warmup, args.precision))
+        rows.append(check(backbone, size, faces, labels, args.batch_size, args.warmup, precision))
     result = {"backend": f"{info['backend']} {info['backend_version']}", "keras": info["keras"],
               "device": device, "rows": rows, "wall_s": round(time.perf_counter() - started, 1)}
     if args.json:

@@ -1,8 +1,10 @@
 """The ``emolib`` command (``python -m emolib``).
 
-Each subcommand's arguments are declared here; its work is done by ``run_cli(args)`` in the module
-named beside it, imported only when that subcommand runs, so start-up stays fast (no TensorFlow
-import for ``--help`` or ``data``).
+Each subcommand's arguments are declared here (``train``'s model flags are generated from
+``TrainConfig``'s fields; dataset and detector choices come from their registries, see
+:class:`Subcommand`); its work is done by ``run_cli(args)`` in the module named beside it, imported
+only when that subcommand runs, so start-up stays fast (no Keras or TensorFlow import for ``--help``
+or ``data``).
 """
 
 from __future__ import annotations
@@ -36,94 +38,83 @@ MODEL_HELP = ("a shipped model's name (e.g. emolib-fer2013), a model directory, 
               "(default: the shipped default)")
 
 
-def parse_augmentation(text: str) -> dict:
-    """``flip,zoom=0.05`` → ``{"flip": True, "zoom": 0.05}``: switches of ``emolib.models.Augmentation``."""
-    switches = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, value = item.partition("=")
-        try:
-            switches[name.strip()] = float(value) if value else True
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{item!r}: expected NAME or NAME=NUMBER") from None
-    return switches
+class Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser whose arguments may be declared by a function run on first use (parsing
+    or help): arguments fed by the dataset registry or generated from ``TrainConfig`` import those
+    modules only when their subcommand is used, so ``emolib --help`` and ``emolib predict`` stay light."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._declare_later: list = []
+
+    def declare(self, add_arguments) -> None:
+        """Run ``add_arguments(self)`` before this parser is first used."""
+        self._declare_later.append(add_arguments)
+
+    def _declare_pending(self) -> None:
+        while self._declare_later:
+            self._declare_later.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._declare_pending()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._declare_pending()
+        return super().format_help()
 
 
-def parse_devices(text: str) -> str | int:
-    """``all`` or a positive number of devices."""
-    if text.lower() == "all":
-        return "all"
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 'all' or a number of devices")
-    return int(text)
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    from emolib.data import list_datasets
+
+    parser.add_argument("--dataset", required=True, choices=list_datasets(), help="dataset format")
+    parser.add_argument("--data", required=True, help="dataset root folder (or fer2013.csv)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    from emolib.train import add_config_arguments
 
-    data = sub.add_parser("data", help="summarise a dataset: per split, per class counts, skipped files")
-    data.add_argument("--dataset", required=True, help="dataset format: rafdb, fer2013, ferplus, folders")
-    data.add_argument("--data", required=True, help="dataset root folder (or fer2013.csv)")
-    data.add_argument("--classes", help="comma-separated class folder names (folders format)")
-    data.add_argument("--json", action="store_true", help="print JSON")
-
-    train = sub.add_parser("train", help="train a model and write a run directory")
-    train.add_argument("--dataset", required=True)
-    train.add_argument("--data", required=True)
-    train.add_argument("--backbone", default="compact_vgg")
+    _dataset_arguments(train)
     train.add_argument("--name", help="run name (default: backbone)")
-    train.add_argument("--epochs", type=int, help="default 30; with --resume: a new epoch budget")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--input-size", type=int)
-    train.add_argument("--channels", type=int)
-    train.add_argument("--weights", help="None, imagenet, or a local weights file")
-    train.add_argument("--train-base", default="true", help="true, false, or the number of last blocks")
-    train.add_argument("--augment", nargs="?", const=True, default=False, type=parse_augmentation,
-                       metavar="SWITCHES", help="standard augmentation, or the given switches, e.g. "
-                       "flip,rotation=0.02,zoom=0.05,translation=0.04,contrast=0.1,erasing=0")
-    train.add_argument("--init-from", metavar="MODEL",
-                       help="start from a trained model (run or model directory): fine-tuning")
-    train.add_argument("--teacher", metavar="MODEL",
-                       help="distil a trained model (run or model directory, e.g. an `emolib ensemble` run): "
-                       "targets mix each label with its probabilities of the train face")
-    train.add_argument("--teacher-weight", type=float, default=0.5,
-                       help="share of the teacher's probabilities in each target (default 0.5)")
-    train.add_argument("--class-weights", choices=["none", "balanced"], default="none")
-    train.add_argument("--label-smoothing", type=float, default=0.0)
-    train.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau")
-    train.add_argument("--patience", type=int, default=8)
-    train.add_argument("--keep-snapshots", action="store_true",
-                       help="keep every epoch's weights (checkpoint/snapshots/) for `emolib average`")
-    train.add_argument("--targets", choices=["auto", "labels", "votes"], default="auto",
-                       help="fit each face's label, or its annotators' vote distribution (auto: votes where "
-                       "the dataset has them, e.g. ferplus)")
-    train.add_argument("--devices", type=parse_devices,
-                       help="local devices to train on, data-parallel (JAX, TensorFlow): N or all (default "
-                       "1; with --resume: the run's); --batch-size is the global batch, split evenly")
-    train.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
-                       default="auto", help="auto: float32 on CPU, mixed_bfloat16 on GPUs of compute "
-                       "capability >= 8, mixed_float16 on 7.x")
+    add_config_arguments(train)  # one flag per TrainConfig field
     train.add_argument("--val-fraction", type=float, default=0.1)
     train.add_argument("--val-split", help="select on the dataset's own split of this name (e.g. ferplus "
                        "valid) instead of carving --val-fraction from train")
     train.add_argument("--max-per-class", type=int)
-    train.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and augmentation")
     train.add_argument("--split-seed", type=int,
                        help="seed of the val carve (default: --seed); keep it to train ensemble members "
                        "that share one val split")
-    train.add_argument("--output", default="results/runs", help="parent of the run directory")
+    train.add_argument("--output", help="parent of the run directory (default: $EMOLIB_RUNS, else "
+                       "results/runs in the project)")
     train.add_argument("--resume", help="run directory of an interrupted run to finish")
     train.add_argument("--json", action="store_true")
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
+
+def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--model", help=MODEL_HELP)
-    evaluate.add_argument("--dataset", required=True)
-    evaluate.add_argument("--data", required=True)
+    _dataset_arguments(evaluate)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--json", action="store_true")
+
+
+def _data_arguments(data: argparse.ArgumentParser) -> None:
+    _dataset_arguments(data)
+    data.add_argument("--classes", help="comma-separated class folder names (folders format)")
+    data.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``emolib`` parser (data, train and evaluate declare their arguments on first use)."""
+    from emolib.detect import list_detectors
+
+    parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Subcommand)
+    sub.add_parser("data", help="summarise a dataset: per split, per class counts, skipped files"
+                   ).declare(_data_arguments)
+    sub.add_parser("train", help="train a model and write a run directory").declare(_train_arguments)
+    sub.add_parser("evaluate", help="evaluate a saved model on a dataset split").declare(_evaluate_arguments)
 
     calibrate = sub.add_parser(
         "calibrate", help="fit a logit adjustment (rare classes) on a finished run's val split; new run")
@@ -155,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="detect faces and classify their emotions")
     predict.add_argument("images", nargs="+")
     predict.add_argument("--model", help=MODEL_HELP)
-    predict.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
+    predict.add_argument("--detector", choices=list_detectors(), help="default: yunet if available")
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
     predict.add_argument("--flip-tta", action="store_true")
     predict.add_argument("--explain", metavar="OUT_DIR",
@@ -182,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="moving average of K sampled frames per track, for the plot and summary")
     video.add_argument("--resume", action="store_true", help="keep the rows already in --out and go on")
     video.add_argument("--model", help=MODEL_HELP)
-    video.add_argument("--detector", choices=["haar", "yunet"], help="default: yunet if available")
+    video.add_argument("--detector", choices=list_detectors(), help="default: yunet if available")
     video.add_argument("--quiet", action="store_true", help="no progress bar")
 
     experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
@@ -208,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--model", help=MODEL_HELP)
-    serve.add_argument("--detector", choices=["haar", "yunet"])
+    serve.add_argument("--detector", choices=list_detectors())
     serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
                        help="an origin browsers may call the API from, e.g. https://example.org (repeatable; "
                        "'*' for any); default: null (pages opened from disk) and http://localhost:* / "
@@ -220,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--api-port", type=int, default=0,
                       help="the shared prediction API's loopback port (default: any free one)")
     dash.add_argument("--model", help=MODEL_HELP + "; default $EMOLIB_MODEL")
-    dash.add_argument("--detector", choices=["haar", "yunet"], help="the API's default face detector")
+    dash.add_argument("--detector", choices=list_detectors(), help="the API's default face detector")
     dash.add_argument("--cull-idle", type=int, default=900,
                       help="seconds after which an open but unused tab's kernel is shut down (0: no culling)")
     dash.add_argument("--cull-disconnected", type=int, default=45,

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from emolib import labels as L
+from emolib import paths
 from emolib.files import atomic_path, write_json
 from emolib.registry import Registry, first_doc_line
 
@@ -147,6 +148,11 @@ DATASETS: Registry = Registry("dataset")
 def register_dataset(name: str, splits: Callable[[Path], list[str]]):
     """Decorator: register ``scan(root, split, **options)`` as dataset format ``name``."""
     return DATASETS.register(name, lambda scan: DatasetFormat(name, scan, splits, first_doc_line(scan)))
+
+
+def list_datasets() -> list[str]:
+    """The names of the registered datasets."""
+    return DATASETS.names()
 
 
 def get_dataset(name: str) -> DatasetFormat:
@@ -397,11 +403,6 @@ def fingerprint(name: str, listing: Listing, size: int, channels: int, root: Pat
     return digest.hexdigest()[:24]
 
 
-def default_cache_dir() -> Path:
-    """``$EMOLIB_CACHE`` or ``~/.cache/emolib``."""
-    return Path(os.environ.get("EMOLIB_CACHE", Path.home() / ".cache" / "emolib"))
-
-
 def _cache_paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
     return cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
 
@@ -459,7 +460,7 @@ def load_split(
     size, channels : int
         Output images are ``(size, size, channels)`` uint8; gray (1) or RGB (3).
     cache : bool or path
-        ``True``: cache under :func:`default_cache_dir`; a path: cache there; ``False``: no cache.
+        ``True``: cache under :func:`emolib.paths.cache_dir`; a path: cache there; ``False``: no cache.
         The key fingerprints file names, sizes and mtimes: a changed file rebuilds the cache.
     options
         Format options, e.g. ``classes=[...]`` for ``folders``.
@@ -471,7 +472,7 @@ def load_split(
         raise FileNotFoundError(f"dataset folder not found: {root}")
     listing = get_dataset(name).scan(root, split, **options)
     key = f"{name}-{split}-{size}x{size}x{channels}-{fingerprint(name, listing, size, channels, root)}"
-    cache_dir = Path(cache) if isinstance(cache, (str, os.PathLike)) else default_cache_dir()
+    cache_dir = Path(cache) if isinstance(cache, (str, os.PathLike)) else paths.cache_dir()
     cached = _read_cache(cache_dir, key, len(listing.sources), size, channels) if cache else None
     if cached is not None:
         images, meta = cached

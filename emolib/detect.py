@@ -25,13 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from emolib import paths
 from emolib.files import atomic_path
 from emolib.registry import Registry
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_URL = ("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
@@ -90,6 +88,7 @@ class Detector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in RGB ``uint8`` ``image`` (h, w, 3), largest first."""
+        import cv2
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detectors take RGB uint8 images (h, w, 3), not {image.dtype} {image.shape}")
@@ -157,6 +156,11 @@ def register_detector(name: str):
     return DETECTORS.register(name)
 
 
+def list_detectors() -> list[str]:
+    """The names of the registered detectors."""
+    return DETECTORS.names()
+
+
 def get_detector(name: str | Detector | None = None, **options) -> Detector:
     """A detector by name (``None``: :func:`default_detector_name`); a Detector is returned as is."""
     if isinstance(name, Detector):
@@ -201,6 +205,7 @@ class HaarDetector(Detector):
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 0,
                  cascade: str | os.PathLike | None = None, max_side: int | None = 1280,
                  min_face: int | None = None):
+        import cv2
         super().__init__(max_side, min_face)
         path = str(cascade or Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")
         self.classifier = cv2.CascadeClassifier(path)
@@ -212,6 +217,7 @@ class HaarDetector(Detector):
         self.min_size = min_size
 
     def _detect(self, image: np.ndarray) -> list[Face]:
+        import cv2
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         boxes = self.classifier.detectMultiScale(gray, self.scale_factor, self.min_neighbors,
                                                  minSize=(self.min_size, self.min_size))
@@ -248,6 +254,7 @@ class YuNetDetector(Detector):
     def __init__(self, model_path: str | os.PathLike | None = None, score_threshold: float = 0.7,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: int | None = 640,
                  min_face: int | None = None, download: bool = True):
+        import cv2
         super().__init__(max_side, min_face)
         self.model_path = yunet_model_path(model_path, download=download)
         self.score_threshold = score_threshold
@@ -259,6 +266,7 @@ class YuNetDetector(Detector):
         self._input_size: tuple[int, int] | None = None
 
     def _detect(self, image: np.ndarray) -> list[Face]:
+        import cv2
         height, width = image.shape[:2]
         if self._input_size != (width, height):
             self.net.setInputSize((width, height))
@@ -279,25 +287,16 @@ class YuNetDetector(Detector):
 # The YuNet model file: local, cached, or downloaded with a sha256 check
 # ---------------------------------------------------------------------------------------------------
 
-def cache_dir() -> Path:
-    """emolib's download cache: ``$EMOLIB_CACHE`` or ``~/.cache/emolib``."""
-    return Path(os.environ.get("EMOLIB_CACHE") or Path.home() / ".cache" / "emolib").expanduser()
-
-
-def _shared_models_dir() -> Path:
-    return Path(os.environ.get("EMOLIB_SHARED") or REPO_ROOT.parent / "shared").expanduser() / "models"
-
-
 def find_yunet() -> Path | None:
     """The YuNet file if it is available without download: ``$EMOLIB_MODEL_DIR``, the cache (sha256
     checked), or the shared folder's ``models/`` (``$EMOLIB_SHARED``); else None."""
     model_dir = os.environ.get("EMOLIB_MODEL_DIR")
     if model_dir and (Path(model_dir).expanduser() / YUNET_FILE).is_file():
         return Path(model_dir).expanduser() / YUNET_FILE
-    cached = cache_dir() / YUNET_FILE
+    cached = paths.cache_dir() / YUNET_FILE
     if cached.is_file() and sha256_file(cached) == YUNET_SHA256:
         return cached
-    shared = _shared_models_dir() / YUNET_FILE
+    shared = (paths.shared_dir() / "models") / YUNET_FILE
     if shared.is_file():
         return shared
     return None
@@ -323,9 +322,10 @@ def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = 
     if found is not None:
         return found
     if not download:
-        raise FileNotFoundError(f"YuNet model {YUNET_FILE} not found in $EMOLIB_MODEL_DIR, {cache_dir()} "
-                                f"or {_shared_models_dir()}; download it from {YUNET_URL}")
-    return download_file(url, cache_dir() / YUNET_FILE, YUNET_SHA256, fetch=fetch)
+        raise FileNotFoundError(f"YuNet model {YUNET_FILE} not found in $EMOLIB_MODEL_DIR, "
+                                f"{paths.cache_dir()} or {paths.shared_dir() / 'models'}; "
+                                f"download it from {YUNET_URL}")
+    return download_file(url, paths.cache_dir() / YUNET_FILE, YUNET_SHA256, fetch=fetch)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -410,6 +410,7 @@ def crop_face(image: np.ndarray, face: Face | Sequence[int], size: tuple[int, in
     border. With ``align`` and landmarks, the crop is rotated about the face centre so the eyes are
     level. Downscaling uses area averaging (no aliasing).
     """
+    import cv2
     box = face.box if isinstance(face, Face) else tuple(face)
     x, y, w, h = expand_box(box, margin, square)
     out_h, out_w = size
@@ -442,6 +443,7 @@ def crop_faces(image: np.ndarray, faces: Sequence[Face], size: tuple[int, int], 
 
 
 def _crop_padded(image: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    import cv2
     height, width = image.shape[:2]
     x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
     if x1 <= x0 or y1 <= y0:  # box wholly outside: nothing sensible to show

@@ -19,9 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emolib import __version__, backend
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from emolib import __version__, backend, paths
 
 #: What emolib looks for under the shared folder (see tests/conftest.py)
 SHARED_ITEMS = {
@@ -34,9 +32,8 @@ SHARED_ITEMS = {
 
 def shared_dir() -> tuple[Path, str]:
     """The shared data folder and where its location came from (``EMOLIB_SHARED`` or the default)."""
-    if os.environ.get("EMOLIB_SHARED"):
-        return Path(os.environ["EMOLIB_SHARED"]).expanduser().resolve(), "EMOLIB_SHARED"
-    return (REPO_ROOT.parent / "shared").resolve(), "default (../shared beside the repo)"
+    source = paths.SHARED_ENV if os.environ.get(paths.SHARED_ENV) else "default (../shared beside the repo)"
+    return paths.shared_dir(), source
 
 
 def _error(exc: BaseException) -> str:

@@ -118,7 +118,8 @@ def plot_curves(history, title: str = "Learning curves"):
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for column, style in ((metric, "-"), (f"val_{metric}", "--")):
             if column in table:
-                ax.plot(table.get("epoch", table.index) + 1, table[column], style, label=column)
+                ax.plot(table.get("epoch", table.index) + 1, table[column], style, marker="o",
+                        label=column)  # markers: a one-epoch run shows points, not empty axes
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()

@@ -1,8 +1,8 @@
-"""Model cards without Keras: where the shipped models are, which models exist, what each one knows.
+"""Model cards without Keras: which models exist and what each one knows (where they are: emolib.paths).
 
 A saved emolib model is a directory holding the model file and its card (``model.json``: labels, input,
-metrics …, see DESIGN.md). Everything here reads only those JSON files, so the dashboard and the CLI can
-list models without importing Keras or its backend; :mod:`emolib.models` loads them.
+metrics …, see docs/architecture.md). Everything here reads only those JSON files, so the dashboard and
+the CLI can list models without importing Keras or its backend; :mod:`emolib.models` loads them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from emolib import paths
+from emolib.paths import DEFAULT_MODEL_DIR, SHIPPED_MODELS_DIR  # noqa: F401 - the locations live in paths
+
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
-#: The models shipped with emolib, one directory each.
-SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-#: The default model: the 8-class FER+ model, better than emolib-fer2013 on the 7 classes both know
-#: (FER+ test, see models/emolib-ferplus/README.md).
-DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 #: Where model choosers (the dashboard's settings, the API's ``model`` parameter) look for models.
-MODEL_SEARCH_DIRS = (SHIPPED_MODELS_DIR, SHIPPED_MODELS_DIR.parent / "results" / "runs")
+MODEL_SEARCH_DIRS = (SHIPPED_MODELS_DIR, paths.runs_dir())
 
 
 def read_card(directory: str | os.PathLike) -> dict | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from emolib import __version__
+from emolib import __version__, paths
 from emolib.files import atomic_path, write_json
 from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free facts about model files
     CARD_FILE,
@@ -30,8 +30,6 @@ from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free fact
     list_models,
 )
 from emolib.registry import Registry, first_doc_line
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------------
 # Preprocessing and augmentation layers
@@ -294,6 +292,11 @@ def register_backbone(name: str, *, input_size: int, channels: int, preprocessin
                                                            first_doc_line(build), pretrained))
 
 
+def list_backbones() -> list[str]:
+    """The names of the registered backbones."""
+    return BACKBONES.names()
+
+
 def get_backbone(name: str) -> Backbone:
     """The registered backbone called ``name`` (clear error listing the registered ones)."""
     return BACKBONES.lookup(name)
@@ -478,8 +481,10 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
     return kept
 
 
-def git_commit(directory: Path = REPO_ROOT) -> str | None:
-    """The current git commit of ``directory``, or None outside a git checkout."""
+def git_commit(directory: Path | None = paths.REPO_DIR) -> str | None:
+    """The current git commit of ``directory`` (default: emolib's source checkout), or None outside one."""
+    if directory is None:
+        return None
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True)

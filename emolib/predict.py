@@ -4,7 +4,7 @@ The predictor loads its model and detector once, then for each image: decodes it
 (:mod:`emolib.imageio`), finds the faces (:mod:`emolib.detect`), crops them to the model's input and
 classifies **all faces in one batched model call** (``predict_on_batch``: a compiled function, several
 times cheaper than an eager ``model(x)`` or ``model.predict`` for a handful of faces). With flip TTA
-the mirrored crops go into the same call. The result is the result dict of DESIGN.md::
+the mirrored crops go into the same call. The result is the result dict of docs/architecture.md::
 
     {"faces_detected": 1, "detector": "yunet",
      "predictions": [{"emotion": "happy", "label": "Joie", "emoji": "😄", "confidence": 87.1,
@@ -289,12 +289,14 @@ def run_cli(args) -> int:
     """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed.
 
     With ``--out`` (needed for folders), the images stream into a predictions file instead: see
-    :mod:`emolib.batch`.
+    :mod:`emolib.folder_predict`.
     """
+    if args.out is not None and getattr(args, "explain", None):
+        raise ValueError("--explain writes an overlay per image: give images without --out")
     if args.out is not None:
-        from emolib import batch
+        from emolib import folder_predict
 
-        return batch.run_cli(args)
+        return folder_predict.run_cli(args)
     if args.ray is not None:
         raise ValueError("--ray goes with --out predictions.jsonl|.parquet")
     folders = [name for name in args.images if os.path.isdir(name)]

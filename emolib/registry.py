@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 
 class Registry(dict):
-    """Name → plug-in. ``register`` is a decorator; ``lookup`` names the known entries on a miss.
+    """Name → plug-in. Every kind has one shape: ``register_<kind>(name, **details)`` (a decorator
+    around ``register``), ``get_<kind>(name)`` (``lookup``: names the known entries on a miss) and
+    ``list_<kind>s()`` (``names``).
 
     Parameters
     ----------
@@ -26,6 +28,10 @@ class Registry(dict):
             return obj
 
         return decorator
+
+    def names(self) -> list[str]:
+        """The registered names, sorted (what ``list_datasets()`` and its kin return)."""
+        return sorted(self)
 
     def lookup(self, name: str):
         """The entry called ``name``; a ValueError listing the registered names otherwise."""

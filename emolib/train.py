@@ -6,11 +6,12 @@ is :mod:`emolib.runs`; :func:`train` is the one writer of a run's params.json.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -18,47 +19,154 @@ import numpy as np
 from emolib import data as D
 from emolib import devices as DV
 from emolib import evaluate as E
-from emolib import runs
+from emolib import paths, runs
 from emolib.files import atomic_path, write_json
 from emolib.runs import CHECKPOINT_DIR, SNAPSHOT_DIR, RunResult, is_complete, load_run
 from emolib.runs.splits import load_data, load_recorded_data
 
-__all__ = ["TrainConfig", "RunResult", "train", "load_data", "is_complete", "run_cli"]
+__all__ = ["TrainConfig", "RunResult", "train", "load_data", "is_complete", "add_config_arguments",
+           "config_from_arguments", "run_cli"]
+
+
+def parse_train_base(text: str) -> bool | int:
+    """``true``/``all`` → True, ``false``/``none``/``0`` → False, a number → the number of last blocks."""
+    lowered = str(text).lower()
+    if lowered in ("true", "all"):
+        return True
+    if lowered in ("false", "none", "0"):
+        return False
+    return int(lowered)
+
+
+def parse_augmentation(text: str) -> dict:
+    """``flip,zoom=0.05`` → ``{"flip": True, "zoom": 0.05}``: switches of ``emolib.models.Augmentation``."""
+    switches = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            switches[name.strip()] = float(value) if value else True
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected NAME or NAME=NUMBER") from None
+    return switches
+
+
+def _optional_text(text: str) -> str | None:
+    """A flag's text, ``none``/``None`` meaning None."""
+    return None if text.lower() == "none" else text
+
+
+def _class_weights_option(text: str) -> str | None:
+    if text not in ("none", "balanced"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected none or balanced")
+    return _optional_text(text)
+
+
+TARGETS = ("auto", "labels", "votes")
+
+
+def parse_devices(text: str) -> str | int:
+    """``all`` or a positive number of devices (``--devices``)."""
+    if str(text).lower() == "all":
+        return "all"
+    if not str(text).isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected all or a number of devices")
+    return int(text)
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (saved as params.json)."""
+    """Everything that defines a training run (saved as params.json).
 
-    backbone: str = "compact_vgg"
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"  # adam | adamw | sgd
-    weight_decay: float = 1e-4  # adamw only
-    input_size: int | None = None
-    channels: int | None = None
-    weights: str | None = None
-    train_base: bool | int = True
-    augment: bool | dict = False
-    class_weights: str | dict | None = None  # None | "balanced" | {class index: weight}
-    label_smoothing: float = 0.0
-    schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine (warm-up + cosine decay)
-    warmup_epochs: int = 1
-    patience: int = 8
-    keep_snapshots: bool = False  # keep every epoch's weights (checkpoint/snapshots/) for weight averaging
-    init_from: str | None = None  # a trained model (run or model directory) to start from: fine-tuning
-    teacher: str | None = None  # a trained model (e.g. an ensemble run) to distil into this one
-    teacher_weight: float = 0.5  # the teacher's share of each target (the label has the rest)
-    targets: str = "auto"  # labels | votes (each face's annotator vote distribution) | auto: votes if any
+    Each field is an ``emolib train`` flag (:func:`add_config_arguments`): ``--<name-with-dashes>``
+    unless ``metadata["flag"]`` names it, with ``metadata["help"]``; other metadata keys are argparse
+    keywords (``type``, ``choices``, ``nargs``…) for values that the annotation does not say how to parse.
+    """
+
+    backbone: str = field(default="compact_vgg", metadata={
+        "help": "a registered backbone (emolib.models.list_backbones())"})
+    epochs: int = field(default=30, metadata={"help": "epoch budget; with --resume: a new epoch budget"})
+    batch_size: int = field(default=64, metadata={"help": "faces per training step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "base learning rate", "flag": "--lr"})
+    optimizer: str = field(default="adam", metadata={
+        "help": "optimizer (sgd: momentum 0.9, Nesterov)", "choices": ("adam", "adamw", "sgd")})
+    weight_decay: float = field(default=1e-4, metadata={"help": "decoupled weight decay (adamw only)"})
+    input_size: int | None = field(default=None, metadata={
+        "help": "face size in pixels (None: the backbone's)"})
+    channels: int | None = field(default=None, metadata={
+        "help": "1 (grey) or 3 (colour) (None: the backbone's)"})
+    weights: str | None = field(default=None, metadata={
+        "help": "None, imagenet, or a local weights file", "type": _optional_text})
+    train_base: bool | int = field(default=True, metadata={
+        "help": "true, false, or the number of last blocks to train", "type": parse_train_base})
+    augment: bool | dict = field(default=False, metadata={
+        "help": "standard augmentation, or the given switches, e.g. "
+                "flip,rotation=0.02,zoom=0.05,translation=0.04,contrast=0.1,erasing=0",
+        "nargs": "?", "const": True, "type": parse_augmentation, "metavar": "SWITCHES"})
+    class_weights: str | dict | None = field(default=None, metadata={
+        "help": "none, or balanced (inverse class frequency); in Python also {class index: weight}",
+        "type": _class_weights_option, "metavar": "{none,balanced}"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing of the targets"})
+    schedule: str = field(default="plateau", metadata={
+        "help": "plateau (ReduceLROnPlateau) or cosine (warm-up + cosine decay)",
+        "choices": ("plateau", "cosine")})
+    warmup_epochs: int = field(default=1, metadata={"help": "linear warm-up epochs of the cosine schedule"})
+    patience: int = field(default=8, metadata={"help": "early stopping patience (epochs, on val accuracy)"})
+    keep_snapshots: bool = field(default=False, metadata={
+        "help": "keep every epoch's weights (checkpoint/snapshots/) for `emolib average`"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "start from a trained model (run or model directory): fine-tuning", "metavar": "MODEL"})
+    teacher: str | None = field(default=None, metadata={
+        "help": "distil a trained model (run or model directory, e.g. an `emolib ensemble` run): targets "
+                "mix each label with its probabilities of the train face", "metavar": "MODEL"})
+    teacher_weight: float = field(default=0.5, metadata={
+        "help": "share of the teacher's probabilities in each target"})
+    targets: str = field(default="auto", metadata={
+        "help": "fit each face's label, or its annotators' vote distribution (auto: votes where the dataset "
+                "has them, e.g. ferplus)", "choices": TARGETS})
     devices: str | int = field(default=1, metadata={
         "help": "local devices to train on, data-parallel (JAX, TensorFlow): a number or 'all'; "
-                "--batch-size is the global batch, split evenly, and --lr applies to it"})
+                "--batch-size is the global batch, split evenly, and --lr applies to it",
+        "type": parse_devices, "metavar": "{all,N}"})
     precision: str = field(default="auto", metadata={
         "help": "dtype policy: auto (float32 on CPU, mixed_bfloat16 on GPUs of compute capability >= 8, "
-                "mixed_float16 on 7.x), float32, mixed_float16 or mixed_bfloat16"})
-    seed: int = 0
-    extra: dict = field(default_factory=dict)  # free-form knobs recorded with the run
+                "mixed_float16 on 7.x), or that policy", "choices": DV.PRECISIONS})
+    seed: int = field(default=0, metadata={"help": "seed of the weights, shuffling and augmentation"})
+
+    @classmethod
+    def from_record(cls, record: dict) -> TrainConfig:
+        """The config of a params.json ``config`` record (fields that no longer exist are dropped)."""
+        names = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in record.items() if key in names})
+
+
+class _ConfigFlag(argparse.Action):
+    """Store a TrainConfig flag's value and note it as given (a resume changes only what is given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given_config = [*getattr(namespace, "given_config", []), self.dest]
+
+
+_FLAG_TYPES = {"int": int, "float": float, "str": str}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :class:`TrainConfig` field to ``parser``, with the field's default and help."""
+    for item in fields(TrainConfig):
+        options = {key: value for key, value in item.metadata.items() if key != "flag"}
+        options["help"] = f"{options.get('help', '')} (default: {item.default})"
+        if item.type == "bool":
+            options.update(nargs=0, const=True)
+        elif "type" not in options:
+            kind = next((part for part in item.type.split(" | ") if part in _FLAG_TYPES), "str")
+            options["type"] = _FLAG_TYPES[kind]
+        flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+        parser.add_argument(flag, dest=item.name, default=item.default, action=_ConfigFlag, **options)
+
+
+def config_from_arguments(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``emolib train`` flags."""
+    return TrainConfig(**{item.name: getattr(args, item.name) for item in fields(TrainConfig)})
 
 
 def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
@@ -119,9 +227,6 @@ def _optimizer(config: TrainConfig):
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(config.learning_rate, momentum=0.9, nesterov=True)
     raise ValueError(f"optimizer must be adam, adamw or sgd, not {config.optimizer!r}")
-
-
-TARGETS = ("auto", "labels", "votes")
 
 
 def _uses_votes(config: TrainConfig, split: D.Split) -> bool:
@@ -245,7 +350,7 @@ def train(
     train_split: D.Split,
     val_split: D.Split,
     test_split: D.Split | None = None,
-    output: str | Path = "results/runs",
+    output: str | Path | None = None,
     name: str | None = None,
     run_dir: str | Path | None = None,
     data_info: dict | None = None,
@@ -259,7 +364,8 @@ def train(
     config : TrainConfig
     train_split, val_split, test_split : emolib.data.Split
         Decoded images; the test split is only evaluated, never used for selection.
-    output, name : where the new run directory goes and its name (default: the backbone).
+    output, name : where the new run directory goes (default: :func:`emolib.paths.runs_dir`) and its
+        name (default: the backbone).
     run_dir : path, optional
         An existing run directory: resume it from its last checkpoint. A finished run is returned as
         is, unless ``config.epochs`` is larger than the epochs it ran: then it trains on to the new budget.
@@ -316,7 +422,8 @@ def train(
     teacher = (_teacher_probabilities(config, train_split, val_split, data_info)
                if config.teacher and _has_epochs_left(state, config) else None)
     # the run directory is made once the model is ready: a refused configuration leaves nothing behind
-    run_dir = Path(run_dir) if run_dir is not None else runs.new_run_dir(output, name or config.backbone)
+    run_dir = Path(run_dir) if run_dir is not None else runs.new_run_dir(output or paths.runs_dir(),
+                                                                           name or config.backbone)
     checkpoint = run_dir / CHECKPOINT_DIR
     if not resuming:
         runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
@@ -407,15 +514,6 @@ def _finish(run_dir, model, config, classes, val_split, test_split, state, data_
     return RunResult(run_dir, model, metrics, state["history"])
 
 
-def _parse_train_base(text: str) -> bool | int:
-    lowered = str(text).lower()
-    if lowered in ("true", "all"):
-        return True
-    if lowered in ("false", "none", "0"):
-        return False
-    return int(lowered)
-
-
 def run_cli(args) -> int:
     """``emolib train``: train from the command line (``--resume RUN_DIR`` finishes a killed run)."""
     from emolib import models as M
@@ -425,30 +523,18 @@ def run_cli(args) -> int:
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
             raise ValueError(f"{args.resume} has no training checkpoint (a calibrated, averaged or ensemble "
                              "run?): resume the run it came from, then calibrate, average or ensemble again")
-        changes = {"epochs": args.epochs} if args.epochs else {}  # train() records them in params.json
+        # what a resume may change: the epoch budget and snapshots (train() records them in params.json)
+        # and the devices (a checkpoint resumes on any number of them)
+        changes = {name: getattr(args, name) for name in getattr(args, "given_config", [])
+                   if name in ("epochs", "keep_snapshots", "devices")}
         check_budget(args.resume, changes.get("epochs", params["config"]["epochs"]))
-        if args.keep_snapshots:
-            changes["keep_snapshots"] = True
-        if args.devices is not None:  # another machine: a checkpoint resumes on any number of devices
-            changes["devices"] = args.devices
-        params["config"].update(changes)
-        config = TrainConfig(**params["config"])
+        config = TrainConfig.from_record({**params["config"], **changes})
         record = params["data"]
     else:
-        weights = None if args.weights in (None, "None", "none") else args.weights
-        config = TrainConfig(
-            backbone=args.backbone, epochs=args.epochs or 30, batch_size=args.batch_size,
-            learning_rate=args.lr, input_size=args.input_size, channels=args.channels, weights=weights,
-            train_base=_parse_train_base(args.train_base), augment=args.augment,
-            class_weights=None if args.class_weights == "none" else args.class_weights,
-            label_smoothing=args.label_smoothing, schedule=args.schedule, patience=args.patience,
-            keep_snapshots=args.keep_snapshots, seed=args.seed, init_from=args.init_from,
-            teacher=args.teacher, teacher_weight=args.teacher_weight, targets=args.targets,
-            precision=args.precision, **({} if args.devices is None else {"devices": args.devices}),
-        )
+        config = config_from_arguments(args)
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class, "val_split": args.val_split,
-                  "seed": args.seed if args.split_seed is None else args.split_seed}
+                  "seed": config.seed if args.split_seed is None else args.split_seed}
     backbone = M.get_backbone(config.backbone)
     train_split, val_split, test_split, info = load_recorded_data(
         record, config.input_size or backbone.input_size, config.channels or backbone.channels)

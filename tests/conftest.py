@@ -55,10 +55,29 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """A local Ray with 2 CPUs for the whole session (shut down at the end); yields its address."""
-    from emolib.cluster import connect
+def photo_folder(tmp_path_factory, photos_dir) -> Path:
+    """Two faces (one in a sub-folder), an image without a face, an unreadable .jpg and a text file."""
+    import shutil
 
-    ray = connect(num_cpus=2)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photo_folder")
+    shutil.copy(photos_dir / "grace_hopper.jpg", root / "a-face.jpg")
+    Image.fromarray(np.full((160, 200, 3), 128, np.uint8)).save(root / "b-no-face.png")
+    (root / "c-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("not an image")
+    (root / "sub").mkdir()
+    shutil.copy(photos_dir / "grace_hopper.jpg", root / "sub" / "d-face.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """A local Ray head with 2 CPUs for the whole session, joined by this process; yields its address."""
+    from emolib.cluster import connect, local_cluster
+
+    with local_cluster(2, tmp_path_factory.mktemp("ray") / "head.log") as head:
+        ray = connect(head.address)
+        yield head.address
+        ray.shutdown()

@@ -174,3 +174,51 @@ def test_data_with_an_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
     for known in ("rafdb", "fer2013", "ferplus", "folders"):
         assert known in process.stderr, process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_train_flags_are_generated_from_every_train_config_field():
+    from dataclasses import fields
+
+    from emolib.train import TrainConfig, config_from_arguments
+
+    base = ["train", "--dataset", "fer2013", "--data", "d"]
+    assert config_from_arguments(cli.build_parser().parse_args(base)) == TrainConfig()  # defaults live once
+    train_help = emolib("train", "--help").stdout
+    for item in fields(TrainConfig):
+        flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+        assert f"{flag} " in train_help, f"TrainConfig.{item.name} has no flag"
+        assert f"(default: {item.default})" in " ".join(train_help.split()), item.name
+    args = cli.build_parser().parse_args([
+        *base, "--optimizer", "adamw", "--weight-decay", "0.01", "--warmup-epochs", "3", "--lr", "0.02",
+        "--train-base", "2", "--weights", "none", "--class-weights", "balanced", "--keep-snapshots",
+        "--input-size", "64"])
+    config = config_from_arguments(args)
+    assert (config.optimizer, config.weight_decay, config.warmup_epochs, config.learning_rate) == (
+        "adamw", 0.01, 3, 0.02)
+    assert (config.train_base, config.weights, config.class_weights, config.keep_snapshots) == (
+        2, None, "balanced", True)
+    assert config.input_size == 64 and config.epochs == TrainConfig().epochs
+    assert sorted(args.given_config) == sorted(["optimizer", "weight_decay", "warmup_epochs", "learning_rate",
+                                                "train_base", "weights", "class_weights", "keep_snapshots",
+                                                "input_size"])
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args([*base, "--optimizer", "rmsprop"])
+
+
+def test_registries_list_their_names_and_feed_the_cli_choices():
+    from emolib import data, detect, models
+
+    assert {"rafdb", "fer2013", "ferplus", "folders"} <= set(data.list_datasets())
+    assert {"haar", "yunet"} <= set(detect.list_detectors())
+    assert {"simple_cnn", "compact_vgg", "vgg16", "resnet50"} <= set(models.list_backbones())
+    predict_help = emolib("predict", "--help").stdout
+    assert "{" + ",".join(detect.list_detectors()) + "}" in predict_help
+
+
+def test_notebook_setup_works_from_the_project_directory_with_tensorflow_quiet(monkeypatch, tmp_path):
+    from emolib import notebook, paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert notebook.setup() == paths.project_dir() == REPO
+    assert Path.cwd() == REPO and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"

@@ -265,3 +265,12 @@ def test_cli_evaluate_missing_model_is_an_error(tiny_fer2013, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert process.returncode == 2
     assert "no model file" in process.stderr
+
+
+def test_one_epoch_learning_curves_are_visible_points():
+    import matplotlib.pyplot as plt
+
+    figure = E.plot_curves([{"epoch": 0, "loss": 1.2, "val_loss": 1.4, "accuracy": 0.4, "val_accuracy": 0.3}])
+    lines = [line for ax in figure.axes for line in ax.get_lines()]
+    assert len(lines) == 4 and all(line.get_marker() == "o" for line in lines)
+    plt.close(figure)

@@ -243,7 +243,8 @@ def test_augmentation_switches():
 def test_cli_augmentation_switches():
     import argparse
 
-    from emolib.cli import build_parser, parse_augmentation
+    from emolib.cli import build_parser
+    from emolib.train import parse_augmentation
 
     assert parse_augmentation("flip, zoom=0.05,erasing=0") == {"flip": True, "zoom": 0.05, "erasing": 0.0}
     with pytest.raises(argparse.ArgumentTypeError, match="'zoom=lots'"):

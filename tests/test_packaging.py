@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[1]
 #: the extras environment.yml installs (gpu is the NVIDIA container's business)
-ENV_EXTRAS = ("cpu", "api", "dev")
+ENV_EXTRAS = ("cpu", "api", "dev", "ray")
 #: conda-side entries that are not project packages
 CONDA_TOOLING = {"python", "pip"}
 
@@ -110,7 +110,7 @@ def test_requirement_helpers_tell_ranges_and_names_apart():
 
 
 def test_opencv_is_pinned_below_5(pyproject):
-    # opencv-python-headless 5.x has no CascadeClassifier and no Haar files (DESIGN.md, known pitfalls)
+    # opencv-python-headless 5.x has no CascadeClassifier and no Haar files (docs/architecture.md, pitfalls)
     requirements = requirement_map(pyproject["project"]["dependencies"])
     specifier = requirements["opencv-python-headless"]
     assert "5.0.0" not in specifier and "5.1" not in specifier, f"opencv-python-headless{specifier}"

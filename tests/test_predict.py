@@ -23,7 +23,7 @@ PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
 
 
 def check_result(result: dict, image_shape=None, detector=None) -> None:
-    """Assert that ``result`` is the result dict of DESIGN.md, consistent in itself."""
+    """Assert that ``result`` is the result dict of docs/architecture.md, consistent in itself."""
     assert set(result) == {"faces_detected", "detector", "predictions"}
     assert isinstance(result["faces_detected"], int)
     assert result["faces_detected"] == len(result["predictions"])

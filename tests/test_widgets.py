@@ -306,28 +306,32 @@ def test_annotate_draws_a_box_and_bars_are_french():
 def test_live_frames_go_through_the_photo_predict_call_and_answer_the_browser(make_dashboard, monkeypatch):
     dashboard, factory = make_dashboard()
     sent = []
-    monkeypatch.setattr(dashboard.live_cam, "send", sent.append)
+    monkeypatch.setattr(dashboard.webcam, "send", sent.append)
     dashboard.live_button.click()
-    assert dashboard.stage == "live" and dashboard.live_cam.active and not dashboard.webcam.active
-    assert dashboard.live_panel.layout.display == "" and dashboard.chooser.layout.display == "none"
+    assert dashboard.stage == "live" and dashboard.webcam.active and dashboard.webcam.live
+    assert dashboard.camera_panel.layout.display == "" and dashboard.chooser.layout.display == "none"
+    assert "🎥 Live" in dashboard.camera_title.value
     # the browser's message: {type: live-frame, id} with the JPEG as a binary buffer (a memoryview)
-    dashboard.live_cam._on_message(dashboard.live_cam, {"type": "live-frame", "id": 7}, [memoryview(_jpeg())])
+    dashboard.webcam._on_message(dashboard.webcam, {"type": "live-frame", "id": 7}, [memoryview(_jpeg())])
     assert sent == [{"type": "live-result", "id": 7, "error": "", "faces": [
         {"box": {"x": 80, "y": 60, "w": 160, "h": 120}, "emotion": "happy", "label": "Joie", "emoji": "😄",
          "confidence": 87.5}]}]
     assert factory.made[0].calls == [{"shape": (240, 320, 3), "whole_image": False}]
     assert dashboard.stage == "live"  # live mode stays on its panel, no result stage
     # a broken frame is answered with its error, and the loop can go on
-    dashboard.live_cam._on_message(dashboard.live_cam, {"type": "live-frame", "id": 8}, [b"garbage"])
+    dashboard.webcam._on_message(dashboard.webcam, {"type": "live-frame", "id": 8}, [b"garbage"])
     assert sent[-1]["id"] == 8 and "not a readable image" in sent[-1]["error"] and sent[-1]["faces"] == []
     dashboard.set_stage("choose")
-    assert dashboard.live_cam.active is False  # leaving the mode gives the camera back
+    assert dashboard.webcam.active is False and dashboard.webcam.live is False  # the camera is given back
+    dashboard.set_stage("camera")  # 📷 Camera: the same widget, capturing one photo again
+    assert dashboard.webcam.active and not dashboard.webcam.live
+    assert "📷 Camera" in dashboard.camera_title.value
 
 
 def test_live_camera_error_is_shown_in_the_page(make_dashboard):
     dashboard, _ = make_dashboard()
     dashboard.set_stage("live")
-    dashboard.live_cam.set_state({"status": "error", "error": "No camera found: plug in a camera."})
+    dashboard.webcam.set_state({"status": "error", "error": "No camera found: plug in a camera."})
     assert "emolib-error" in dashboard.message.value and "No camera found" in dashboard.message.value
 
 

@@ -1,7 +1,8 @@
-"""Where the runner and the notebooks look: the repository, the shared data, the run folders.
+"""Where the runner and the notebooks look: the project directory, the shared data, the run folders.
 
-Notebooks run with their own folder as the working directory, so relative paths are taken from the
-repository root instead.
+The locations themselves are :mod:`emolib.paths`'; relative paths here are taken from the project
+directory, which is a notebook's current directory once :func:`emolib.notebook.setup` ran (one rule:
+see emolib.paths), even when a notebook is started from its own folder.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from emolib import paths
+
+REPO_ROOT = paths.project_dir()
 
 
 def resolve_path(path: str | os.PathLike) -> Path:
@@ -19,8 +22,8 @@ def resolve_path(path: str | os.PathLike) -> Path:
 
 
 def shared_dir() -> Path:
-    """The shared data folder: ``$EMOLIB_SHARED``, default ``../shared`` next to the repository."""
-    return resolve_path(os.environ.get("EMOLIB_SHARED") or REPO_ROOT.parent / "shared")
+    """The shared data folder (:func:`emolib.paths.shared_dir`)."""
+    return paths.shared_dir()
 
 
 def data_root(dataset: str, data: str | os.PathLike | None = None) -> Path:
@@ -29,6 +32,6 @@ def data_root(dataset: str, data: str | os.PathLike | None = None) -> Path:
 
 
 def runs_dir(output: str | os.PathLike | None = None) -> Path:
-    """Where new run directories go: ``output``, else ``$EMOLIB_RUNS``, else ``<repo>/results/runs``."""
-    return resolve_path(output or os.environ.get("EMOLIB_RUNS") or "results/runs")
+    """Where new run directories go: ``output``, else :func:`emolib.paths.runs_dir`."""
+    return resolve_path(output) if output else paths.runs_dir()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.util
 import logging
 import os
 import threading
@@ -27,8 +28,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-import emolib
 from emolib import labels as emo_labels
+from emolib import paths
 from emolib.modelcards import (
     DEFAULT_MODEL_DIR,
     MODEL_SEARCH_DIRS,
@@ -37,21 +38,22 @@ from emolib.modelcards import (
     is_model_dir,
     read_card,
 )
+from emolib.paths import MODEL_ENV
 from emolib.widgets.remote import API_URL_ENV, RemotePredictor
 from emolib.widgets.results import ResultView, crop_box, encode
 from emolib.widgets.webcam import WebcamWidget
 
 log = logging.getLogger("emolib.widgets")
 
-REPO_ROOT = Path(emolib.__file__).resolve().parents[1]
-#: Environment variable naming the model the dashboard starts with.
-MODEL_ENV = "EMOLIB_MODEL"
+REPO_ROOT = paths.project_dir()
 #: Largest upload accepted (bytes), before any decoding.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ACCEPTED_TYPES = ".jpg,.jpeg,.png,.webp,image/jpeg,image/png,image/webp"
 #: Detector choices; "auto" lets the predictor choose (YuNet when its file is there, else Haar).
 DETECTORS = (("automatic", "auto"), ("YuNet", "yunet"), ("Haar cascade", "haar"))
 SAMPLE_NAME = "grace_hopper.jpg"
+CAMERA_TITLE = "<b>📷 Camera</b> — look at the camera, then press <b>📸 Capture</b>."
+LIVE_TITLE = "<b>🎥 Live</b> — boxes and emotions follow the faces while the camera plays."
 
 
 class DashboardError(Exception):
@@ -137,9 +139,9 @@ def resolve_start_model(model: str | os.PathLike | None = None) -> tuple[Path | 
 def sample_image_bytes() -> bytes:
     """The public-domain portrait of Grace Hopper that ships inside matplotlib (read from the package
     once)."""
-    from matplotlib import cbook
-
-    return Path(cbook.get_sample_data(SAMPLE_NAME, asfileobj=False)).read_bytes()
+    # found without importing matplotlib (tens of MB in every viewer's kernel)
+    package = Path(importlib.util.find_spec("matplotlib").origin).parent
+    return (package / "mpl-data" / "sample_data" / SAMPLE_NAME).read_bytes()
 
 
 def default_predictor_factory(api_url: str | None = None, **settings):
@@ -279,28 +281,16 @@ class EmotionDashboard(widgets.VBox):
         ])
         self.chooser.add_class("emolib-chooser")
 
-        # camera
+        # camera (📷 one photo, or 🎥 live: every frame through the same predict call as a photo)
         self.webcam = WebcamWidget(active=False, inline_errors=False)  # errors go to self.message
         self.webcam.on_capture(lambda data: self._guard(self.analyse, data, "the camera photo"))
+        self.webcam.on_live_frame(lambda data: self.predict_photo(self._read(data)))
         self.webcam.on_error(lambda message: self._guard(self._camera_error, message))
         self.webcam.observe(self._on_camera_status, names="status")
-        self.camera_panel = widgets.VBox([
-            widgets.HTML("<b>📷 Camera</b> — look at the camera, then press <b>📸 Capture</b>."),
-            self.webcam,
-            widgets.HBox([self._back_button()]),
-        ])
+        self.camera_title = widgets.HTML()
+        self.camera_panel = widgets.VBox([self.camera_title, self.webcam,
+                                          widgets.HBox([self._back_button()])])
         self.camera_panel.add_class("emolib-camera-panel")
-
-        # live camera: every frame through the same predict call as a captured photo
-        self.live_cam = WebcamWidget(active=False, live=True, inline_errors=False)
-        self.live_cam.on_live_frame(lambda data: self.predict_photo(self._read(data)))
-        self.live_cam.on_error(lambda message: self._guard(self._camera_error, message))
-        self.live_panel = widgets.VBox([
-            widgets.HTML("<b>🎥 Live</b> — boxes and emotions follow the faces while the camera plays."),
-            self.live_cam,
-            widgets.HBox([self._back_button()]),
-        ])
-        self.live_panel.add_class("emolib-live-panel")
 
         # file
         self.upload = widgets.FileUpload(accept=ACCEPTED_TYPES, multiple=False,
@@ -351,8 +341,7 @@ class EmotionDashboard(widgets.VBox):
         ])
         self.crop_panel.add_class("emolib-crop-panel")
 
-        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.live_panel,
-                         self.file_panel,
+        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.file_panel,
                          self.message, self.results, self.crop_panel, self.actions)
 
     def _back_button(self) -> widgets.Button:
@@ -373,7 +362,7 @@ class EmotionDashboard(widgets.VBox):
         if stage not in ("choose", "camera", "live", "file", "result", "crop"):
             raise ValueError(f"unknown stage {stage!r}")
         self.stage = stage
-        if stage in ("camera", "file"):
+        if stage in ("camera", "live", "file"):
             self.mode = stage
             self.message.value = ""
             self.results.clear()
@@ -381,15 +370,15 @@ class EmotionDashboard(widgets.VBox):
             self.message.value = ""
             self.results.clear()
         _show(self.chooser, stage == "choose")
-        _show(self.camera_panel, stage == "camera")
+        _show(self.camera_panel, stage in ("camera", "live"))
         _show(self.file_panel, stage == "file")
         _show(self.results, stage == "result")
         _show(self.actions, stage == "result")
         _show(self.crop_panel, stage == "crop")
-        _show(self.live_panel, stage == "live")
         # the camera is on only while its panel is shown
-        self.webcam.active = stage == "camera"
-        self.live_cam.active = stage == "live"
+        self.camera_title.value = (LIVE_TITLE if stage == "live" else CAMERA_TITLE)
+        self.webcam.live = stage == "live"
+        self.webcam.active = stage in ("camera", "live")
 
     # -- messages ------------------------------------------------------------------------------------
 
@@ -468,7 +457,7 @@ class EmotionDashboard(widgets.VBox):
 
         def work():
             try:
-                sample_image_bytes()  # matplotlib's import too, before the first ✨ Try a sample
+                sample_image_bytes()  # read before the first ✨ Try a sample
                 self.predictor()
             except Exception as error:  # noqa: BLE001 - reported in the page
                 log.exception("model preload failed")
@@ -535,7 +524,8 @@ class EmotionDashboard(widgets.VBox):
 
     def _on_camera_status(self, change) -> None:
         # the camera works again (Retry): the old camera error no longer applies
-        if change["new"] == "live" and self.stage == "camera" and "emolib-error" in self.message.value:
+        in_camera = self.stage in ("camera", "live")
+        if change["new"] == "live" and in_camera and "emolib-error" in self.message.value:
             self.message.value = ""
 
     def _camera_error(self, message: str) -> None:

@@ -1,7 +1,7 @@
 """How one analysis looks: the annotated image, a card per face, and its probability bars.
 
-Everything here works on the result dict of ``EmotionPredictor.predict`` (see DESIGN.md) and an RGB
-uint8 array; nothing imports TensorFlow.
+Everything here works on the result dict of ``EmotionPredictor.predict`` (see docs/architecture.md)
+and an RGB uint8 array; nothing imports TensorFlow.
 """
 
 from __future__ import annotations

@@ -1,0 +1,219 @@
+"""The dashboard under a room's load: Chromium viewers open the page, ✨ Try a sample, and close it.
+
+For each design it starts ``python -m emolib dashboard`` on a free port:
+
+* ``after`` — what ``make dashboard`` runs: one shared API, light kernels, preheated pool, culling
+  (here with a short ``--cull-disconnected`` so that the run stays short);
+* ``before`` — the design before issue #27: every page's kernel loads the model itself, no pool, no
+  culling (``--in-process --pool-size 0 --cull-idle 0``).
+
+Then N viewers one after another, and M at once. It prints, per design and phase: the memory (RSS) of
+the server's whole process tree (launcher, API, Voilà, kernels) at start, at its peak, right after the
+viewers closed and after the cull wait; the extra memory per viewer when they come at once; time to
+first result (page opened → result shown, and click → result) median and p95; and errors. Markdown
+table on stdout.
+
+    python bench/dashboard_load.py --design after before --sequential 5 --concurrent 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+DESIGNS = {
+    "after": ["--pool-size=2", "--cull-disconnected=10", "--cull-interval=2"],
+    "before": ["--in-process", "--pool-size=0", "--cull-idle=0"],
+}
+TIMEOUT_MS = 300_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tree_rss_mb(root: psutil.Process) -> float:
+    """RSS of ``root`` and all its descendants, in MB."""
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 1e6
+
+
+def kernel_count(root: psutil.Process) -> int:
+    count = 0
+    for process in root.children(recursive=True):
+        try:
+            count += any("ipykernel_launcher" in part for part in process.cmdline())
+        except psutil.Error:
+            pass
+    return count
+
+
+class Sampler(threading.Thread):
+    """Samples the tree's RSS every ``period`` seconds; ``peak()`` since the last ``reset()``."""
+
+    def __init__(self, root: psutil.Process, period: float = 0.5):
+        super().__init__(daemon=True)
+        self.root, self.period, self._peak, self._stop = root, period, 0.0, threading.Event()
+
+    def run(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, tree_rss_mb(self.root))
+            time.sleep(self.period)
+
+    def reset(self) -> None:
+        self._peak = tree_rss_mb(self.root)
+
+    def peak(self) -> float:
+        return self._peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+async def one_viewer(browser, url: str) -> dict:
+    """Open the page, click ✨ Try a sample, wait for the result, close: timings or the error."""
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    start = time.perf_counter()
+    try:
+        await page.goto(url, timeout=TIMEOUT_MS)
+        await page.wait_for_selector(".emolib-chooser", state="visible", timeout=TIMEOUT_MS)
+        shown = time.perf_counter()
+        await page.click("button.emolib-sample")
+        await page.wait_for_selector(".emolib-faces-count", state="visible", timeout=TIMEOUT_MS)
+        done = time.perf_counter()
+        return {"first_result": done - start, "click_to_result": done - shown, "error": None}
+    except Exception as error:  # noqa: BLE001 - counted and reported
+        return {"error": f"{type(error).__name__}: {str(error)[:200]}"}
+    finally:
+        await context.close()
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "–"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"{statistics.median(ordered):.1f} / {p95:.1f}"
+
+
+async def run_design(design: str, sequential: int, concurrent: int, settle: float, cull_wait: float,
+                     model: str | None) -> list[dict]:
+    from playwright.async_api import async_playwright
+
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("w", prefix=f"dashboard-{design}-", suffix=".log", delete=False)  # noqa: SIM115
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if model:
+        env["EMOLIB_MODEL"] = model
+    server = subprocess.Popen([sys.executable, "-m", "emolib", "dashboard", f"--port={port}",
+                               *DESIGNS[design]], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    rows = []
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the dashboard did not start; see {log.name}")
+            try:
+                with urllib.request.urlopen(url, timeout=120):
+                    break
+            except OSError:
+                time.sleep(1)
+        root = psutil.Process(server.pid)
+        time.sleep(settle)  # the preheated pool fills, the API settles
+        sampler = Sampler(root)
+        sampler.start()
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                       args=CHROMIUM_ARGS)
+            for phase, count in (("in sequence", sequential), ("at once", concurrent)):
+                if not count:
+                    continue
+                baseline = tree_rss_mb(root)
+                kernels_before = kernel_count(root)
+                sampler.reset()
+                if phase == "in sequence":
+                    results = [await one_viewer(browser, url) for _ in range(count)]
+                else:
+                    results = await asyncio.gather(*(one_viewer(browser, url) for _ in range(count)))
+                peak = sampler.peak()
+                closed = tree_rss_mb(root)
+                await asyncio.sleep(cull_wait)
+                culled = tree_rss_mb(root)
+                ok = [r for r in results if not r["error"]]
+                rows.append({
+                    "design": design, "phase": f"{count} {phase}", "baseline": baseline, "peak": peak,
+                    "extra": peak - baseline,
+                    "per_viewer": f"{(peak - baseline) / count:.0f}" if phase == "at once" else "–",
+                    "closed": closed, "culled": culled,
+                    "kernels": f"{kernels_before} → {kernel_count(root)}",
+                    "first": _stats([r["first_result"] for r in ok]),
+                    "click": _stats([r["click_to_result"] for r in ok]),
+                    "errors": len(results) - len(ok),
+                    "first_error": next((r["error"] for r in results if r["error"]), ""),
+                })
+                print(rows[-1], file=sys.stderr, flush=True)
+            await browser.close()
+        sampler.stop()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--design", nargs="+", choices=list(DESIGNS), default=["after", "before"])
+    parser.add_argument("--sequential", type=int, default=5, help="viewers one after another")
+    parser.add_argument("--concurrent", type=int, default=10, help="viewers at once")
+    parser.add_argument("--settle", type=float, default=20, help="seconds after start-up before measuring")
+    parser.add_argument("--cull-wait", type=float, default=30,
+                        help="seconds to wait after the viewers closed (after's culler: 10 s + 2 s checks)")
+    parser.add_argument("--model", help="model to serve (default: the shipped default)")
+    args = parser.parse_args(argv)
+    rows = []
+    for design in args.design:
+        rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
+                                       args.cull_wait, args.model))
+    print("| design | viewers | tree RSS at start (MB) | peak (MB) | peak − start (MB) | "
+          "per viewer at once (MB) | right after close (MB) | after cull wait (MB) | kernels start → end | "
+          "first result s, median / p95 | click → result s, median / p95 | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['design']} | {r['phase']} | {r['baseline']:.0f} | {r['peak']:.0f} | "
+              f"{r['extra']:.0f} | {r['per_viewer']} | "
+              f"{r['closed']:.0f} | {r['culled']:.0f} | {r['kernels']} | {r['first']} | {r['click']} | "
+              f"{r['errors']}{' (' + r['first_error'] + ')' if r['errors'] else ''} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
