@@ -26,7 +26,7 @@ PORT    ?= 8866
 DASHBOARD_ARGS ?=
 export EMOLIB_SHARED ?= $(abspath ../shared)
 
-.PHONY: setup dashboard test test-torch lint browser serve clean-cache
+.PHONY: setup dashboard lab test test-torch lint browser serve clean-cache
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ browser:
 
 dashboard: $(STAMP)
 	$(PY) -m emolib dashboard --port $(PORT) $(DASHBOARD_ARGS)
+
+# JupyterLab on the repository with the project's kernel (python3 of $(VENV), installed by setup).
+LAB_PORT ?= 8888
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --no-browser --port=$(LAB_PORT) --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The backend-sensitive tests (marker `backend`, see pyproject.toml) run again on JAX in `make test`,
 # and on PyTorch with `make test-torch` (its ~4 GB CUDA-enabled wheels keep it out of `make test`).

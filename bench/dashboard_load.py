@@ -9,8 +9,9 @@ For each design it starts ``python -m emolib dashboard`` on a free port:
 
 Then N viewers one after another, and M at once. It prints, per design and phase: the memory (RSS) of
 the server's whole process tree (launcher, API, Voilà, kernels) at start, at its peak, right after the
-viewers closed and after the cull interval; the extra memory per viewer; time to first result (page
-opened → result shown, and click → result) median and p95; and errors. Markdown table on stdout.
+viewers closed and after the cull wait; the extra memory per viewer when they come at once; time to
+first result (page opened → result shown, and click → result) median and p95; and errors. Markdown
+table on stdout.
 
     python bench/dashboard_load.py --design after before --sequential 5 --concurrent 10
 """
@@ -40,7 +41,7 @@ DESIGNS = {
     "after": ["--pool-size=2", "--cull-disconnected=10", "--cull-interval=2"],
     "before": ["--in-process", "--pool-size=0", "--cull-idle=0"],
 }
-TIMEOUT_MS = 600_000
+TIMEOUT_MS = 300_000
 
 
 def free_port() -> int:
@@ -166,7 +167,8 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                 ok = [r for r in results if not r["error"]]
                 rows.append({
                     "design": design, "phase": f"{count} {phase}", "baseline": baseline, "peak": peak,
-                    "per_viewer": (peak - baseline) / (count if phase == "at once" else 1),
+                    "extra": peak - baseline,
+                    "per_viewer": f"{(peak - baseline) / count:.0f}" if phase == "at once" else "–",
                     "closed": closed, "culled": culled,
                     "kernels": f"{kernels_before} → {kernel_count(root)}",
                     "first": _stats([r["first_result"] for r in ok]),
@@ -201,13 +203,13 @@ def main(argv=None) -> int:
     for design in args.design:
         rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
                                        args.cull_wait, args.model))
-    print("| design | viewers | tree RSS at start (MB) | peak (MB) | extra per viewer (MB) | right after "
-          "close (MB) | after cull wait (MB) | kernels start → end | first result s, median / p95 | "
-          "click → result s, median / p95 | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| design | viewers | tree RSS at start (MB) | peak (MB) | peak − start (MB) | "
+          "per viewer at once (MB) | right after close (MB) | after cull wait (MB) | kernels start → end | "
+          "first result s, median / p95 | click → result s, median / p95 | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['design']} | {r['phase']} | {r['baseline']:.0f} | {r['peak']:.0f} | "
-              f"{r['per_viewer']:.0f} | "
+              f"{r['extra']:.0f} | {r['per_viewer']} | "
               f"{r['closed']:.0f} | {r['culled']:.0f} | {r['kernels']} | {r['first']} | {r['click']} | "
               f"{r['errors']}{' (' + r['first_error'] + ')' if r['errors'] else ''} |")
     return 0

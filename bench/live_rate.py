@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/live_rate.py [--seconds 15] [--windows 3]
 
-Serves dashboards/emotions.ipynb with Voilà (the shipped model, YuNet), opens it in Debian's Chromium whose
-fake camera plays a clip of two faces sliding across a 640×480 frame (made from the shared photos), switches
-to 🎥 Live, waits for the model to be loaded and 10 results drawn, then counts the results drawn over
-``--windows`` windows of ``--seconds`` each. Latency is the time from a frame being grabbed to its result
+Starts the dashboard as ``make dashboard`` does (``python -m emolib dashboard``: the shared prediction API,
+then Voilà; the shipped default model, YuNet), opens it in Debian's Chromium whose fake camera plays a clip
+of two faces sliding across a 640×480 frame (made from the shared photos), switches to 🎥 Live, waits for
+the model to be loaded and 10 results drawn, then counts the results drawn over ``--windows`` windows of
+``--seconds`` each. Latency is the time from a frame being grabbed to its result
 being drawn (the browser's own clock). Prints a markdown table; only loopback traffic.
 """
 
@@ -82,8 +83,9 @@ def main() -> int:
     finally:
         server.stop()
     load = os.getloadavg()[0]
-    print(f"Live mode, dashboard in Voilà + Chromium fake camera (640×480 clip of two faces, frames sent at "
-          f"480 px wide); {platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}\n")
+    print(f"Live mode, `python -m emolib dashboard` (API + Voilà) + Chromium fake camera (640×480 clip of "
+          f"two faces, frames sent 480 px wide); {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f}\n")
     print("| window | results drawn | seconds | updates/s | frames sent | median latency (ms) | p90 (ms) |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for i, row in enumerate(rows, start=1):

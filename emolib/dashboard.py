@@ -34,12 +34,16 @@ from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Integer
 
+from emolib import paths
+from emolib.paths import MODEL_ENV
 from emolib.widgets.app import resolve_start_model
 from emolib.widgets.remote import API_URL_ENV
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "dashboards" / "emotions.ipynb"
+NOTEBOOK = paths.project_dir() / "dashboards" / "emotions.ipynb"
 #: Seconds the API may take to load its model before the launcher gives up.
 API_START_TIMEOUT = 300
+#: Seconds Voilà waits for a notebook cell's output (the dashboard widget) after the cell ran.
+IOPUB_TIMEOUT = 60
 
 
 class RoomKernelManager(AsyncMappingKernelManager):
@@ -103,6 +107,9 @@ def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interv
         # "shut my kernel down" request is refused with 403 (voila-dashboards/voila#1458). The server
         # listens on loopback only and has no login to protect: accept the beacon.
         "--Voila.tornado_settings=disable_check_xsrf=True",
+        # nbclient drops a cell's output that comes later than iopub_timeout (4 s) after the cell
+        # ran: with ten pages starting at once on two busy cores, the dashboard widget itself was lost.
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
     ]
     if pool_size > 0:
         command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
@@ -157,12 +164,12 @@ def run(args) -> int:
     api = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` stops the children
     try:
-        model = args.model or env.get("EMOLIB_MODEL")
+        model = args.model or env.get(MODEL_ENV)
         found, problem = resolve_start_model(model)
         if found is None:  # the page explains it; an API could not even start
             print(f"emolib dashboard: {problem}", file=sys.stderr, flush=True)
         elif model:
-            env["EMOLIB_MODEL"] = str(found)  # the kernels start with the API's model
+            env[MODEL_ENV] = str(found)  # the kernels start with the API's model
         if args.in_process or found is None:
             env.pop(API_URL_ENV, None)
         else:

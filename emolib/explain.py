@@ -121,10 +121,11 @@ def normalize(saliency: np.ndarray) -> np.ndarray:
 
 def overlay(crop: np.ndarray, saliency: np.ndarray, side: int = OVERLAY_SIDE,
             alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """The face crop (gray or RGB) enlarged to ``side`` with its map drawn over it (jet colours), RGB uint8."""
+    """The face crop (gray or RGB) enlarged to ``side``, its map drawn over it (jet colours): RGB uint8."""
     crop = np.asarray(crop)
     face = crop[..., 0] if crop.ndim == 3 and crop.shape[2] == 1 else crop
-    face = cv2.cvtColor(face.astype(np.uint8), cv2.COLOR_GRAY2RGB) if face.ndim == 2 else face.astype(np.uint8)
+    face = face.astype(np.uint8)
+    face = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB) if face.ndim == 2 else face
     face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
     heat = cv2.resize(normalize(saliency), (side, side), interpolation=cv2.INTER_CUBIC)
     colours = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET),
@@ -180,8 +181,8 @@ class Explanation:
         return picture
 
 
-def explain_faces(result: dict, image: np.ndarray, crops: np.ndarray, classify: Classify, labels: Sequence[str],
-                  *, margin: float = 0.0, square: bool = False) -> Explanation:
+def explain_faces(result: dict, image: np.ndarray, crops: np.ndarray, classify: Classify,
+                  labels: Sequence[str], *, margin: float = 0.0, square: bool = False) -> Explanation:
     """Add each face's saliency (for its predicted emotion) to ``result``, computed on its model crop.
 
     ``margin`` and ``square`` are the predictor's crop settings, to place each map back in ``image``.

@@ -20,3 +20,23 @@ def setup() -> Path:
     project = paths.project_dir()
     os.chdir(project)
     return project
+
+
+def train_and_show(config, train_split, val_split, test_split=None, *, data_info: dict | None = None,
+                   name: str | None = None, output: str | os.PathLike | None = None,
+                   run_dir: str | os.PathLike | None = None):
+    """Train ``config`` into a run directory and show the run; returns the :class:`emolib.train.RunResult`.
+
+    :func:`emolib.train.train` fits with early stopping, keeps the best epoch by validation accuracy,
+    evaluates on ``test_split`` and writes the run directory (``output``: default
+    :func:`emolib.paths.runs_dir`; ``run_dir``: a fixed one, resumed if unfinished, as ``emolib
+    experiments run`` sets it). The run is then shown: headline scores, learning curves, confusion
+    matrix and per-class report.
+    """
+    from emolib import experiments as X
+    from emolib import train as T
+
+    result = T.train(config, train_split, val_split, test_split, output=X.runs_dir(output),
+                     name=name or config.backbone, run_dir=run_dir, data_info=data_info, verbose=2)
+    X.show_run(result.run_dir)
+    return result

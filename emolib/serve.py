@@ -1,4 +1,4 @@
-"""REST API (FastAPI): ``POST /predict``, ``GET /test``, ``GET /health``, the web page ``GET /``, docs at ``/docs``.
+"""REST API (FastAPI): ``POST /predict``, ``GET /test``, ``GET /health``, web page ``/``, docs ``/docs``.
 
 Contract (docs/architecture.md): ``POST /predict`` with the multipart field ``file`` returns the result
 dict of :class:`emolib.predict.EmotionPredictor`; ``GET /test`` returns ``{"status": "ok"}``; bad input
@@ -56,7 +56,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 DEFAULT_MAX_CONCURRENCY = 4
 _FILE_HELP = "the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"
 _EXPLAIN_HELP = ("add to each face a saliency map of its crop (occlusion sensitivity: where hiding the face "
-                 "lowers the predicted emotion most), as a base64 PNG overlay; about 120 extra model passes per face")
+                 "lowers the predicted emotion most), as a base64 PNG overlay; ~120 more model passes a face")
 #: Origins allowed by default: pages opened from disk (``null``) and any port of localhost.
 DEFAULT_CORS_REGEX = r"null|https?://(localhost|127\.0\.0\.1)(:\d+)?"
 #: The web client served at ``GET /``.
@@ -268,7 +268,8 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
     )
     app.add_middleware(UploadLimit, max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD)
     # added last, so outermost: error answers (413 …) carry the CORS headers too
-    cors = {"allow_origins": list(cors_origins)} if cors_origins else {"allow_origin_regex": DEFAULT_CORS_REGEX}
+    cors = ({"allow_origins": list(cors_origins)} if cors_origins
+            else {"allow_origin_regex": DEFAULT_CORS_REGEX})
     app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"], allow_headers=["*"], **cors)
     app.state.predictor = predictor
     choices = PredictorChoices(predictor)

@@ -583,8 +583,13 @@ def run_cli(args) -> int:
     capture, _ = open_video(args.file)  # a bad file is refused before the model loads
     capture.release()
     predictor = EmotionPredictor(model=args.model, detector=args.detector)
-    timeline = analyze_video(args.file, predictor, every=args.every, fps=args.fps, out=args.out,
-                             resume=args.resume, progress=not args.quiet)
+    try:
+        timeline = analyze_video(args.file, predictor, every=args.every, fps=args.fps, out=args.out,
+                                 resume=args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\nemolib video: interrupted; the rows written so far are in {args.out} "
+              "(add --resume to go on from there)", file=sys.stderr)
+        return 130
     shown = smooth(timeline, args.smooth) if args.smooth and len(timeline) else timeline
     if args.plot:
         if len(shown):

@@ -208,7 +208,7 @@ def test_failing_notebook_is_reported_and_the_grid_goes_on(tmp_path, fer2013_dir
 # The notebooks themselves (nbval executes them; here: their parameters and that they are committed clean)
 # ---------------------------------------------------------------------------------------------------
 
-TRAINING = ["02-simple-cnn", "03-augmentation", "04-class-weights", "05-transfer"]
+TRAINING = ["02-simple-cnn", "03-augmentation", "04-class-weights", "04b-logit-adjustment", "05-transfer"]
 STANDARD = {"dataset", "data", "input_size", "channels", "epochs", "batch_size", "learning_rate",
             "max_per_class", "seed", "output", "run_dir"}
 
@@ -226,5 +226,19 @@ def test_notebooks_are_committed_clean_with_one_parameters_cell(path):
     assert len(tagged) == 1
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
-    text = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
-    assert "papermill notebooks/" in text  # how to run the full experiment
+    # first of all: the project directory as cwd and TensorFlow's start-up log off (before any import of it)
+    assert "notebook.setup()" in "".join(code[0]["source"])
+
+
+@pytest.mark.parametrize("grid", ["quick", "full"])
+def test_grids_run_every_notebook_with_parameters_it_declares(grid):
+    # load_grid refuses a missing notebook or a parameter the notebook does not declare
+    loaded = X.load_grid(REPO / "experiments" / f"{grid}.yaml", output="unused")
+    used = {Path(run.notebook).name for run in loaded.runs}
+    assert used == {path.name for path in (REPO / "notebooks").glob("0[1-6]*.ipynb")}, used
+
+
+def test_make_test_executes_every_notebook():
+    # nbval runs each notebook (its defaults are smoke tests): a notebook that fails to run fails make test
+    test_recipe = (REPO / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "--nbval-lax" in test_recipe and " notebooks" in test_recipe

@@ -1,8 +1,10 @@
-"""`make dashboard` (the README's first command) serves the dashboard over HTTP."""
+"""`make dashboard` (the README's first command) serves the dashboard over HTTP, with its shared API and
+kernel culling."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +44,10 @@ def test_make_dashboard_answers_http(tmp_path):
         status, html = page
         assert status == 200
         assert "voila" in html.lower() or "jupyter" in html.lower()
+        # one shared prediction API, and Jupyter Server's kernel culler switched on
+        text = (tmp_path / "voila.log").read_text()
+        assert "predictions by the API at http://127.0.0.1:" in text, text[-3000:]
+        assert re.search(r"Culling kernels with idle durations > \d+ seconds", text), text[-3000:]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -60,7 +60,7 @@ def _sample() -> np.ndarray:
     return load_image(sample_image_bytes())
 
 
-def test_a_light_kernel_predicts_through_the_api_without_keras(api_url):
+def test_a_light_kernel_predicts_through_the_api_without_keras(api_url, tiny_model_dir):
     """What a viewer's kernel does under `make dashboard`, in a fresh interpreter."""
     script = textwrap.dedent("""
         import json, sys
@@ -75,8 +75,8 @@ def test_a_light_kernel_predicts_through_the_api_without_keras(api_url):
                           "loaded": sorted(m for m in ("keras", "tensorflow", "jax", "torch")
                                            if m in sys.modules)}))
     """)
-    env = {**os.environ, API_URL_ENV: api_url, "PYTHONPATH": str(REPO)}
-    env.pop("EMOLIB_MODEL", None)
+    # as under `make dashboard`: the kernels start with the API's own model
+    env = {**os.environ, API_URL_ENV: api_url, "PYTHONPATH": str(REPO), "EMOLIB_MODEL": str(tiny_model_dir)}
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

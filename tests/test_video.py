@@ -182,3 +182,13 @@ def test_cli_writes_timeline_and_plot(clip, tmp_path):
     written = pd.read_csv(out)
     assert sorted(written["frame"].unique()) == list(range(0, FRAMES, 5))
     assert plot.stat().st_size > 20_000
+
+
+def test_a_video_without_faces_gives_an_empty_timeline_with_its_header(tmp_path, predictor, capsys):
+    blank = V.write_video(tmp_path / "blank.avi", [np.full((120, 160, 3), 90, np.uint8)] * 6, fps=5)
+    out = tmp_path / "timeline.csv"
+    table = V.analyze_video(blank, predictor, out=out, progress=False)
+    assert table.empty and list(table.columns) == V.timeline_columns(predictor.labels)
+    assert out.read_text().strip() == ",".join(V.timeline_columns(predictor.labels))
+    with pytest.raises(ValueError, match="no face"):
+        V.plot_timeline(table)

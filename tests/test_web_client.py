@@ -17,8 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
+
+from emolib.explain import OVERLAY_SIDE
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "emolib" / "static" / "index.html"
@@ -207,16 +210,27 @@ def test_page_served_by_the_api_shows_faces_and_errors(web_browser, api_server, 
     page = _open(web_browser, api_server + "/")
     assert page.input_value("#api") == api_server  # same origin: no URL to type
     page.check("#explain")
-    _analyse(page, photos_dir / "grace_hopper.jpg")
+    photo = photos_dir / "grace_hopper.jpg"
+    _analyse(page, photo)
     assert "Faces detected: 1" in page.text_content("#status")
     face = page.text_content(".face")
     assert "%" in face and any(emoji in face for emoji in "😠🤢😨😄😢😲😐")
     assert len(page.query_selector_all(".bar")) == 7
-    assert page.evaluate("document.querySelector('img.saliency').naturalWidth") == 144
-    # the boxes are drawn: the canvas is the photo's size and not the plain photo
-    assert page.evaluate("document.getElementById('canvas').width") == 512
+    assert page.evaluate("document.querySelector('img.saliency').naturalWidth") == OVERLAY_SIDE
+    # the photo is drawn at its own size, with a box in the face's colour on it
+    assert page.evaluate("document.getElementById('canvas').width") == Image.open(photo).width
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4)
+            n += Math.abs(d[i] - 31) + Math.abs(d[i + 1] - 119) + Math.abs(d[i + 2] - 180) < 6;
+        return n; }""")
+    original = np.asarray(Image.open(photo).convert("RGB")).astype(int)
+    already = int((np.abs(original - (31, 119, 180)).sum(axis=2) < 6).sum())
+    assert drawn > already + 1000  # the first face's box and caption in its colour (#1f77b4)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "09-web-client.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "web-client.png"), full_page=True)
     text = tmp_path / "notes.txt"
     text.write_text("not a photo")
     page.set_input_files("#file", str(text))
@@ -238,3 +252,18 @@ def test_page_opened_from_disk_talks_to_the_api_on_another_port(web_browser, api
     assert "cannot reach the API" in page.text_content("#error")
     assert page.js_errors == []
     page.close()
+
+
+def test_remote_predictor_explains_a_face_through_the_api(api_server, photos_dir):
+    """The dashboard's 🔍 Why? under `make dashboard` (kernels ask the API): RemotePredictor.explain_face."""
+    from emolib.widgets.remote import RemotePredictor
+
+    image = np.asarray(Image.open(photos_dir / "grace_hopper.jpg").convert("RGB"))
+    remote = RemotePredictor(api_server)
+    face = remote.predict(image)["predictions"][0]
+    entry = remote.explain_face(image, face)
+    picture = Image.open(io.BytesIO(base64.b64decode(entry["png"])))
+    assert [picture.height, picture.width] == entry["size"] == [OVERLAY_SIDE, OVERLAY_SIDE]
+    assert remote.explain_face(image, face) is entry  # the photo is explained once, for all its faces
+    with pytest.raises(ValueError, match="not found again"):
+        remote.explain_face(image, {**face, "box": {"x": 0, "y": 0, "w": 10, "h": 10}})

@@ -49,10 +49,11 @@ class RemotePredictor:
             self.params["model"] = str(model)
         if detector:
             self.params["detector"] = detector
+        self._explained: tuple[np.ndarray, dict] | None = None  # the last photo explained, its result
         self._call("GET", "/test")  # fail now, with a clear message, if the API is not there
 
-    def predict(self, image, whole_image: bool = False) -> dict:
-        """The result dict of an RGB uint8 array, sent losslessly (PNG).
+    def predict(self, image, whole_image: bool = False, explain: bool = False) -> dict:
+        """The result dict of an RGB uint8 array, sent losslessly (PNG); with ``explain``, saliency too.
 
         Raises
         ------
@@ -69,9 +70,20 @@ class RemotePredictor:
             encode(np.asarray(image), fmt="png"),
             f"\r\n--{boundary}--\r\n".encode(),
         ])
-        query = urllib.parse.urlencode({**self.params, "whole_image": str(bool(whole_image)).lower()})
+        query = urllib.parse.urlencode({**self.params, "whole_image": str(bool(whole_image)).lower(),
+                                        **({"explain": "true"} if explain else {})})
         return self._call("POST", f"/predict?{query}", body,
                           {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def explain_face(self, image, face: dict) -> dict:
+        """The ``"saliency"`` entry of one face of ``image``: the API explains the photo (all its faces,
+        once per photo) and the face with the same box is picked, as ``EmotionPredictor.explain_face``."""
+        if self._explained is None or self._explained[0] is not image:
+            self._explained = (image, self.predict(image, explain=True))
+        for candidate in self._explained[1]["predictions"]:
+            if candidate["box"] == face["box"]:
+                return candidate["saliency"]
+        raise ValueError("this face is not found again in the photo (a box drawn by hand?)")
 
     def _call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         request = urllib.request.Request(self.url + path, data=body, headers=headers or {}, method=method)
