@@ -56,7 +56,7 @@ lab: $(STAMP)
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The backend-sensitive tests (marker `backend`, see pyproject.toml) run again on JAX in `make test`,
-# and on PyTorch with `make test-torch` (its ~4 GB CUDA-enabled wheels keep it out of `make test`).
+# and on PyTorch with `make test-torch` (its CUDA-enabled wheels, 6.5 GB installed, keep it out of `make test`).
 BACKEND_TESTS := -m backend tests
 
 test: $(STAMP) $(call stamp_of,jax) browser
