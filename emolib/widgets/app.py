@@ -200,7 +200,8 @@ class EmotionDashboard(widgets.VBox):
     reader : callable, optional
         Bytes → RGB uint8 array, raising ValueError on bad input; default ``emolib.imageio.load_image``.
     preload : bool
-        Load the model in a background thread as soon as the page is up.
+        Load the model (or reach the API) and analyse the sample in a background thread at once,
+        and again after a settings change (see :meth:`preload`).
     model_dirs : iterable of paths
         Where the settings panel looks for model cards.
     """
