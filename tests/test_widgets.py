@@ -223,6 +223,19 @@ def test_sample_is_grace_hopper_from_matplotlib(make_dashboard):
     assert "grace_hopper.jpg" in _html(dashboard.results)
 
 
+def test_preload_analyses_the_sample_ahead_for_its_settings_only(make_dashboard):
+    dashboard, factory = make_dashboard()
+    dashboard.preload().join(timeout=60)
+    assert [len(p.calls) for p in factory.made] == [1]  # the sample, before any click
+    dashboard.sample_button.click()
+    assert [len(p.calls) for p in factory.made] == [1]  # the click shows the result made ahead
+    assert dashboard.stage == "result" and "grace_hopper.jpg" in _html(dashboard.results)
+    assert dashboard.results.result["faces_detected"] == 1
+    dashboard.flip_check.value = True  # other settings: the sample is analysed again, with them
+    dashboard.sample_button.click()
+    assert [len(p.calls) for p in factory.made] == [1, 1] and factory.made[1].settings["flip_tta"] is True
+
+
 def test_crop_by_hand_classifies_the_region_and_maps_the_box_back(make_dashboard):
     dashboard, factory = make_dashboard(faces=0)
     _upload(dashboard, _jpeg(1440, 960))
