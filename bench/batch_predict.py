@@ -1,15 +1,16 @@
 """Streaming folder prediction: images/s and peak memory for 2,000 and 20,000 images, here and on Ray.
 
-    .venv/bin/python bench/batch_predict.py [--sizes 2000 20000] [--modes local ray1 ray2]
+    .venv/bin/python bench/batch_predict.py [--sizes 2000 20000] [--modes local ray1 ray2] [--whole-image]
 
 The images are generated into a temporary folder at run time: FER2013 test faces (48×48, grey)
 enlarged to 96×96 or tiled 2×2 into 192×192, and every tenth image one of the two shared portraits
 shrunk to 320 px wide (JPEG). Each mode runs ``python -m emolib predict DIR --out OUT.jsonl`` (the
-shipped model, YuNet) in a fresh process: ``local`` in that process, ``ray1`` / ``ray2`` with
-``--ray ADDRESS --workers 1|2`` on a local Ray head with 2 CPUs (started once, before). Peak memory is
-sampled every 0.2 s: the driver's anonymous memory (``RssAnon``; memory-mapped files are left out) and,
-on Ray, the sum over the head's processes (workers, actors, object store client side) as well.
-Memory is *flat* when the 20,000-image peak is within a few per cent of the 2,000-image one.
+shipped model, YuNet; ``--whole-image``: no detection, each image one face) in a fresh process:
+``local`` in that process, ``ray1`` / ``ray2`` with ``--ray ADDRESS --workers 1|2`` on a local Ray
+head with 2 CPUs (started once, before). Peak memory is sampled every 0.2 s: the driver's anonymous
+memory (``RssAnon``; memory-mapped files are left out) and, on Ray, the sum over the head's processes
+(daemons, workers, predictor actors). Memory is *flat* when the 20,000-image peak is within a few
+per cent of the 2,000-image one.
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ def rss_anon_mb(process: psutil.Process) -> float:
     return 0.0
 
 
-def run(images: Path, out: Path, ray_address: str | None, workers: int, head_pid: int | None) -> dict:
+def run(images: Path, out: Path, ray_address: str | None, workers: int, head_pid: int | None,
+        whole_image: bool) -> dict:
     """One ``emolib predict`` process, its wall time and its sampled peak memory."""
     command = [sys.executable, "-m", "emolib", "predict", str(images), "--recursive", "--out", str(out),
-               "--json"]
+               "--json", *(["--whole-image"] if whole_image else [])]
     if ray_address:
         command += ["--ray", ray_address, "--workers", str(workers)]
     started = time.perf_counter()
@@ -108,11 +110,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--modes", nargs="+", default=["local", "ray1", "ray2"],
                         choices=["local", "ray1", "ray2"])
+    parser.add_argument("--whole-image", action="store_true",
+                        help="no face detection (each image one face): the streaming loop and the model only")
     parser.add_argument("--work", default=tempfile.gettempdir() + "/emolib-bench-batch")
     args = parser.parse_args()
     work = Path(args.work)
     folders = {n: make_images(work / f"images-{n}", n) for n in args.sizes}
-    print(f"# batch prediction, {platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"# batch prediction{' --whole-image' if args.whole_image else ''}, {platform.node()}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     print("| images | mode | wall s | images/s | driver peak RssAnon MB | Ray processes peak RssAnon MB |")
     print("|---:|---|---:|---:|---:|---:|")
 
@@ -123,7 +128,7 @@ def main() -> None:
                     continue
                 out = work / f"out-{n}-{mode}.jsonl"
                 out.unlink(missing_ok=True)
-                result = run(folders[n], out, address, 2 if mode == "ray2" else 1, head_pid)
+                result = run(folders[n], out, address, 2 if mode == "ray2" else 1, head_pid, args.whole_image)
                 cluster = f"{result['cluster']:.0f}" if address else ""
                 print(f"| {n:,} | {mode} | {result['seconds']:.1f} | {result['rate']:.1f} | "
                       f"{result['driver']:.0f} | {cluster} |", flush=True)

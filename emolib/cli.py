@@ -217,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--cull-disconnected", type=int, default=45,
                       help="seconds after which an idle kernel whose page is gone is shut down")
     dash.add_argument("--cull-interval", type=int, default=10, help="seconds between two culler checks")
-    dash.add_argument("--pool-size", type=int, default=2, help="preheated kernels kept ready for new pages")
+    dash.add_argument("--pool-size", type=int, default=10,
+                      help="preheated kernels kept ready for new pages (a room's burst; ~75 MB each, idle)")
+    dash.add_argument("--pool-refill-delay", type=float, default=30,
+                      help="seconds before a page's preheated kernel is replaced (the burst is served first)")
     dash.add_argument("--in-process", action="store_true",
                       help="no shared API: every page's kernel loads the model itself")
 

@@ -7,7 +7,9 @@ Two processes, started together and stopped together:
 2. **Voilà** serving ``dashboards/emotions.ipynb`` with ``$EMOLIB_API_URL`` pointing at that API, so every
    viewer's kernel draws widgets and sends photos but never imports Keras
    (:class:`emolib.widgets.remote.RemotePredictor`). Voilà keeps ``--pool-size`` kernels *preheated*
-   (the notebook already run), so a new page shows at once.
+   (the notebook already run, the sample already analysed), so a new page shows at once;
+   ``--pool-size`` is sized for a room's burst (10 pages at once), ``--pool-refill-delay`` lets the
+   burst be served before the used kernels are replaced.
 
 Kernels go away through Jupyter Server's own culler, run by :class:`RoomKernelManager`: Voilà shuts a
 page's kernel down when the page is closed (its ``beforeunload`` beacon); a kernel whose page went away
@@ -34,10 +36,12 @@ from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Integer
 
+from emolib import paths
+from emolib.paths import MODEL_ENV
 from emolib.widgets.app import resolve_start_model
 from emolib.widgets.remote import API_URL_ENV
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "dashboards" / "emotions.ipynb"
+NOTEBOOK = paths.project_dir() / "dashboards" / "emotions.ipynb"
 #: Seconds the API may take to load its model before the launcher gives up.
 API_START_TIMEOUT = 300
 #: Seconds Voilà waits for a notebook cell's output (the dashboard widget) after the cell ran.
@@ -89,8 +93,14 @@ class RoomKernelManager(AsyncMappingKernelManager):
 
 
 def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interval: int,
-                  pool_size: int, notebook: Path = NOTEBOOK) -> list[str]:
-    """The Voilà command line serving ``notebook`` on loopback with these culling and pool settings."""
+                  pool_size: int, pool_refill_delay: float, notebook: Path = NOTEBOOK) -> list[str]:
+    """The Voilà command line serving ``notebook`` on loopback with these culling and pool settings.
+
+    With ``pool_size`` > 0, Voilà starts that many kernels and runs the notebook in each (preheated:
+    the page's HTML is ready and the dashboard has reached the API and read the sample); a page
+    takes one, and ``pool_refill_delay`` seconds later Voilà starts its replacement. A page that finds
+    the pool empty starts its own kernel and waits for the notebook to run.
+    """
     voila = Path(sys.executable).with_name("voila")
     command = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
     manager = f"{RoomKernelManager.__module__}.{RoomKernelManager.__name__}"
@@ -110,7 +120,8 @@ def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interv
         f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
     ]
     if pool_size > 0:
-        command += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
+        command += ["--preheat_kernel=True", f"--pool_size={pool_size}",
+                    f"--VoilaKernelManager.fill_delay={pool_refill_delay}"]
     return command
 
 
@@ -162,12 +173,12 @@ def run(args) -> int:
     api = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` stops the children
     try:
-        model = args.model or env.get("EMOLIB_MODEL")
+        model = args.model or env.get(MODEL_ENV)
         found, problem = resolve_start_model(model)
         if found is None:  # the page explains it; an API could not even start
             print(f"emolib dashboard: {problem}", file=sys.stderr, flush=True)
         elif model:
-            env["EMOLIB_MODEL"] = str(found)  # the kernels start with the API's model
+            env[MODEL_ENV] = str(found)  # the kernels start with the API's model
         if args.in_process or found is None:
             env.pop(API_URL_ENV, None)
         else:
@@ -180,7 +191,8 @@ def run(args) -> int:
         print(f"emolib dashboard on http://localhost:{args.port} (kernels: closed pages go at once or "
               f"after {args.cull_disconnected} s idle, open idle tabs after {args.cull_idle} s)", flush=True)
         voila = subprocess.Popen(voila_command(args.port, args.cull_idle, args.cull_disconnected,
-                                               args.cull_interval, args.pool_size), env=env)
+                                               args.cull_interval, args.pool_size,
+                                               args.pool_refill_delay), env=env)
         try:
             while voila.poll() is None:
                 if api is not None and api.poll() is not None:

@@ -28,13 +28,14 @@ from emolib.registry import Registry, first_doc_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
-DECODE_CHUNK = 1024  # images decoded (and held in memory) at a time while a cache is built
+DECODE_CHUNK = 256  # images decoded (and held in memory) at a time while a cache is built
 
 
 class Rows:
     """Rows ``index`` of an image array (usually the memory-mapped cache), read only when asked for.
 
-    Slicing or indexing gives a NumPy array of just those rows; :meth:`take` gives another view;
+    Indexing (rows first, then pixels: ``rows[:8, :40, :40]``) gives a NumPy array of just those rows;
+    :meth:`take` gives another view;
     ``np.asarray(rows)`` reads them all (for small splits only).
     """
 
@@ -58,7 +59,12 @@ class Rows:
         return len(self.index)
 
     def __getitem__(self, key) -> np.ndarray:
-        return self.base[self.index[key]]
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        index = self.index[rows]
+        picked = self.base[index]
+        if not rest:
+            return picked
+        return picked[(slice(None), *rest)] if np.ndim(index) else picked[rest]
 
     def __array__(self, dtype=None, copy=None):
         rows = self.base[self.index]
@@ -418,18 +424,15 @@ def _build_cache(cache_dir: Path, key: str, listing: Listing, size: int, channel
                  progress: bool):
     """Decode ``listing`` chunk by chunk into the memory-mapped cache file; the images it maps and the
     kept mask."""
-    images_path, meta_path = _cache_paths(cache_dir, key)
     count = len(listing.sources)
+    if not count:  # nothing to decode, nor to map
+        return np.zeros((0, size, size, channels), dtype=np.uint8), np.zeros(0, dtype=bool)
+    images_path, meta_path = _cache_paths(cache_dir, key)
     with atomic_path(images_path) as tmp:
-        if count:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                            shape=(count, size, size, channels))
-            keep = _decode_into(listing, out, size, channels, workers, progress)
-            out.flush()
-            del out
-        else:
-            np.save(tmp, np.zeros((0, size, size, channels), dtype=np.uint8))
-            keep = np.zeros(0, dtype=bool)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, size, size, channels))
+        keep = _decode_into(listing, out, size, channels, workers, progress)
+        out.flush()
+        del out
     meta = {"count": count, "kept": int(keep.sum()), "keep": keep.tolist()}
     write_json(meta_path, meta)  # written last: its presence means the images are complete
     return _read_cache(cache_dir, key, count, size, channels)[0], keep

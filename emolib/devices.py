@@ -9,9 +9,7 @@ with the same batch size and rate optimises as one device does, only each device
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-
-import keras
+from dataclasses import dataclass, field
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -27,12 +25,16 @@ class Device:
 
 @dataclass(frozen=True)
 class Placement:
-    """The devices a run trains on and its dtype policy (recorded in params.json and the model card)."""
+    """The devices a run trains on, its dtype policy (both recorded in params.json and the model card)
+    and, on several devices, the backend's distribution object (one per run: TensorFlow refuses two)."""
 
     devices: tuple[Device, ...]
     precision: str
+    distribution: object = field(default=None, compare=False, repr=False)
 
     def record(self) -> dict:
+        import keras
+
         return {"devices": len(self.devices), "device_kind": self.devices[0].kind,
                 "device_names": [d.name for d in self.devices], "precision": self.precision,
                 "keras_backend": keras.backend.backend()}
@@ -40,6 +42,8 @@ class Placement:
 
 def local_devices() -> list[Device]:
     """The backend's local accelerators: its GPUs, or its CPU devices where it sees no GPU."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -74,6 +78,8 @@ def _capability(text) -> tuple[int, int] | None:
 
 def choose_devices(devices: str | int, available: list[Device]) -> list[Device]:
     """The first ``devices`` of ``available`` (``"all"``: every one); a clear error for too many."""
+    import keras
+
     if str(devices).lower() == "all":
         return list(available)
     try:
@@ -107,12 +113,17 @@ def placement(devices: str | int = 1, precision: str = "auto",
               available: list[Device] | None = None) -> Placement:
     """The :class:`Placement` of a run asking for ``devices`` and ``precision`` (``available``: the
     local devices, found when not given)."""
-    chosen = choose_devices(devices, local_devices() if available is None else available)
-    if len(chosen) > 1 and keras.backend.backend() not in ("jax", "tensorflow"):
-        raise ValueError(f"training on {len(chosen)} devices needs the JAX or TensorFlow backend (Keras "
+    import keras
+
+    available = local_devices() if available is None else available
+    asked = str(devices).lower()
+    several = len(available) > 1 if asked == "all" else asked.isdigit() and int(asked) > 1
+    if several and keras.backend.backend() not in ("jax", "tensorflow"):
+        raise ValueError(f"training on several devices needs the JAX or TensorFlow backend (Keras "
                          f"{keras.__version__} has no data parallelism for {keras.backend.backend()}): "
                          "set KERAS_BACKEND=jax or tensorflow, or train with devices=1")
-    return Placement(tuple(chosen), choose_precision(precision, chosen))
+    chosen = choose_devices(devices, available)
+    return Placement(tuple(chosen), choose_precision(precision, chosen), _distribution(chosen))
 
 
 def check_batch_size(batch_size: int, where: Placement) -> None:
@@ -127,24 +138,30 @@ def check_batch_size(batch_size: int, where: Placement) -> None:
 def scope(where: Placement):
     """Build, compile and fit a model inside this: its dtype policy and, on several devices, the
     backend's data parallelism. The previous dtype policy is restored on exit."""
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(where.precision)
     try:
-        with _distribution(where.devices):
+        with contextlib.nullcontext() if where.distribution is None else where.distribution.scope():
             yield
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _distribution(devices: tuple[Device, ...]):
+def _distribution(devices: list[Device]):
+    """``keras.distribution.DataParallel`` (JAX) or ``tf.distribute.MirroredStrategy`` over ``devices``;
+    None for one device."""
+    import keras
+
     if len(devices) == 1:
-        return contextlib.nullcontext()
+        return None
     if keras.backend.backend() == "jax":
         import jax
 
         by_name = {str(d): d for d in jax.local_devices()}
-        return keras.distribution.DataParallel(devices=[by_name[d.name] for d in devices]).scope()
+        return keras.distribution.DataParallel(devices=[by_name[d.name] for d in devices])
     import tensorflow as tf
 
-    return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 

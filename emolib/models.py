@@ -512,6 +512,14 @@ def make_card(model: keras.Model, *, backbone: str, labels, preprocessing: str |
     }
 
 
+def inference_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled copy of ``model`` with its weights, built outside any distribution scope: an
+    ordinary one-device model (clone_model would compile the copy)."""
+    copy = keras.Model.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> Path:
     """Write ``model.keras`` and its ``model.json`` card into ``directory``, each atomically.
 
@@ -521,9 +529,7 @@ def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if getattr(model, "optimizer", None) is not None:  # an uncompiled model has no optimizer attribute
-        weights = model.get_weights()
-        model = keras.Model.from_config(model.get_config())  # clone_model would compile the copy
-        model.set_weights(weights)
+        model = inference_copy(model)
     with atomic_path(directory / MODEL_FILE) as tmp:
         model.save(tmp)
     write_json(directory / CARD_FILE, card)

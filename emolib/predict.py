@@ -291,6 +291,8 @@ def run_cli(args) -> int:
     With ``--out`` (needed for folders), the images stream into a predictions file instead: see
     :mod:`emolib.folder_predict`.
     """
+    if args.out is not None and getattr(args, "explain", None):
+        raise ValueError("--explain writes an overlay per image: give images without --out")
     if args.out is not None:
         from emolib import folder_predict
 

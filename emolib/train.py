@@ -64,6 +64,15 @@ def _class_weights_option(text: str) -> str | None:
 TARGETS = ("auto", "labels", "votes")
 
 
+def parse_devices(text: str) -> str | int:
+    """``all`` or a positive number of devices (``--devices``)."""
+    if str(text).lower() == "all":
+        return "all"
+    if not str(text).isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected all or a number of devices")
+    return int(text)
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as params.json).
@@ -116,10 +125,11 @@ class TrainConfig:
                 "has them, e.g. ferplus)", "choices": TARGETS})
     devices: str | int = field(default=1, metadata={
         "help": "local devices to train on, data-parallel (JAX, TensorFlow): a number or 'all'; "
-                "--batch-size is the global batch, split evenly, and --lr applies to it"})
+                "--batch-size is the global batch, split evenly, and --lr applies to it",
+        "type": parse_devices, "metavar": "{all,N}"})
     precision: str = field(default="auto", metadata={
         "help": "dtype policy: auto (float32 on CPU, mixed_bfloat16 on GPUs of compute capability >= 8, "
-                "mixed_float16 on 7.x), float32, mixed_float16 or mixed_bfloat16"})
+                "mixed_float16 on 7.x), or that policy", "choices": DV.PRECISIONS})
     seed: int = field(default=0, metadata={"help": "seed of the weights, shuffling and augmentation"})
 
     @classmethod
@@ -367,7 +377,7 @@ def train(
     import keras
 
     from emolib import models as M
-    from emolib.batches import FaceBatches
+    from emolib.fit_batches import EpochFollower, FaceBatches
 
     if run_dir is not None and (Path(run_dir) / runs.PARAMS_FILE).is_file():
         _record_new_budget(Path(run_dir), config)
@@ -433,18 +443,20 @@ def train(
     checkpointer = _make_checkpoint_callback(run_dir, state, stateful, config.keep_snapshots)
     if _has_epochs_left(state, config):
         replicas = len(where.devices)
+        # read from the (memory-mapped) images batch by batch; shuffled by the batches, per epoch
         batches = FaceBatches(train_split.images, _targets(config, train_split, train_split, teacher),
-                              config.batch_size, seed=config.seed, epoch=state["epoch"],
-                              class_weight=_class_weight(config, train_split.labels, num_classes),
-                              multiple=replicas)
+                              config.batch_size, seed=config.seed, multiple=replicas,
+                              class_weight=_class_weight(config, train_split.labels, num_classes))
         val_batches = FaceBatches(val_split.images, _targets(config, val_split, train_split),
                                   config.batch_size, multiple=replicas)
         with DV.scope(where):
-            model.fit(batches, validation_data=val_batches, epochs=config.epochs,
+            model.fit(batches, validation_data=val_batches, epochs=config.epochs, shuffle=False,
                       initial_epoch=state["epoch"], verbose=verbose,
-                      callbacks=[scheduler, early, checkpointer, *(callbacks or [])])
+                      callbacks=[EpochFollower(batches), scheduler, early, checkpointer, *(callbacks or [])])
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
+    if where.distribution is not None:  # evaluated and saved as an ordinary one-device model
+        model = M.inference_copy(model)
     return _finish(run_dir, model, config, classes, val_split, test_split, state, data_info, where)
 
 
@@ -511,8 +523,10 @@ def run_cli(args) -> int:
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
             raise ValueError(f"{args.resume} has no training checkpoint (a calibrated, averaged or ensemble "
                              "run?): resume the run it came from, then calibrate, average or ensemble again")
+        # what a resume may change: the epoch budget and snapshots (train() records them in params.json)
+        # and the devices (a checkpoint resumes on any number of them)
         changes = {name: getattr(args, name) for name in getattr(args, "given_config", [])
-                   if name in ("epochs", "keep_snapshots")}  # what a resume may change; train() records it
+                   if name in ("epochs", "keep_snapshots", "devices")}
         check_budget(args.resume, changes.get("epochs", params["config"]["epochs"]))
         config = TrainConfig.from_record({**params["config"], **changes})
         record = params["data"]

@@ -131,6 +131,14 @@ def test_cli_predict_explain_writes_an_overlay_png(tmp_path, photos_dir):
     assert np.abs(overlay[:20, :20].astype(int) - original[:20, :20]).max() == 0  # the corner is not
 
 
+def test_cli_explain_with_out_is_a_clear_error(tmp_path, capsys):
+    from emolib.cli import main
+
+    assert main(["predict", "photo.jpg", "--out", str(tmp_path / "p.jsonl"), "--explain", str(tmp_path)]) == 2
+    assert "--explain writes an overlay per image" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
 def test_dashboard_why_toggle_shows_the_saliency(predictor, photos_dir):
     from emolib.widgets.results import ResultView
 

@@ -7,6 +7,7 @@ notebook (so nothing in the checkout is touched) with its own settings and works
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,19 @@ def lab(tmp_path_factory):
         log.close()
 
 
+def wait_for_connected_idle_kernel(url: str) -> None:
+    """Wait until the server's one kernel has started and the page is connected to it (the REST API)."""
+    base, token = url.split("/lab/", 1)[0], url.rsplit("token=", 1)[1]
+    deadline = time.monotonic() + KERNEL_MS / 1000
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as response:
+            kernels = json.load(response)
+        if kernels and kernels[0]["execution_state"] == "idle" and kernels[0]["connections"] > 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"no idle, connected kernel: {kernels}")
+
+
 def test_the_dashboard_notebook_runs_in_jupyterlab_and_predicts_a_sample(lab):
     from playwright.sync_api import sync_playwright
 
@@ -84,7 +99,7 @@ def test_the_dashboard_notebook_runs_in_jupyterlab_and_predicts_a_sample(lab):
             page.set_default_timeout(KERNEL_MS)
             page.goto(url, timeout=START_S * 1000)
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+            wait_for_connected_idle_kernel(url)
             page.click(".lm-MenuBar-itemLabel:text-is('Run')")
             page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
             page.click("button.emolib-sample")  # waits until the dashboard's widgets are in the output

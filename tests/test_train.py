@@ -120,6 +120,10 @@ def test_model_card_describes_the_run(finished_run, fer_small):
     assert card["wall_time_s"] >= 0 and card["peak_memory_mb"] > 0
     assert card["parameters"] == result.model.count_params() > 0
     assert card["epochs_run"] == 2 and card["best_epoch"] in (0, 1)
+    params = json.loads((result.run_dir / "params.json").read_text())
+    for placement in (card["placement"], params["placement"]):  # one CPU here, so float32 by "auto"
+        assert placement["devices"] == 1 and placement["precision"] == "float32"
+    assert params["config"]["devices"] == 1 and params["config"]["precision"] == "auto"
 
 
 def test_metrics_json_matches_the_saved_model(finished_run):
@@ -361,7 +365,8 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
     process = subprocess.run(
         [sys.executable, "-m", "emolib", "train", "--dataset", "fer2013", "--data", str(fer2013_dir),
          "--backbone", "simple_cnn", "--max-per-class", "8", "--epochs", "1", "--batch-size", "16",
-         "--augment", "flip,zoom=0.05", "--output", str(output), "--json"],
+         "--augment", "flip,zoom=0.05", "--devices", "all", "--precision", "float32", "--output", str(output),
+         "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "EMOLIB_CACHE": str(cache_dir)})
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-3000:]
@@ -372,6 +377,7 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
     params = json.loads((run_dir / "params.json").read_text())
     assert params["data"]["max_per_class"] == 8
     assert params["config"]["augment"] == {"flip": True, "zoom": 0.05}
+    assert params["config"]["devices"] == "all" and params["placement"]["precision"] == "float32"
 
 
 def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 The images stay where they are (usually the memory-mapped decode cache); each batch is read, made
 float32 and handed to Keras, so memory holds a few batches, never the split. Training batches follow
-a seeded permutation drawn afresh each epoch, so a resumed run sees the order it would have seen.
+a seeded permutation of the epoch's number (:class:`EpochFollower` tells it to them), so a resumed
+run sees the order it would have seen.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ class FaceBatches(keras.utils.PyDataset):
     batch_size : int
     seed : int, optional
         Shuffle with ``np.random.default_rng([seed, epoch])`` each epoch; ``None`` keeps the order.
-    epoch : int
-        The first epoch (a resumed run starts where it stopped).
     class_weight : dict, optional
         ``{class index: weight}`` given as per-face weights, as Keras' ``fit(class_weight=...)`` does
         (class of a row of probabilities: its largest entry).
@@ -34,16 +33,20 @@ class FaceBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, images, targets: np.ndarray, batch_size: int, seed: int | None = None,
-                 epoch: int = 0, class_weight: dict | None = None, multiple: int = 1):
+                 class_weight: dict | None = None, multiple: int = 1):
         super().__init__()
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         self.images, self.targets, self.batch_size = images, np.asarray(targets), batch_size
-        self.seed, self.epoch, self.multiple = seed, epoch, multiple
+        self.seed, self.multiple = seed, multiple
         self.weights = None if class_weight is None else _class_weights_of(self.targets, class_weight)
         if self.weights is None and len(self.targets) % batch_size % multiple:  # one structure per batch
             self.weights = np.ones(len(self.targets), np.float32)
-        self.rows = self.order(epoch)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Give the batches of ``epoch`` from now on."""
+        self.epoch, self.rows = epoch, self.order(epoch)
 
     def order(self, epoch: int) -> np.ndarray:
         """The row order of ``epoch``."""
@@ -64,9 +67,18 @@ class FaceBatches(keras.utils.PyDataset):
         batch = (np.asarray(self.images[rows], dtype=np.float32), self.targets[rows])
         return batch if weights is None else (*batch, weights)
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.rows = self.order(self.epoch)
+
+
+class EpochFollower(keras.callbacks.Callback):
+    """Sets :class:`FaceBatches` to each epoch as ``fit`` begins it (Keras numbers epochs; a dataset's
+    own ``on_epoch_end`` calls also come after its first look at the data, so they cannot count)."""
+
+    def __init__(self, batches: FaceBatches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
 
 
 def _class_weights_of(targets: np.ndarray, class_weight: dict) -> np.ndarray:
