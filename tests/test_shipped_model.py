@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 #: Each shipped model: its classes and the dataset its card's test metrics come from.
-SHIPPED = {"emolib-fer2013": (L.EMOTIONS_7, "fer2013", 7178), "emolib-ferplus": (L.EMOTIONS_8, "ferplus", 3137)}
+SHIPPED = {"emolib-fer2013": (L.EMOTIONS_7, "fer2013", 7178),
+           "emolib-ferplus": (L.EMOTIONS_8, "ferplus", 3137)}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
