@@ -33,6 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import _photos  # noqa: E402
 
+from emolib.dashboard import stop_process  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -139,12 +141,7 @@ def main(argv=None) -> int:
                    ("bomb.png", png_claiming(30_000, 30_000))] * 10
             bad_results = hammer(client, url, bad, args.concurrency)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=15)
 
     errors = [status for status, _ in results if status != 200]
     ms = [1000 * seconds for _, seconds in results]

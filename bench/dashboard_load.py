@@ -37,6 +37,8 @@ from pathlib import Path
 
 import psutil
 
+from emolib.dashboard import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -237,11 +239,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
             await browser.close()
         sampler.stop()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, timeout=60)
         log.close()
     return rows
 

@@ -156,15 +156,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen | None) -> None:
+def stop_process(process: subprocess.Popen | None, timeout: float = 20) -> None:
+    """Terminate ``process`` (if still running), then kill it if it has not exited within ``timeout`` s."""
     if process is None or process.poll() is not None:
         return
     process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=20)
+        process.wait(timeout=timeout)
 
 
 def run(args) -> int:
@@ -201,11 +202,11 @@ def run(args) -> int:
                 time.sleep(1)
             return voila.returncode
         finally:
-            _stop(voila)
+            stop_process(voila)
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop(api)
+        stop_process(api)
 
 
 def run_cli(args) -> int:

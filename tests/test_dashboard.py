@@ -123,13 +123,9 @@ class VoilaServer:
         return self.log_path.read_text(errors="replace")[-chars:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        from emolib.dashboard import stop_process
+
+        stop_process(self.process, timeout=30)
         self._log.close()
 
 
@@ -158,21 +154,29 @@ def chromium(playwright_driver, chromium_path, fake_camera_video):
     browser.close()
 
 
-@pytest.fixture
-def dashboard(chromium, voila_server):
-    """A fresh page (so a fresh Voilà kernel) showing the dashboard's mode chooser."""
-    context = chromium.new_context(viewport={"width": 1100, "height": 900})
+def open_dashboard(browser, server):
+    """A fresh page (so a fresh Voilà kernel) of ``browser`` showing the dashboard's mode chooser.
+
+    Returns (context, page); the page's JavaScript errors collect in ``page.js_errors``."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
     context.grant_permissions(["camera"])
     page = context.new_page()
     page.set_default_timeout(LOAD_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(voila_server.url, timeout=LOAD_MS)
+    page.js_errors = []
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+    page.goto(server.url, timeout=LOAD_MS)
     try:
         page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
     except Exception as error:
-        raise AssertionError(f"the dashboard did not appear: {error}\n{voila_server.log_tail()}") from None
-    page.js_errors = errors
+        context.close()
+        raise AssertionError(f"the dashboard did not appear: {error}\n{server.log_tail()}") from None
+    return context, page
+
+
+@pytest.fixture
+def dashboard(chromium, voila_server):
+    """A fresh page showing the dashboard's mode chooser (see :func:`open_dashboard`)."""
+    context, page = open_dashboard(chromium, voila_server)
     yield page
     context.close()
 

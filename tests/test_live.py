@@ -14,6 +14,7 @@ from test_dashboard import (  # noqa: F401 - fixtures used by name
     PREDICT_MS,
     chromium_path,
     dashboard_model,
+    open_dashboard,
     playwright_driver,
     screenshot,
     voila_server,
@@ -46,15 +47,8 @@ def live_chromium(playwright_driver, chromium_path, live_camera_clip):  # noqa: 
 
 
 def test_live_mode_updates_results_and_stops_the_camera(live_chromium, voila_server):  # noqa: F811
-    context = live_chromium.new_context(viewport={"width": 1100, "height": 900})
-    context.grant_permissions(["camera"])
-    page = context.new_page()
-    page.set_default_timeout(LOAD_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    context, page = open_dashboard(live_chromium, voila_server)
     try:
-        page.goto(voila_server.url, timeout=LOAD_MS)
-        page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
         page.click("button.emolib-mode-live")
         page.wait_for_function(f"() => {VIDEO}.videoWidth > 0 && {VIDEO}.srcObject.active")
         assert "🎥 Live" in page.inner_text(".emolib-camera-panel")
@@ -85,6 +79,6 @@ def test_live_mode_updates_results_and_stops_the_camera(live_chromium, voila_ser
         page.click("button.emolib-mode-camera")  # the same camera widget takes one photo again
         page.wait_for_selector(".emolib-webcam-capture:enabled", timeout=LOAD_MS)
         assert "📷 Camera" in page.inner_text(".emolib-camera-panel")
-        assert not errors, errors
+        assert not page.js_errors, page.js_errors
     finally:
         context.close()
