@@ -100,7 +100,9 @@ def run(images: Path, out: Path, ray_address: str | None, workers: int, head_pid
     output, _ = process.communicate()
     seconds = time.perf_counter() - started
     sampler.join()
-    summary = json.loads(output.decode().strip().splitlines()[-1])
+    # the summary is the last JSON line (Ray may print its own lines to stdout as it shuts down)
+    lines = output.decode().splitlines()
+    summary = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
     return {"seconds": seconds, "images": summary["images"], "errors": summary["errors"],
             "rate": summary["images"] / summary["seconds"], **peaks}
 
