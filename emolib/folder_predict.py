@@ -314,8 +314,9 @@ def _ray_chunks(paths: Iterable[Path], options: dict, whole_image: bool, chunk: 
         return
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver shows one bar for the whole job
-    # reading holds no CPU slot: `workers` actors may take every CPU without starving the reads
-    dataset = ray.data.read_binary_files(paths, include_paths=True, num_cpus=0)
+    # reading holds no CPU slot: `workers` actors may take every CPU without starving the reads; so that
+    # free reads do not outrun the predictors, at most `workers` read tasks run at once
+    dataset = ray.data.read_binary_files(paths, include_paths=True, num_cpus=0, concurrency=workers)
     dataset = dataset.map_batches(PredictorActor, fn_constructor_kwargs={"options": options,
                                                                           "whole_image": whole_image},
                                   batch_size=chunk, concurrency=workers, num_cpus=1)
