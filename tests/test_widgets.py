@@ -368,3 +368,21 @@ def test_settings_list_the_shipped_models_with_classes_and_scores(monkeypatch):
     assert "7 classes" in dashboard.model_info.value and "Mépris" not in dashboard.model_info.value
     dashboard.sample_button.click()
     assert dashboard._factory.made[-1].settings["model"] == shipped["emolib-fer2013"]["path"]
+
+
+def test_looks_come_from_the_stylesheet_which_styles_every_class_the_html_uses(make_dashboard):
+    import re
+
+    dashboard, _ = make_dashboard()
+    _upload(dashboard, _jpeg())
+    dashboard.show_error("broken")
+    page = _html(dashboard)
+    rules = results.STYLESHEET.read_text(encoding="utf-8")
+    assert page.count("<style>") == 2, "the dashboard's own stylesheet and the result view's"
+    body = page.replace(f"<style>{rules}</style>", "")
+    used = set(re.findall(r"emolib-[a-z-]+", " ".join(re.findall(r'class="([^"]+)"', body))))
+    styled = set(re.findall(r"\.(emolib-[a-z-]+)", rules))
+    assert {"emolib-error", "emolib-bar-fill", "emolib-face-emoji"} <= used
+    assert used - styled <= {"emolib-face-label", "emolib-face-confidence"}, used - styled
+    # inline styles only for what the data decides: a bar's length and the face's colour
+    assert set(re.findall(r'style="([a-z-]+):', body)) == {"width"}

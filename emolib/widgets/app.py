@@ -40,7 +40,7 @@ from emolib.modelcards import (
 )
 from emolib.paths import MODEL_ENV
 from emolib.widgets.remote import API_URL_ENV, RemotePredictor
-from emolib.widgets.results import ResultView, crop_box, encode
+from emolib.widgets.results import ResultView, crop_box, encode, stylesheet
 from emolib.widgets.webcam import WebcamWidget
 
 log = logging.getLogger("emolib.widgets")
@@ -106,7 +106,7 @@ def model_card_html(directory: Path | str | None, language: str = "fr") -> str:
         except (KeyError, ValueError):  # a class emolib has no display name for: shown as it is
             names.append(str(emotion))
     score = _test_score(card)
-    return ('<div class="emolib-model-card" style="color:#444;max-width:640px;margin:0 0 6px 84px;">'
+    return ('<div class="emolib-model-card">'
             f"<b>{len(names)} classes:</b> {html.escape(', '.join(names))}"
             f"{'<br>' + html.escape(score[:1].upper() + score[1:]) if score else ''}</div>")
 
@@ -343,8 +343,8 @@ class EmotionDashboard(widgets.VBox):
         ])
         self.crop_panel.add_class("emolib-crop-panel")
 
-        self.children = (self.notice, self.settings, self.chooser, self.camera_panel, self.file_panel,
-                         self.message, self.results, self.crop_panel, self.actions)
+        self.children = (stylesheet(), self.notice, self.settings, self.chooser, self.camera_panel,
+                         self.file_panel, self.message, self.results, self.crop_panel, self.actions)
 
     def _back_button(self) -> widgets.Button:
         button = _button("⇄ Change mode", "", "Back to the choice of camera or file", "emolib-back")
@@ -386,25 +386,23 @@ class EmotionDashboard(widgets.VBox):
 
     def show_error(self, text: str) -> None:
         self.message.value = (
-            '<div class="emolib-error" role="alert" style="padding:10px;border-radius:6px;max-width:720px;'
-            f'background:#fdecea;color:#8a1c1c;">⚠️ {html.escape(text)}</div>')
+            f'<div class="emolib-error" role="alert">⚠️ {html.escape(text)}</div>')
 
-    def show_info(self, text: str, css: str = "emolib-info") -> None:
-        self.message.value = (
-            f'<div class="{css}" style="padding:10px;border-radius:6px;max-width:720px;background:#e8f1fb;'
-            f'color:#0b3d6e;">{html.escape(text)}</div>')
+    def show_info(self, text: str, css: str = "") -> None:
+        """An information message; ``css`` adds a class (``emolib-busy`` while analysing)."""
+        classes = " ".join(filter(None, ("emolib-info", css)))
+        self.message.value = f'<div class="{classes}">{html.escape(text)}</div>'
 
     def _show_model_state(self, state: str = "") -> None:
         if self._model_problem:
             self.notice.value = (
-                '<div class="emolib-no-model" style="padding:10px;border-radius:6px;background:#fff4e5;'
-                f'color:#663c00;max-width:720px;">⚠️ {html.escape(self._model_problem)}</div>')
+                f'<div class="emolib-no-model">⚠️ {html.escape(self._model_problem)}</div>')
             return
         name = model_label(Path(self.model_select.value)) if self.model_select.value else "?"
         ready = "✅ ready (shared prediction server)" if self.api_url else "✅ ready"
         text = {"loading": "⏳ loading the model…", "ready": ready, "failed": "⚠️ could not be loaded"}
         self.notice.value = (
-            f'<div class="emolib-model-state" style="color:#555;">Model: <code>{html.escape(name)}</code>'
+            f'<div class="emolib-model-state">Model: <code>{html.escape(name)}</code>'
             f'{" — " + text[state] if state else ""}</div>')
 
     def _guard(self, function: Callable, *args) -> None:

@@ -11,6 +11,7 @@ import html
 import io
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 
 import ipywidgets as widgets
 import numpy as np
@@ -19,12 +20,26 @@ from PIL import Image, ImageDraw, ImageFont
 from emolib import labels as emo_labels
 
 #: Box and card colours, one per face (matplotlib's tab10).
-#: Colour emoji where the browser has such a font.
-EMOJI_FONT = "'Noto Color Emoji','Apple Color Emoji','Segoe UI Emoji',sans-serif"
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: Longest side of the annotated image sent to the browser.
 DISPLAY_SIDE = 720
+
+
+#: Colours, spacing and fonts of the dashboard and the result view.
+STYLESHEET = Path(__file__).with_name("emolib.css")
+
+
+@lru_cache(maxsize=1)
+def _stylesheet_text() -> str:
+    return STYLESHEET.read_text(encoding="utf-8")
+
+
+def stylesheet() -> widgets.HTML:
+    """An invisible widget that puts ``emolib.css`` into the page (notebook, JupyterLab or Voilà)."""
+    style = widgets.HTML(f"<style>{_stylesheet_text()}</style>", layout=widgets.Layout(display="none"))
+    style.add_class("emolib-stylesheet")
+    return style
 
 
 def color_for(index: int) -> str:
@@ -129,16 +144,14 @@ def probability_bars_html(probabilities: dict, language: str = "fr", color: str 
             emoji, label = "", str(name)
         percent = 100.0 * float(value)
         rows.append(
-            '<div class="emolib-bar-row" style="display:flex;align-items:center;gap:6px;margin:2px 0;">'
-            f'<span style="width:9em;white-space:nowrap;"><span style="font-family:{EMOJI_FONT};">'
-            f'{html.escape(emoji)}</span> {html.escape(label)}</span>'
-            '<span style="flex:1;background:#eee;border-radius:3px;height:14px;min-width:120px;">'
-            f'<span style="display:block;height:14px;border-radius:3px;width:{percent:.1f}%;'
-            f'background:{color};"></span></span>'
-            f'<span style="width:4.5em;text-align:right;font-variant-numeric:tabular-nums;">'
-            f"{percent:.1f} %</span></div>"
+            '<div class="emolib-bar-row">'
+            f'<span class="emolib-bar-name"><span class="emolib-bar-emoji">{html.escape(emoji)}</span> '
+            f'{html.escape(label)}</span>'
+            f'<span class="emolib-bar-track"><span class="emolib-bar-fill" '
+            f'style="width:{percent:.1f}%;background:{color};"></span></span>'
+            f'<span class="emolib-bar-value">{percent:.1f} %</span></div>'
         )
-    return f'<div class="emolib-bars" style="min-width:300px;">{"".join(rows)}</div>'
+    return f'<div class="emolib-bars">{"".join(rows)}</div>'
 
 
 #: ``explainer(image, face)`` → the face's ``"saliency"`` entry (``EmotionPredictor.explain_face``).
@@ -160,9 +173,9 @@ def why_toggle(prediction: dict, image, explainer: Explainer) -> widgets.VBox:
             try:
                 entry = prediction.get("saliency") or explainer(image, prediction)
                 picture.value = base64.b64decode(entry["png"])
-                note.value = '<small style="color:#666;">red: hiding it lowers this emotion most</small>'
+                note.value = '<small class="emolib-why-hint">red: hiding it lowers this emotion most</small>'
             except (ValueError, KeyError) as error:
-                note.value = f'<small style="color:#b00020;">{html.escape(str(error))}</small>'
+                note.value = f'<small class="emolib-why-error">{html.escape(str(error))}</small>'
         picture.layout.display = None if change["new"] and picture.value else "none"
         note.layout.display = None if change["new"] else "none"
 
@@ -176,10 +189,8 @@ def face_card(prediction: dict, index: int, image=None, language: str = "fr",
     ``explainer`` (or a ``"saliency"`` entry) a "🔍 Why?" toggle."""
     color = color_for(index)
     title = (
-        f'<div class="emolib-face-title" style="font-size:1.25rem;">'
-        f'<span class="emolib-face-emoji" style="font-size:2rem;vertical-align:middle;'
-        f'font-family:{EMOJI_FONT};">'
-        f'{html.escape(prediction.get("emoji", ""))}</span> '
+        f'<div class="emolib-face-title">'
+        f'<span class="emolib-face-emoji">{html.escape(prediction.get("emoji", ""))}</span> '
         f'<b class="emolib-face-label">{html.escape(prediction.get("label") or prediction["emotion"])}</b>'
         f'</div><div>Face {index + 1} · confidence '
         f'<b class="emolib-face-confidence">{prediction["confidence"]:.1f} %</b></div>'
@@ -228,19 +239,18 @@ class ResultView(widgets.VBox):
         details = [f"source: {source}" if source else "", f"detector: {result.get('detector', '')}"]
         details = " · ".join(html.escape(d) for d in details if d and not d.endswith(": "))
         header = widgets.HTML(
-            f'<h3 class="emolib-faces-count" style="margin:4px 0;">Faces detected: {n}</h3>'
-            f'<div class="emolib-result-details" style="color:#666;">{details}</div>')
+            f'<h3 class="emolib-faces-count">Faces detected: {n}</h3>'
+            f'<div class="emolib-result-details">{details}</div>')
         annotated = widgets.Image(value=encode(annotate(image, result), fmt="jpeg"), format="jpeg",
                                   layout=widgets.Layout(max_width="100%", width="auto", height="auto",
                                                         align_self="flex-start"))
         annotated.add_class("emolib-annotated")
-        children: list[widgets.Widget] = [header, annotated]
+        children: list[widgets.Widget] = [stylesheet(), header, annotated]
         predictions = result.get("predictions", [])
         if not predictions:
             message = widgets.HTML(
-                '<div class="emolib-no-face" style="padding:10px;background:#fff8e1;border-radius:6px;'
-                'max-width:720px;">🙈 No face found in this image. Try another photo with a face seen '
-                "from the front, or draw a box around the face yourself with <b>✂️ Crop by hand</b>."
+                '<div class="emolib-no-face">🙈 No face found in this image. Try another photo with a face '
+                "seen from the front, or draw a box around the face yourself with <b>✂️ Crop by hand</b>."
                 "</div>")
             children.append(message)
         for index, prediction in enumerate(predictions):
