@@ -66,6 +66,8 @@ def test_the_installed_package_finds_its_shipped_models_and_runs_outside_site_pa
     venv = str(installed_venv.resolve())
     assert found["package"].startswith(venv) and found["repo"] == "None"
     assert found["model"].startswith(venv) and (Path(found["model"]) / "model.keras").is_file()
+    package = Path(found["package"]).parent
+    assert (package / "widgets" / "emolib.css").is_file() and (package / "widgets" / "webcam.js").is_file()
     assert found["runs"] == str(tmp_path / "results" / "runs"), "runs go to the current directory"
 
 

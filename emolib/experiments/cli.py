@@ -22,9 +22,6 @@ def _ray_options(args) -> list[str]:
 
 def run_cli(args) -> int:
     """``emolib experiments run GRID`` (papermill over a grid) and ``emolib experiments summary``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     if args.action == "run":
         command = " ".join(["python -m emolib experiments run", args.grid] +
                            ([f"--output {args.output}"] if args.output != "results/experiments" else []) +
