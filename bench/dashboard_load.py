@@ -1,4 +1,4 @@
-"""The dashboard under a room's load: Chromium viewers open the page, ✨ Try a sample, and close it.
+"""The dashboard under a room's load: viewers open the page, ✨ Try a sample, and close it.
 
 For each design it starts ``python -m emolib dashboard`` on a free port:
 
@@ -14,9 +14,16 @@ viewers closed and after the cull wait; the extra memory per viewer when they co
 first result (page opened → result shown, and click → result) median and p95; and errors. A second
 table breaks a page's first result into its steps (page answered, page loaded, dashboard visible, click →
 result), counts the pages that got one of Voilà's preheated kernels, and gives the CPU seconds the server's
-tree and the browser used. Markdown tables on stdout.
+tree and the viewers used. Markdown tables on stdout.
+
+A viewer is a Chromium page (``--client chromium``, the default: the whole experience, but on this
+machine the pages' JavaScript shares the server's cores) or a websocket client (``--client websocket``:
+it gets the page and every file a Chromium page gets, then drives the widgets over the kernel's
+websocket as the page's widget manager does: the server's part of a first result, as when each viewer's
+browser runs on their own machine).
 
     python bench/dashboard_load.py --design after before --sequential 5 --concurrent 10
+    python bench/dashboard_load.py --design after --client chromium websocket --concurrent 10
     python bench/dashboard_load.py --design after --repo . /tmp/old-checkout   # before/after two commits
 """
 
@@ -24,7 +31,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import itertools
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -32,7 +43,10 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -137,6 +151,112 @@ async def one_viewer(browser, url: str) -> dict:
         await context.close()
 
 
+#: The kernel websocket protocol of JupyterLab's and Voilà's pages (binary frames). Voilà 0.5.13 reads
+#: every binary frame as this protocol, so a client on the legacy protocol makes it spin and grow.
+WS_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+
+
+def _jupyter_frame(channel: str, msg_type: str, content: dict, session: str, metadata=None) -> bytes:
+    """A kernel message as a frame of ``WS_PROTOCOL``: offsets, channel, header, parent, metadata, content."""
+    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": session, "username": "bench",
+              "date": datetime.now(UTC).isoformat(), "version": "5.4"}
+    parts = [channel.encode()] + [json.dumps(part).encode() for part in (header, {}, metadata or {}, content)]
+    offsets = [8 * (len(parts) + 2)]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    return b"".join([len(offsets).to_bytes(8, "little"), *(o.to_bytes(8, "little") for o in offsets), *parts])
+
+
+def _jupyter_message(frame: bytes) -> tuple[str, dict]:
+    """A ``WS_PROTOCOL`` frame's message type and content (widget buffers, after them, are skipped)."""
+    count = int.from_bytes(frame[:8], "little")
+    offsets = [int.from_bytes(frame[8 * (i + 1):8 * (i + 2)], "little") for i in range(count)]
+    header, _, _, content = (json.loads(frame[a:b]) for a, b in zip(offsets[1:5], offsets[2:6]))
+    return header["msg_type"], content
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=TIMEOUT_MS / 1000) as response:
+        return response.read()
+
+
+async def page_assets(browser, url: str) -> list[str]:
+    """The same-server files (scripts, styles, extensions' chunks, fonts) a Chromium page of ``url`` gets
+    (those the server answered; a few it answers 404 are left out)."""
+    seen: list[str] = []
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.on("response", lambda response: seen.append(response.url)
+            if response.url.startswith(url) and response.url != url and response.ok
+            and response.request.method == "GET" and response.request.resource_type != "websocket" else None)
+    await page.goto(url, timeout=TIMEOUT_MS)
+    await page.wait_for_selector(".emolib-chooser", state="visible", timeout=TIMEOUT_MS)
+    kernel = _kernel_id(await page.content())
+    await context.close()
+    # a page also asks about its own kernel: the viewer asks about its own instead
+    return [asset.replace(kernel, KERNEL) for asset in dict.fromkeys(seen)]
+
+
+#: Stands for the viewer's own kernel id in :func:`page_assets`' URLs.
+KERNEL = "{kernel}"
+
+
+def _kernel_id(page: str) -> str:
+    return re.search(r'"kernelId": "([0-9a-f-]+)"', page).group(1)
+
+
+async def ws_viewer(url: str, assets: list[str]) -> dict:
+    """A viewer without a browser: what a page asks of the server, over HTTP and the kernel websocket.
+
+    It gets the page and the files a browser's page gets (``assets``, from :func:`page_assets`), connects
+    to the page's kernel, asks for the widgets' states (as the widget manager does), clicks ✨ Try a
+    sample (the button's ``click`` message) and waits until a widget says "Faces detected"; then drops
+    the connection (a tab that was closed). No JavaScript runs: the time is the server's part alone.
+    """
+    from websockets.asyncio.client import connect
+
+    start = time.perf_counter()
+    try:
+        page = (await asyncio.to_thread(_get, url)).decode()
+        answered = time.perf_counter()
+        kernel = _kernel_id(page)
+        await asyncio.gather(*(asyncio.to_thread(_get, asset.replace(KERNEL, kernel)) for asset in assets))
+        loaded = time.perf_counter()
+        session = uuid.uuid4().hex
+        ws_url = urllib.parse.urljoin(url.replace("http", "ws", 1),
+                                      f"/api/kernels/{kernel}/channels?session_id={session}")
+        async with connect(ws_url, subprotocols=[WS_PROTOCOL], max_size=None,
+                           open_timeout=TIMEOUT_MS / 1000) as kernel_socket:
+            async def receive() -> tuple[str, dict]:
+                return _jupyter_message(await asyncio.wait_for(kernel_socket.recv(), TIMEOUT_MS / 1000))
+
+            control = uuid.uuid4().hex
+            await kernel_socket.send(_jupyter_frame("shell", "comm_open", {
+                "comm_id": control, "target_name": "jupyter.widget.control", "data": {}}, session,
+                {"version": "1.0.0"}))
+            await kernel_socket.send(_jupyter_frame("shell", "comm_msg", {
+                "comm_id": control, "data": {"method": "request_states"}}, session))
+            sample = None
+            while sample is None:
+                _, content = await receive()
+                states = content.get("data", {}).get("states")
+                if content.get("comm_id") == control and states:
+                    sample = next(model for model, entry in states.items()
+                                  if "emolib-sample" in entry["state"].get("_dom_classes", ()))
+            shown = time.perf_counter()
+            await kernel_socket.send(_jupyter_frame("shell", "comm_msg", {
+                "comm_id": sample, "data": {"method": "custom", "content": {"event": "click"}}}, session))
+            while True:
+                kind, content = await receive()
+                if kind in ("comm_open", "comm_msg") and "Faces detected" in json.dumps(content.get("data")):
+                    break
+        done = time.perf_counter()
+        return {"first_result": done - start, "click_to_result": done - shown, "answered": answered - start,
+                "loaded": loaded - start, "shown": shown - start, "error": None}
+    except Exception as error:  # noqa: BLE001 - counted and reported
+        return {"error": f"{type(error).__name__}: {str(error)[:200]}"}
+
+
 def _stats(values: list[float]) -> str:
     if not values:
         return "–"
@@ -163,7 +283,7 @@ def _pool_full(log_path: str) -> bool:
 
 async def run_design(design: str, sequential: int, concurrent: int, settle: float, cull_wait: float,
                      model: str | None, repo: Path = REPO, label: str | None = None,
-                     extra: tuple[str, ...] = ()) -> list[dict]:
+                     extra: tuple[str, ...] = (), client: str = "chromium") -> list[dict]:
     from playwright.async_api import async_playwright
 
     port = free_port()
@@ -187,15 +307,21 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
             except OSError:
                 time.sleep(1)
         root = psutil.Process(server.pid)
-        pooled = "--pool-size=0" not in DESIGNS[design]
-        while pooled and not _pool_full(log.name) and time.monotonic() < deadline:
-            time.sleep(1)
-        time.sleep(settle)  # the preheated kernels run the notebook, the API settles
-        sampler = Sampler(root)
-        sampler.start()
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                        args=CHROMIUM_ARGS)
+            if client == "websocket":
+                assets = await page_assets(browser, url)
+                print(f"a page gets {len(assets)} files besides itself", file=sys.stderr, flush=True)
+                viewer = functools.partial(ws_viewer, url, assets)
+            else:
+                viewer = functools.partial(one_viewer, browser, url)
+            pooled = "--pool-size=0" not in DESIGNS[design]
+            while pooled and not _pool_full(log.name) and time.monotonic() < deadline:
+                time.sleep(1)
+            time.sleep(settle)  # the preheated kernels run the notebook, the API settles
+            sampler = Sampler(root)
+            sampler.start()
             for phase, count in (("in sequence", sequential), ("at once", concurrent)):
                 if not count:
                     continue
@@ -203,17 +329,17 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                 kernels_before = kernel_count(root)
                 preheated_before = _preheated(log.name)
                 me = psutil.Process()
-                cpu_before = (tree_cpu_s(root) + _own(root), tree_cpu_s(me, skip=root))
+                cpu_before = (tree_cpu_s(root) + _own(root), tree_cpu_s(me, skip=root) + _own(me))
                 phase_start = time.perf_counter()
                 sampler.reset()
                 if phase == "in sequence":
-                    results = [await one_viewer(browser, url) for _ in range(count)]
+                    results = [await viewer() for _ in range(count)]
                 else:
-                    results = await asyncio.gather(*(one_viewer(browser, url) for _ in range(count)))
+                    results = await asyncio.gather(*(viewer() for _ in range(count)))
                 peak = sampler.peak()
                 wall = time.perf_counter() - phase_start
                 server_cpu = tree_cpu_s(root) + _own(root) - cpu_before[0]
-                browser_cpu = tree_cpu_s(me, skip=root) - cpu_before[1]
+                browser_cpu = tree_cpu_s(me, skip=root) + _own(me) - cpu_before[1]
                 closed = tree_rss_mb(root)
                 await asyncio.sleep(cull_wait)
                 culled = tree_rss_mb(root)
@@ -258,17 +384,20 @@ def main(argv=None) -> int:
                              "e.g. an older commit's `git archive` for a before/after")
     parser.add_argument("--dashboard-args", default="",
                         help='more `emolib dashboard` options, e.g. "--pool-refill-delay=60" (this checkout)')
+    parser.add_argument("--client", nargs="+", choices=("chromium", "websocket"), default=["chromium"],
+                        help="viewers as Chromium pages, or as websocket clients that get what a page gets "
+                             "and drive the widgets without running JavaScript (the server's part alone)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the designs × checkouts this often")
     args = parser.parse_args(argv)
     rows = []
     for _ in range(args.rounds):
-        for design in args.design:
-            for repo in args.repo:
-                mine = repo.resolve() == REPO
-                label = f"{design} {args.dashboard_args}".strip() if mine else f"{design} ({repo.name})"
-                rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
-                                               args.cull_wait, args.model, repo.resolve(), label,
-                                               tuple(args.dashboard_args.split()) if mine else ()))
+        for design, repo, client in itertools.product(args.design, args.repo, args.client):
+            mine = repo.resolve() == REPO
+            label = f"{design} {args.dashboard_args}".strip() if mine else f"{design} ({repo.name})"
+            label += f", {client}" if len(args.client) > 1 or client != "chromium" else ""
+            rows += asyncio.run(run_design(design, args.sequential, args.concurrent, args.settle,
+                                           args.cull_wait, args.model, repo.resolve(), label,
+                                           tuple(args.dashboard_args.split()) if mine else (), client))
     print("| design | viewers | tree RSS at start (MB) | peak (MB) | peak − start (MB) | "
           "per viewer at once (MB) | right after close (MB) | after cull wait (MB) | kernels start → end | "
           "first result s, median / p95 | click → result s, median / p95 | errors |")
@@ -281,7 +410,7 @@ def main(argv=None) -> int:
     print()
     print("| design | viewers | preheated kernels used | page answered (s) | page loaded (s) | "
           "dashboard visible (s) | click → result (s) | first result (s) | "
-          "CPU s: server tree / browser / wall |")
+          "CPU s: server tree / viewers (browser or client) / wall |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['design']} | {r['phase']} | {r['preheated']} | {r['answered']} | {r['loaded']} | "

@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dash = sub.add_parser("dashboard", help="the dashboard for a room: one shared prediction API + Voilà "
                                             "with preheated, culled kernels (make dashboard)")
+    dash.add_argument("--host", default="127.0.0.1",
+                      help="Voilà's address: 127.0.0.1 (this machine only) or 0.0.0.0 (the room's machines; "
+                           "the camera needs https there, see README)")
     dash.add_argument("--port", type=int, default=8866, help="Voilà's port (the URL to open)")
     dash.add_argument("--api-port", type=int, default=0,
                       help="the shared prediction API's loopback port (default: any free one)")

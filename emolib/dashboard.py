@@ -92,9 +92,9 @@ class RoomKernelManager(AsyncMappingKernelManager):
         await ensure_async(super().cull_kernel_if_idle(kernel_id))
 
 
-def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interval: int,
+def voila_command(host: str, port: int, cull_idle: int, cull_disconnected: int, cull_interval: int,
                   pool_size: int, pool_refill_delay: float, notebook: Path = NOTEBOOK) -> list[str]:
-    """The Voilà command line serving ``notebook`` on loopback with these culling and pool settings.
+    """The Voilà command line serving ``notebook`` on ``host:port`` with these culling and pool settings.
 
     With ``pool_size`` > 0, Voilà starts that many kernels and runs the notebook in each (preheated:
     the page's HTML is ready and the dashboard has reached the API and read the sample); a page
@@ -105,7 +105,7 @@ def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interv
     command = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
     manager = f"{RoomKernelManager.__module__}.{RoomKernelManager.__name__}"
     command += [
-        str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={host}",
         f"--VoilaConfiguration.multi_kernel_manager_class={manager}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle}",
         f"--MappingKernelManager.cull_interval={cull_interval}",
@@ -113,7 +113,7 @@ def voila_command(port: int, cull_idle: int, cull_disconnected: int, cull_interv
         f"--RoomKernelManager.cull_disconnected_timeout={cull_disconnected}",
         # Voilà's page never receives the _xsrf cookie its close beacon must send back, so every
         # "shut my kernel down" request is refused with 403 (voila-dashboards/voila#1458). The server
-        # listens on loopback only and has no login to protect: accept the beacon.
+        # has no login, so a forged request can do nothing a visitor cannot: accept the beacon.
         "--Voila.tornado_settings=disable_check_xsrf=True",
         # nbclient drops a cell's output that comes later than iopub_timeout (4 s) after the cell
         # ran: with ten pages starting at once on two busy cores, the dashboard widget itself was lost.
@@ -189,9 +189,10 @@ def run(args) -> int:
             wait_for_api(url, api)
             env[API_URL_ENV] = url
             print(f"emolib dashboard: predictions by the API at {url}", flush=True)
-        print(f"emolib dashboard on http://localhost:{args.port} (kernels: closed pages go at once or "
+        where = "localhost" if args.host in ("127.0.0.1", "localhost") else socket.gethostname()
+        print(f"emolib dashboard on http://{where}:{args.port} (kernels: closed pages go at once or "
               f"after {args.cull_disconnected} s idle, open idle tabs after {args.cull_idle} s)", flush=True)
-        voila = subprocess.Popen(voila_command(args.port, args.cull_idle, args.cull_disconnected,
+        voila = subprocess.Popen(voila_command(args.host, args.port, args.cull_idle, args.cull_disconnected,
                                                args.cull_interval, args.pool_size,
                                                args.pool_refill_delay), env=env)
         try:

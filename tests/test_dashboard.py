@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -99,7 +100,8 @@ class VoilaServer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
         self.model = Path(model)
-        command = [sys.executable, "-m", "emolib", "dashboard", f"--port={self.port}", "--pool-size=1",
+        command = [sys.executable, "-m", "emolib", "dashboard", "--host=0.0.0.0", f"--port={self.port}",
+                   "--pool-size=1",
                    "--pool-refill-delay=1",
                    f"--cull-disconnected={CULL_DISCONNECTED_S}", f"--cull-interval={CULL_INTERVAL_S}"]
         env = {**os.environ, "EMOLIB_MODEL": str(model), "PYTHONUNBUFFERED": "1"}
@@ -339,6 +341,35 @@ def test_no_camera_gives_a_clear_message(playwright_driver, chromium_path, voila
         screenshot(page, "08-no-camera.png")
     finally:
         browser.close()
+
+
+def network_address() -> str | None:
+    """This machine's first IPv4 address other than loopback (the one a room's laptops would use)."""
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    return None
+
+
+def test_the_rooms_machines_reach_the_dashboard_at_this_machines_address(chromium, voila_server):
+    address = network_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback")
+    from_the_room = SimpleNamespace(url=f"http://{address}:{voila_server.port}/",
+                                    log_tail=voila_server.log_tail)
+    context, page = open_dashboard(chromium, from_the_room)
+    try:
+        page.click("button.emolib-sample")
+        page.wait_for_selector(".emolib-faces-count", state="visible")
+        assert page.locator(".emolib-face-card").count() >= 1
+        # plain http on a network address is not a secure context: the camera says what it needs
+        page.click("button.emolib-change-mode")
+        page.click("button.emolib-mode-camera")
+        error = page.wait_for_selector(".emolib-error", state="visible")
+        assert "https or localhost" in error.inner_text(), error.inner_text()
+    finally:
+        context.close()
 
 
 def kernel_id_of(page) -> str:
