@@ -101,8 +101,7 @@ def voila_command(host: str, port: int, cull_idle: int, cull_disconnected: int, 
     takes one, and ``pool_refill_delay`` seconds later Voilà starts its replacement. A page that finds
     the pool empty starts its own kernel and waits for the notebook to run.
     """
-    voila = Path(sys.executable).with_name("voila")
-    command = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
+    command = [sys.executable, "-m", "emolib.voila_launch"]  # Voilà, safe against legacy ws clients
     manager = f"{RoomKernelManager.__module__}.{RoomKernelManager.__name__}"
     command += [
         str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={host}",

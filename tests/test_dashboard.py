@@ -372,6 +372,40 @@ def test_the_rooms_machines_reach_the_dashboard_at_this_machines_address(chromiu
         context.close()
 
 
+def test_a_legacy_protocol_client_gets_the_widgets_and_the_server_stays_up(voila_server):
+    """A kernel websocket client without the v1 subprotocol (older tools, scripts) gets the widgets'
+    states as binary frames; Voilà alone spins on such frames, its memory growing without bound
+    (emolib.voila_launch)."""
+    import json
+    import urllib.request
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from websockets.sync.client import connect
+
+    page = urllib.request.urlopen(voila_server.url, timeout=LOAD_MS / 1000).read().decode()
+    kernel = re.search(r'"kernelId": "([0-9a-f-]+)"', page).group(1)
+    session, control = uuid4().hex, uuid4().hex
+    url = voila_server.url.replace("http", "ws", 1) + f"api/kernels/{kernel}/channels?session_id={session}"
+    with connect(url, max_size=None, open_timeout=60) as kernel_socket:
+        assert kernel_socket.subprotocol is None  # the legacy protocol
+        for msg_type, content, metadata in (
+                ("comm_open", {"comm_id": control, "target_name": "jupyter.widget.control", "data": {}},
+                 {"version": "1.0.0"}),
+                ("comm_msg", {"comm_id": control, "data": {"method": "request_states"}}, {})):
+            header = {"msg_id": uuid4().hex, "msg_type": msg_type, "session": session, "username": "test",
+                      "date": datetime.now(UTC).isoformat(), "version": "5.3"}
+            kernel_socket.send(json.dumps({"header": header, "parent_header": {}, "metadata": metadata,
+                                           "content": content, "channel": "shell"}))
+        frame = b""
+        while b'"update_states"' not in frame:
+            frame = kernel_socket.recv(timeout=LOAD_MS / 1000)
+            frame = frame if isinstance(frame, bytes) else frame.encode()
+    assert b"emolib-sample" in frame, "the states of the dashboard's widgets"
+    again = urllib.request.urlopen(voila_server.url, timeout=LOAD_MS / 1000).read().decode()
+    assert '"kernelId"' in again, "the server still serves pages"
+
+
 def kernel_id_of(page) -> str:
     """The id of the kernel Voilà gave this page (from the page's Jupyter config)."""
     return re.search(r'"kernelId"\s*:\s*"([0-9a-f-]{36})"', page.content()).group(1)
