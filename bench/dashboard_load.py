@@ -359,7 +359,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                 peak = sampler.peak()
                 wall = time.perf_counter() - phase_start
                 server_cpu = tree_cpu_s(root) + _own(root) - cpu_before[0]
-                browser_cpu = viewers_cpu_s(root) - cpu_before[1]
+                viewers_cpu = viewers_cpu_s(root) - cpu_before[1]
                 closed = tree_rss_mb(root)
                 await asyncio.sleep(cull_wait)
                 culled = tree_rss_mb(root)
@@ -376,7 +376,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                     "answered": _stats([r["answered"] for r in ok]),
                     "loaded": _stats([r["loaded"] for r in ok]),
                     "shown": _stats([r["shown"] for r in ok]),
-                    "cpu": f"{server_cpu:.0f} / {browser_cpu:.0f} / {wall:.0f}",
+                    "cpu": f"{server_cpu:.0f} / {viewers_cpu:.0f} / {wall:.0f}",
                     "preheated": f"{_preheated(log.name) - preheated_before} / {count}",
                     "errors": len(results) - len(ok),
                     "first_error": next((r["error"] for r in results if r["error"]), ""),

@@ -19,11 +19,9 @@ _read_header = kernel_websocket_handler.read_header_from_binary_message
 
 def read_v1_header(ws_msg: bytes) -> dict | None:
     """The header of a v1-protocol frame; None for a frame whose offset count cannot be v1's."""
-    count = int.from_bytes(ws_msg[:8], "little")
     # v1: the count, then `count` 8-byte offsets (channel, header, parent, metadata, content, buffers…)
-    if len(ws_msg) < 8 or not 3 <= count < len(ws_msg) // 8:
-        return None
-    return _read_header(ws_msg)
+    count = int.from_bytes(ws_msg[:8], "little")
+    return _read_header(ws_msg) if 3 <= count < len(ws_msg) // 8 else None
 
 
 def main(argv: list[str] | None = None) -> None:

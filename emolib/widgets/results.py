@@ -225,6 +225,7 @@ class ResultView(widgets.VBox):
         self.language = language
         self.explainer = explainer
         self.add_class("emolib-results")
+        self._stylesheet = stylesheet()  # its own, so that a ResultView shown alone is styled too
         self.image: np.ndarray | None = None
         self.result: dict | None = None
 
@@ -245,7 +246,7 @@ class ResultView(widgets.VBox):
                                   layout=widgets.Layout(max_width="100%", width="auto", height="auto",
                                                         align_self="flex-start"))
         annotated.add_class("emolib-annotated")
-        children: list[widgets.Widget] = [stylesheet(), header, annotated]
+        children: list[widgets.Widget] = [self._stylesheet, header, annotated]
         predictions = result.get("predictions", [])
         if not predictions:
             message = widgets.HTML(
