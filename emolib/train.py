@@ -21,6 +21,7 @@ from emolib import devices as DV
 from emolib import evaluate as E
 from emolib import paths, runs
 from emolib.files import atomic_path, write_json
+from emolib.provenance import code_version
 from emolib.runs import CHECKPOINT_DIR, SNAPSHOT_DIR, RunResult, is_complete, load_run
 from emolib.runs.splits import load_data, load_recorded_data
 
@@ -427,7 +428,7 @@ def train(
     checkpoint = run_dir / CHECKPOINT_DIR
     if not resuming:
         runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
-                                    "placement": where.record()})
+                                    "placement": where.record(), "code_version": code_version()})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(

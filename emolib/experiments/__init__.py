@@ -21,7 +21,9 @@ Every combination becomes one run with a deterministic directory
 :func:`emolib.train.train` writes. Running a grid again skips its finished runs and resumes an
 interrupted training run from its checkpoint; a run whose parameters changed since (or every run, with
 ``force``) starts afresh, its old directory moved to ``<output>/<grid name>/.old/``. A string value may
-contain ``${output}``, replaced by the grid's output folder (e.g. for the comparison notebook).
+contain ``${output}``, replaced by the grid's output folder (e.g. for the comparison notebook), and
+``${name}``, replaced by the run's own parameter ``name`` (e.g. ``${output}/02-simple-cnn--seed=${seed}``
+names the baseline run of the same seed).
 
 :func:`run_grid` executes the runs one after the other here; :func:`run_grid_ray` runs each
 pending run as a Ray task (local Ray, or a cluster), with the same promises.

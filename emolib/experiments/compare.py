@@ -66,6 +66,8 @@ def run_row(run_dir: str | os.PathLike) -> dict:
         "test_images": scores.get("samples"),
         **{name: scores[name] for name in METRICS},
         **{f"f1_{name}": values["f1"] for name, values in scores.get("per_class", {}).items()},
+        **{f"{where.replace('/', '_')}_{name}": other[name]  # cross-dataset: e.g. ferplus_test_accuracy
+           for where, other in metrics.get("other_datasets", {}).items() for name in METRICS},
         "epochs_run": metrics.get("epochs_run"),
         "best_epoch": metrics.get("best_epoch", -1) + 1,
         "wall_time_s": card.get("wall_time_s"),

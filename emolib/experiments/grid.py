@@ -18,6 +18,7 @@ from pathlib import Path
 
 from emolib.experiments.paths import REPO_ROOT
 from emolib.files import write_json
+from emolib.provenance import code_version
 
 RECORD_FILE = "experiment.json"
 NOTEBOOK_FILE = "notebook.ipynb"
@@ -83,13 +84,16 @@ def run_name(experiment: str, combination: dict) -> str:
     return "--".join(parts)
 
 
-def _substitute(value, output: Path):
+def _substitute(value, output: Path, parameters: dict):
+    """``${output}`` replaced by the grid's output folder and ``${name}`` by the run's parameter ``name``."""
     if isinstance(value, str):
-        return value.replace(OUTPUT_PLACEHOLDER, str(output))
+        value = value.replace(OUTPUT_PLACEHOLDER, str(output))
+        return re.sub(r"\$\{(\w+)\}", lambda m: str(parameters[m.group(1)]) if m.group(1) in parameters
+                      else m.group(0), value)
     if isinstance(value, list):
-        return [_substitute(v, output) for v in value]
+        return [_substitute(v, output, parameters) for v in value]
     if isinstance(value, dict):
-        return {k: _substitute(v, output) for k, v in value.items()}
+        return {k: _substitute(v, output, parameters) for k, v in value.items()}
     return value
 
 
@@ -164,9 +168,10 @@ def load_grid(grid: str | os.PathLike | dict, output: str | os.PathLike = "resul
             parameters.update(combination)
             if "run_dir" in declared:
                 parameters["run_dir"] = str(run_dir)
-            substituted = _substitute(parameters, out)
+            substituted = _substitute(parameters, out, parameters)
+            reads_output = OUTPUT_PLACEHOLDER in json.dumps(parameters)
             result.runs.append(Run(experiment, notebook, substituted, name_, run_dir,
-                                   resources=dict(run_resources), reads_output=substituted != parameters))
+                                   resources=dict(run_resources), reads_output=reads_output))
     names = [r.name for r in result.runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -260,7 +265,7 @@ def execute(run: Run, kernel: str = "python3", command: str | None = None, start
 
     run.run_dir.mkdir(parents=True, exist_ok=True)
     record = {"experiment": run.experiment, "notebook": str(run.notebook), "parameters": run.parameters,
-              "kernel": kernel, "command": command, "started": datetime.now().isoformat(timespec="seconds"),
+              "kernel": kernel, "command": command, "code_version": code_version(), "started": datetime.now().isoformat(timespec="seconds"),
               "status": "running"}
     write_json(run.run_dir / RECORD_FILE, record)
     started = time.perf_counter()

@@ -111,6 +111,9 @@ def show_run(run_dir: str | os.PathLike) -> dict:
     for figure in ("curves.png", "confusion.png"):
         if (run_dir / figure).is_file():
             display(Image(filename=str(run_dir / figure)))
+    for where, other in metrics.get("other_datasets", {}).items():
+        display(Markdown(f"also on `{where}` ({other['samples']} images of the shared classes): " +
+                         ", ".join(f"{name.replace('_', ' ')} **{other[name]:.3f}**" for name in METRICS)))
     if (run_dir / "report.txt").is_file():
         print((run_dir / "report.txt").read_text())
     return metrics

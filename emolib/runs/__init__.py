@@ -206,6 +206,24 @@ def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.S
     return target
 
 
+def evaluate_on(run_dir: str | Path, dataset: str, root: str | Path, split: str = "test") -> dict:
+    """Score a finished run's model on another dataset's split and record it in the run's metrics.json.
+
+    The scores go under ``other_datasets["<dataset>/<split>"]``; only the classes the run and the
+    dataset share are scored (see :func:`emolib.evaluate.evaluate_split`). Returns them.
+    """
+    from emolib import models as M
+
+    run_dir = Path(run_dir)
+    loaded = M.load_model(run_dir)
+    faces = D.load_split(dataset, root, split, size=loaded.input_size[0], channels=loaded.channels)
+    scores = E.evaluate_split(loaded.model, faces, loaded.labels)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics.setdefault("other_datasets", {})[f"{dataset}/{split}"] = scores
+    write_json(run_dir / "metrics.json", metrics)
+    return scores
+
+
 def derived_run_summary(target: Path) -> str:
     """Lines comparing a derived run's val and test metrics with its source run's."""
     metrics = json.loads((Path(target) / "metrics.json").read_text())
