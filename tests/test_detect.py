@@ -87,10 +87,10 @@ def test_garbage_from_a_network_is_dropped_not_raised():
         def _detect(self, image):
             nan, inf = float("nan"), float("inf")
             return [Face((inf, 0.0, 10.0, 10.0)), Face((1e38, 1e38, 3e38, 3e38)), Face((nan, 1.0, 5.0, 5.0)),
-                    Face((5.0, 5.0, -4.0, 8.0)), Face((500.0, 500.0, 10.0, 10.0)),
+                    Face((5.0, 5.0, -4.0, 8.0)), Face((900.0, 900.0, 10.0, 10.0)),
                     Face((-5.0, -5.0, 50.0, 60.0), 0.9, ((1.0, 2.0), (nan, 1.0), (0, 0), (0, 0), (0, 0)))]
 
-    faces = Garbage().detect(np.zeros((100, 100, 3), np.uint8))
+    faces = Garbage().detect(np.zeros((200, 200, 3), np.uint8))  # detected at scale 1
     assert [f.box for f in faces] == [(0, 0, 45, 55)]  # only the sane box survives, clipped to the image
     assert faces[0].landmarks is None  # non-finite landmarks are dropped
 
@@ -170,11 +170,53 @@ def test_detection_scale_from_max_side_and_min_face(yunet_path):
     assert full.detection_scale(3000, 4000) == 1.0
     capped = get_detector("yunet", model_path=yunet_path, max_side=1000)
     assert capped.detection_scale(3000, 4000) == pytest.approx(0.25)
-    assert capped.detection_scale(300, 400) == 1.0  # never upscaled
+    assert capped.detection_scale(300, 400) == 1.0
     quick = get_detector("yunet", model_path=yunet_path, max_side=1000, min_face=80)
-    assert quick.detection_scale(300, 400) == pytest.approx(20 / 80)
     assert quick.detection_scale(3000, 4000) == pytest.approx(0.25)
+    # min_face only speeds up large images: never below MIN_DETECTION_SIDE on the shorter side
+    assert quick.detection_scale(300, 400) == pytest.approx(detect.MIN_DETECTION_SIDE / 300)
+    assert quick.detection_scale(2000, 2000) == pytest.approx(0.25)
     assert get_detector("haar", min_face=48).detection_scale(500, 500) == pytest.approx(0.5)
+
+
+def test_small_images_are_enlarged_to_the_detection_side(yunet_path):
+    quick = get_detector("yunet", model_path=yunet_path, min_face=40)
+    assert quick.detection_scale(48, 48) == pytest.approx(detect.MIN_DETECTION_SIDE / 48)
+    assert quick.detection_scale(60, 90) == pytest.approx(detect.MIN_DETECTION_SIDE / 60)
+    assert quick.detection_scale(40, 3000) == pytest.approx(640 / 3000)  # max_side wins
+
+
+def test_a_face_crop_is_found_at_any_min_face(photos, yunet_path):
+    """A tightly cropped small face (a FER-style 48 px crop) is not shrunk out of sight by min_face."""
+    reference = get_detector("yunet", model_path=yunet_path, max_side=None)
+    for image in photos.values():
+        x, y, w, h = reference.detect(image)[0].box
+        crop = cv2.resize(image[y:y + h, x:x + w], (48, 48), interpolation=cv2.INTER_AREA)
+        for min_face in (None, 40, 80):
+            faces = get_detector("yunet", model_path=yunet_path, min_face=min_face).detect(crop)
+            assert len(faces) == 1, min_face
+            assert faces[0].box[2] > 24  # most of the crop
+
+
+def test_detection_does_not_depend_on_the_images_before(photos, yunet_path):
+    """The same image gives the same faces whatever came before it (FaceDetectorYN's padding)."""
+    rng = np.random.default_rng(0)
+    images = []
+    for image in photos.values():
+        for side in (97, 150, 203, 333):
+            scale = side / max(image.shape[:2])
+            images.append(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    images += [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((110, 170), (250, 190))]
+
+    def run(order):
+        detector = get_detector("yunet", model_path=yunet_path, score_threshold=0.5)
+        return {i: [(f.box, round(f.score, 5)) for f in detector.detect(images[i])] for i in order}
+
+    forward = run(range(len(images)))
+    backward = run(reversed(range(len(images))))
+    shuffled = run(rng.permutation(len(images)))
+    assert forward == backward == shuffled
+    assert sum(map(len, forward.values())) >= 2 * len(photos)
 
 
 def test_min_face_still_finds_the_portrait_faces(photos, yunet_path):
