@@ -29,6 +29,16 @@ from emolib.registry import Registry, first_doc_line
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
 DECODE_CHUNK = 256  # images decoded (and held in memory) at a time while a cache is built
+#: Most values (rows × height × width × channels) that a step reads from a split at a time: 256 faces
+#: of 48×48 RGB. Larger faces give fewer rows, so a chunk's size (and a model's activations on it),
+#: not the split's length, bounds the memory of evaluation, prediction and fingerprints.
+CHUNK_VALUES = 256 * 48 * 48 * 3
+
+
+def chunk_rows(image_shape: Sequence[int], most: int | None = None) -> int:
+    """Faces of shape ``image_shape`` (h, w, c) to read at a time: at most ``most`` (default 256) and
+    at most :data:`CHUNK_VALUES` values, at least one."""
+    return max(1, min(most or 256, CHUNK_VALUES // max(int(np.prod(image_shape)), 1)))
 
 
 class Rows:
@@ -115,8 +125,9 @@ class Split:
         """``<n>-<hash>`` of the decoded images and labels: the same faces give the same value on any
         machine (``fingerprint``, the cache key, also covers file paths and modification times)."""
         digest = hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes())
-        for start in range(0, len(self), DECODE_CHUNK):  # chunk by chunk: the same digest, no copy
-            digest.update(np.ascontiguousarray(self.images[start:start + DECODE_CHUNK]).tobytes())
+        rows = chunk_rows(self.images.shape[1:])
+        for start in range(0, len(self), rows):  # chunk by chunk: the same digest, no copy
+            digest.update(np.ascontiguousarray(self.images[start:start + rows]).tobytes())
         return f"{len(self)}-{digest.hexdigest()[:24]}"
 
     def subset(self, index) -> Split:

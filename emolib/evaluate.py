@@ -10,14 +10,22 @@ import numpy as np
 from emolib import labels as L
 
 
-def predict_proba(model, images: np.ndarray, batch_size: int = 256, flip_tta: bool = False) -> np.ndarray:
-    """Class probabilities of ``images`` (n, h, w, c) raw 0..255; ``flip_tta`` averages with the mirror."""
+def predict_proba(model, images: np.ndarray, batch_size: int | None = None,
+                  flip_tta: bool = False) -> np.ndarray:
+    """Class probabilities of ``images`` (n, h, w, c) raw 0..255; ``flip_tta`` averages with the mirror.
+
+    The images are read batch by batch, at most ``batch_size`` (default: :func:`emolib.data.chunk_rows`)
+    faces at a time, so memory holds one batch, never the split.
+    """
+    from emolib.data import chunk_rows
     from tqdm.auto import tqdm
 
     out = []
-    steps = range(0, len(images), batch_size)
+    rows = chunk_rows(images.shape[1:], batch_size)
+    rows = max(1, rows // 2) if flip_tta else rows  # each face goes in twice
+    steps = range(0, len(images), rows)
     for start in tqdm(steps, desc="predicting", disable=len(steps) < 20):
-        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        batch = np.asarray(images[start:start + rows], dtype=np.float32)
         if flip_tta:
             both = np.concatenate([batch, batch[:, :, ::-1]])
             probs = np.asarray(model.predict_on_batch(both))
@@ -66,7 +74,7 @@ def classification_report(y_true, y_pred, classes: Sequence[str]) -> str:
                   digits=4, zero_division=0)
 
 
-def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int = 256,
+def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | None = None,
                    flip_tta: bool = False) -> dict:
     """Evaluate ``model`` (whose outputs are ``model_labels``) on a decoded :class:`emolib.data.Split`.
 

@@ -139,3 +139,45 @@ def test_training_from_the_memory_map_gives_the_in_memory_results(fer2013_dir, t
         np.testing.assert_array_equal(mine, theirs)
     probabilities = E.predict_proba(runs[0].model, test_split.images)
     np.testing.assert_array_equal(probabilities, E.predict_proba(runs[0].model, np.array(test_split.images)))
+
+
+class BoundedRows(D.Rows):
+    """A view that refuses to give more than ``limit`` faces at once, or the whole split as one array."""
+
+    def __init__(self, base, index, limit: int):
+        super().__init__(base, index)
+        self.limit = limit
+
+    def __getitem__(self, key):
+        rows = self.index[key[0] if isinstance(key, tuple) else key]
+        if np.size(rows) > self.limit:
+            raise AssertionError(f"{np.size(rows)} faces read at once (at most {self.limit})")
+        return super().__getitem__(key)
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole split read as one array")
+
+    def take(self, index):
+        return BoundedRows(self.base, self.index[np.asarray(index)], self.limit)
+
+
+def test_a_whole_run_and_its_calibration_read_the_splits_a_chunk_at_a_time(tmp_path):
+    """Training, best-weights evaluation, report, card and logit adjustment never hold a split (issue 33)."""
+    from emolib.runs import calibrate
+
+    size = 160
+    limit = D.chunk_rows((size, size, 1))
+    assert 32 <= limit < 100  # large faces: fewer rows per chunk than the 256 of 48 px faces
+    rng = np.random.default_rng(0)
+
+    def split(count):
+        images = rng.integers(0, 256, (count, size, size, 1), dtype=np.uint8)
+        return D.Split(BoundedRows(images, np.arange(count), limit), np.arange(count) % 2, ("happy", "sad"),
+                       [f"face-{i}" for i in range(count)])
+
+    train_split, val_split, test_split = split(96), split(100), split(120)
+    config = T.TrainConfig(backbone="simple_cnn", epochs=1, batch_size=32, input_size=size, channels=1)
+    result = T.train(config, train_split, val_split, test_split, output=tmp_path, verbose=0)
+    assert result.metrics["test"]["samples"] == 120 and result.metrics["val"]["samples"] == 100
+    adjusted = calibrate.calibrate_run(result.run_dir, val_split, test_split)
+    assert (adjusted / "model.json").is_file()
