@@ -193,8 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-gpus", type=float,
                      help="with --ray: GPUs of each run (over the grid's resources)")
     summary = experiments_sub.add_parser("summary", help="print and save the comparison table of runs")
-    summary.add_argument("runs", nargs="*", default=["results/runs", "results/experiments"])
+    summary.add_argument("runs", nargs="*",
+                         help="run directories or folders holding them (default: $EMOLIB_RUNS or results/runs, "
+                         "and results/experiments)")
     summary.add_argument("--save", help="write the table to this .csv or .md file")
+    summary.add_argument("--by-idea", action="store_true",
+                         help="one row per idea (runs that differ only in their seed): mean ± sd over seeds")
+    summary.add_argument("--figure", help="also draw the ideas' scores with error bars into this .png")
+    collect = experiments_sub.add_parser(
+        "collect", help="copy the small outputs of finished runs (no weights, no checkpoints) for committing")
+    collect.add_argument("source", help="a grid's output folder, e.g. ~/emolib-runs/experiments/study")
+    collect.add_argument("destination", help="e.g. results/study/runs")
 
     serve = sub.add_parser("serve", help="REST API: POST /predict, GET /test, GET /health")
     serve.add_argument("--host", default="127.0.0.1")

@@ -242,3 +242,63 @@ def test_make_test_executes_every_notebook():
     # nbval runs each notebook (its defaults are smoke tests): a notebook that fails to run fails make test
     test_recipe = (REPO / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "--nbval-lax" in test_recipe and " notebooks" in test_recipe
+
+
+# ---------------------------------------------------------------------------------------------------
+# The study's pieces: a run's own parameters in a value, ideas with error bars, collected outputs
+# ---------------------------------------------------------------------------------------------------
+
+def test_a_value_may_name_the_runs_own_parameters(tmp_path):
+    """04b adjusts the baseline run of its own seed: ${seed} is the run's parameter, ${output} the folder."""
+    grid = {"name": "g", "experiments": [{
+        "notebook": str(REPO / "notebooks" / "04b-logit-adjustment.ipynb"),
+        "parameters": {"base_run": "${output}/02-simple-cnn--seed=${seed}", "also_test_on": "${nothing}"},
+        "grid": {"seed": [0, 2]}}]}
+    runs = X.load_grid(grid, tmp_path).runs
+    out = (tmp_path / "g").resolve()
+    assert [r.parameters["base_run"] for r in runs] == [f"{out}/02-simple-cnn--seed=0", f"{out}/02-simple-cnn--seed=2"]
+    assert runs[0].parameters["also_test_on"] == "${nothing}"  # not a parameter: left as written
+    assert all(r.reads_output for r in runs)
+
+
+def _row(idea, seed, accuracy, **setup):
+    return {"idea": idea, "seed": seed, "setup": json.dumps(setup, sort_keys=True), "dataset": "fer2013",
+            "backbone": "simple_cnn", "input": "48x48x1", "weights": "none", "augment": False,
+            "class_weights": "none", "targets": "auto", "accuracy": accuracy, "balanced_accuracy": accuracy / 2,
+            "macro_f1": accuracy / 3, "f1_happy": accuracy, "ferplus_test_accuracy": accuracy + 0.1,
+            "train_images": 25838, "test_images": 7178, "parameters": 683527, "epochs_run": 10 + seed,
+            "wall_time_s": 100.0}
+
+
+def test_ideas_have_the_mean_and_sd_over_seeds():
+    table = pd.DataFrame([_row("baseline", s, a) for s, a in ((0, 0.5), (1, 0.6), (2, 0.7))] +
+                         [_row("votes", 0, 0.8, targets="labels"), _row("votes", 0, 0.9, targets="votes"),
+                          _row("big", 0, 0.4)])
+    ideas = X.ideas_table(table).set_index("idea")
+    assert list(ideas.index) == ["baseline", "votes (targets=labels)", "votes (targets=votes)", "big"]
+    base = ideas.loc["baseline"]
+    assert base["runs"] == 3 and base["seeds"] == "0 1 2" and base["epochs_run"] == 11
+    assert base["accuracy_mean"] == pytest.approx(0.6) and base["accuracy_sd"] == pytest.approx(0.1)
+    assert base["ferplus_test_accuracy_mean"] == pytest.approx(0.7)
+    assert pd.isna(ideas.loc["big", "accuracy_sd"])
+    markdown = X.ideas_markdown(X.ideas_table(table))
+    assert "| baseline | simple_cnn | 3 | 25,838 | 7178 | 0.600 ± 0.100 |" in markdown
+    assert "| big | simple_cnn | 1 | 25,838 | 7178 | 0.400 | 0.200 |" in markdown
+
+
+@pytest.mark.slow
+def test_collected_outputs_have_no_weights_and_summarise_by_idea(finished_grid, tmp_path):
+    _, out, _ = finished_grid
+    assert cli.main(["experiments", "collect", str(out), str(tmp_path / "runs")]) == 0
+    copied = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in (tmp_path / "runs").rglob("*"))
+    assert not [p for p in copied if p.endswith((".keras", ".h5")) or "checkpoint" in p]
+    for name in ("metrics.json", "model.json", "params.json", "history.csv", "experiment.json", "notebook.ipynb"):
+        assert f"02-simple-cnn--learning_rate=0.01/{name}" in copied
+    assert cli.main(["experiments", "summary", str(tmp_path / "runs"), "--by-idea", "--save",
+                     str(tmp_path / "s.md"), "--figure", str(tmp_path / "s.png")]) == 0
+    text = (tmp_path / "s.md").read_text()
+    assert "| 02-simple-cnn (learning_rate=0.001) |" in text and "## Every run" in text
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    record = json.loads((out / "02-simple-cnn--learning_rate=0.01" / "experiment.json").read_text())
+    assert record["code_version"] and json.loads(
+        (out / "02-simple-cnn--learning_rate=0.01" / "params.json").read_text())["code_version"]

@@ -1,10 +1,20 @@
-"""``emolib experiments run GRID [--ray [ADDRESS]]`` and ``emolib experiments summary RUNS``."""
+"""``emolib experiments run GRID [--ray [ADDRESS]]``, ``... summary RUNS`` and ``... collect SOURCE DEST``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from emolib.experiments.compare import _commands, runs_table, save_table, to_markdown
+from emolib.experiments.collect import collect_outputs
+from emolib.experiments.compare import (
+    _commands,
+    ideas_markdown,
+    ideas_table,
+    plot_ideas,
+    runs_table,
+    save_figure,
+    save_table,
+    to_markdown,
+)
 from emolib.experiments.grid import format_status, run_grid
 from emolib.experiments.ray_grid import run_grid_ray
 from emolib.files import write_atomic
@@ -48,15 +58,29 @@ def run_cli(args) -> int:
         print(status)
         print(f"comparison table: {out / 'summary.md'}")
         return 1 if any(r.status == "failed" for r in grid.runs) else 0
-    table = runs_table(args.runs)
+    if args.action == "collect":
+        copied = collect_outputs(args.source, args.destination)
+        print(f"{len(copied)} finished runs' outputs copied to {args.destination} (no weights, no checkpoints)")
+        return 0 if copied else 1
+    table = runs_table(args.runs or None)
     if not len(table):
-        print(f"no finished runs under {', '.join(args.runs)}")
+        print(f"no finished runs under {', '.join(args.runs) or 'the default run folders'}")
         return 1
-    print(to_markdown(table))
+    shown = ideas_table(table) if args.by_idea else table
+    print(ideas_markdown(shown) if args.by_idea else to_markdown(table))
     if args.save:
-        command = f"python -m emolib experiments summary {' '.join(args.runs)} --save {args.save}"
+        command = ("python -m emolib experiments summary " + " ".join(args.runs) +
+                   (" --by-idea" if args.by_idea else "") + f" --save {args.save}" +
+                   (f" --figure {args.figure}" if args.figure else ""))
         produced = "\n".join(f"    {c}" for c in [*_commands(table), command])
-        save_table(table, args.save, f"# Comparison of runs\n\nProduced by:\n\n{produced}\n\n")
+        header = f"# Comparison of runs\n\nProduced by:\n\n{produced}\n\n"
+        if args.by_idea and Path(args.save).suffix == ".md":
+            write_atomic(Path(args.save), f"{header}## By idea: mean ± sd over seeds\n\n{ideas_markdown(shown)}"
+                         f"\n\n## Every run\n\n{to_markdown(table)}\n")
+        else:
+            save_table(shown, args.save, header)
         print(f"saved {args.save}")
+    if args.figure:
+        save_figure(plot_ideas(ideas_table(table)), args.figure)
+        print(f"saved {args.figure}")
     return 0
-

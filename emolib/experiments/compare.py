@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -47,9 +48,14 @@ def run_row(run_dir: str | os.PathLike) -> dict:
     config, data = params.get("config", {}), params.get("data", {})
     split = metrics["evaluated_split"]
     scores = metrics[split]
-    record = read_record(run_dir) or {}
+    record = read_record(run_dir) or read_record(run_dir.parent) or {}  # a run made inside a grid's run
     row = {
         "run": run_dir.name,
+        "idea": idea_of(run_dir, record),
+        "seed": config.get("seed"),
+        "setup": json.dumps({**{k: v for k, v in config.items() if k != "seed"},  # all but the seed
+                             **{f"data.{k}": data.get(k) for k in ("dataset", "max_per_class", "fraction")}},
+                            sort_keys=True, default=str),
         "notebook": Path(record["notebook"]).stem if record.get("notebook") else None,
         "backbone": config.get("backbone"),
         "input": f"{card['input_size'][0]}x{card['input_size'][1]}x{card['channels']}",
@@ -57,6 +63,8 @@ def run_row(run_dir: str | os.PathLike) -> dict:
         "train_base": _short(config.get("train_base")),
         "augment": _short(config.get("augment")),
         "class_weights": _short(config.get("class_weights")) or "none",
+        "targets": config.get("targets"),
+        "logit_adjusted": "logit_adjustment" in card,
         "learning_rate": config.get("learning_rate"),
         "batch_size": config.get("batch_size"),
         "dataset": data.get("dataset"),
@@ -76,6 +84,14 @@ def run_row(run_dir: str | os.PathLike) -> dict:
         "path": str(run_dir.relative_to(REPO_ROOT) if run_dir.is_relative_to(REPO_ROOT) else run_dir),
     }
     return row
+
+
+def idea_of(run_dir: Path, record: dict) -> str:
+    """What a run tries, whatever its seed: its grid experiment's name (the record's), else its own name
+    without ``--seed=N``."""
+    if record.get("experiment"):
+        return record["experiment"]
+    return re.sub(r"--seed=\d+", "", run_dir.name)
 
 
 def runs_table(paths: Sequence[str | os.PathLike] | str | os.PathLike | None = None):
@@ -103,8 +119,109 @@ def runs_table(paths: Sequence[str | os.PathLike] | str | os.PathLike | None = N
     return table
 
 
-INTEGER_COLUMNS = ("batch_size", "max_per_class", "train_images", "test_images", "epochs_run", "best_epoch",
-                   "parameters")
+INTEGER_COLUMNS = ("seed", "batch_size", "max_per_class", "train_images", "test_images", "epochs_run",
+                   "best_epoch", "parameters")
+
+def _score_columns(table) -> list[str]:
+    return [c for c in table.columns if c in METRICS or c.startswith("f1_") or
+            any(c.endswith(f"_{m}") and c != m for m in METRICS)]
+
+
+def ideas_table(table):
+    """One row per idea, the runs of one experiment whose setup (configuration and data, ``setup``)
+    differs only in the seed: ``runs`` and ``seeds``, each score's ``<name>_mean`` and
+    ``<name>_sd`` (sample standard deviation over the seeds; empty for one run), and the runs' data
+    sizes, parameters, mean epochs and mean training time. Ideas keep the order of their first run."""
+    import pandas as pd
+
+    scores = _score_columns(table)
+    rows = []
+    for (idea, setup), group in table.groupby(["idea", "setup"], sort=False):
+        first = group.iloc[0]
+        row = {"idea": idea, "setup": setup, **{k: first[k] for k in ("dataset", "backbone", "input", "weights",
+                                                                     "augment", "class_weights", "targets")}}
+        row["runs"] = len(group)
+        row["seeds"] = " ".join(str(s) for s in sorted(group["seed"].dropna().tolist()))
+        for column in scores:
+            row[f"{column}_mean"] = group[column].mean()
+            row[f"{column}_sd"] = group[column].std(ddof=1) if group[column].count() > 1 else None
+        for column in ("train_images", "test_images", "parameters"):
+            row[column] = first[column]
+        row["epochs_run"] = group["epochs_run"].astype(float).mean()
+        row["wall_time_s"] = group["wall_time_s"].astype(float).mean()
+        rows.append(row)
+    ideas = pd.DataFrame(rows)
+    names = ideas["idea"].copy()
+    for name, same in ideas[names.duplicated(keep=False)].groupby("idea"):  # e.g. 09's labels and votes
+        setups = [json.loads(text) for text in same["setup"]]
+        differing = [k for k in setups[0] if len({json.dumps(s.get(k), default=str) for s in setups}) > 1]
+        for index, setup in zip(same.index, setups):
+            names[index] = f"{name} (" + ", ".join(f"{k}={setup.get(k)}" for k in differing) + ")"
+    ideas["idea"] = names
+    return ideas
+
+
+#: the columns of the by-idea markdown table, each score as mean ± sd
+IDEA_COLUMNS = ("idea", "backbone", "runs", "train_images", "test_images", *METRICS, "f1_*", "*_test_accuracy",
+                "epochs_run", "wall_time_s", "parameters")
+
+
+def ideas_markdown(ideas) -> str:
+    """The by-idea table in markdown, each score as ``mean ± sd`` (just the mean for one run)."""
+    import pandas as pd
+
+    means = [c[:-5] for c in ideas.columns if c.endswith("_mean")]
+    shown = ideas[[c for c in ideas.columns if not c.endswith(("_mean", "_sd"))]].copy()
+    for name in means:
+        shown[name] = [f"{m:.3f}" + ("" if pd.isna(sd) else f" ± {sd:.3f}") if not pd.isna(m) else ""
+                       for m, sd in zip(ideas[f"{name}_mean"], ideas[f"{name}_sd"])]
+    columns = []
+    for name in IDEA_COLUMNS:
+        if name.startswith("*"):
+            columns += [c for c in shown.columns if c.endswith(name[1:]) and c != name[1:] and c not in columns]
+        elif name.endswith("*"):
+            columns += [c for c in shown.columns if c.startswith(name[:-1])]
+        elif name in shown.columns:
+            columns.append(name)
+    return to_markdown(shown, columns)
+
+
+def plot_ideas(ideas, metrics: Sequence[str] = METRICS):
+    """Each idea's test scores as bars of the mean over seeds with the standard deviation as error bars
+    (seaborn's style)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    labels = list(ideas["idea"])
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.55 * len(labels)))
+    height = 0.8 / len(metrics)
+    palette = sns.color_palette("deep", len(metrics))
+    for i, metric in enumerate(metrics):
+        positions = np.arange(len(labels)) + (i - (len(metrics) - 1) / 2) * height
+        ax.barh(positions, ideas[f"{metric}_mean"], height, xerr=ideas[f"{metric}_sd"].astype(float).fillna(0),
+                capsize=3, color=palette[i], label=metric.replace("_", " "))
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test score (mean ± sd over seeds)")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    sns.reset_orig()
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    from emolib.files import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 #: the columns of the printed / markdown table (the csv keeps them all)
@@ -180,15 +297,7 @@ def save_table(table, path: str | os.PathLike, header: str = "") -> Path:
     if path.suffix == ".md":
         return write_atomic(path, f"{header}{to_markdown(table)}\n")
     if path.suffix == ".png":
-        import matplotlib.pyplot as plt
-
-        from emolib.files import atomic_path
-
-        fig = plot_runs(table)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        return path
+        return save_figure(plot_runs(table), path)
     raise ValueError(f"--save wants a .csv, .md or .png file, not {path}")
 
 
