@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from emolib.detect import box_iou
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
 PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
@@ -61,21 +63,10 @@ def source_photos() -> list[LabelledImage]:
         if any(len(faces) != 1 for faces in found):
             raise RuntimeError(f"expected one face per detector on {name}, got {[len(f) for f in found]}")
         a, b = (np.asarray(faces[0].box, dtype=float) for faces in found)
-        if iou(a, b) < 0.6:
+        if box_iou(a, b) < 0.6:
             raise RuntimeError(f"haar and yunet disagree on {name}: {a} vs {b}")
         out.append(LabelledImage(name, rgb, [tuple(int(round(v)) for v in (a + b) / 2)]))
     return out
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import _photos  # noqa: E402
 
 from emolib import detect  # noqa: E402
+from emolib.detect import box_iou  # noqa: E402
 
 IOU_THRESHOLD = 0.4
 MIN_FACE = 40  # EmotionPredictor's default min_face
@@ -32,7 +33,7 @@ MIN_FACE = 40  # EmotionPredictor's default min_face
 
 def match(found, truth, threshold: float = IOU_THRESHOLD) -> int:
     """Number of one-to-one matches with IoU ≥ threshold (greedy, best pairs first)."""
-    pairs = sorted(((_photos.iou(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)),
+    pairs = sorted(((box_iou(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)),
                    reverse=True)
     used_f, used_t, hits = set(), set(), 0
     for score, i, j in pairs:

@@ -79,7 +79,8 @@ def make_dataset(root: Path, count: int, size: int, seed: int = 0) -> None:
             (root / split / name).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
-            image = cv2.GaussianBlur(cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR), (5, 5), 0)
+            image = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+            image = cv2.GaussianBlur(image, (5, 5), 0)
             cv2.imwrite(str(root / split / ("happy" if i % 2 else "sad") / f"{i:06d}.jpg"), image)
 
 
@@ -116,7 +117,8 @@ def tree_rss_anon_kb(process) -> int:
             status = Path(f"/proc/{member.pid}/status").read_text()
         except (OSError, psutil.Error):
             continue
-        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("RssAnon:")), 0)
+        total += next((int(line.split()[1]) for line in status.splitlines()
+                       if line.startswith("RssAnon:")), 0)
     return total
 
 
@@ -141,8 +143,9 @@ def measure(phase: str, root: Path, args, cache: Path, work: Path, count: int) -
     env = {**os.environ, "EMOLIB_CACHE": str(cache), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     shape = ["--input-size", str(args.size), "--channels", str(args.channels)]
     if phase in ("build", "train"):
-        done = subprocess.run([sys.executable, __file__, "--child", phase, str(root), "--size", str(args.size),
-                               "--channels", str(args.channels), "--val-fraction", str(args.val_fraction)],
+        done = subprocess.run([sys.executable, __file__, "--child", phase, str(root),
+                               "--size", str(args.size), "--channels", str(args.channels),
+                               "--val-fraction", str(args.val_fraction)],
                               env=env, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode or not lines:
@@ -155,10 +158,11 @@ def measure(phase: str, root: Path, args, cache: Path, work: Path, count: int) -
                    "--val-fraction", str(args.val_fraction), "--output", str(runs)]
         faces = count + count // 5
     elif phase == "notebook":
-        command = [sys.executable, "-m", "papermill", "--log-level", "WARNING", str(REPO / "notebooks/02-simple-cnn.ipynb"),
-                   str(work / f"notebook-{count}.ipynb"), "-p", "dataset", "folders", "-p", "data", str(root),
-                   "-p", "input_size", str(args.size), "-p", "channels", str(args.channels), "-p", "epochs", "1",
-                   "-p", "batch_size", "32", "-p", "max_per_class", "None", "-p", "run_dir", str(runs)]
+        command = [sys.executable, "-m", "papermill", "--log-level", "WARNING",
+                   str(REPO / "notebooks/02-simple-cnn.ipynb"), str(work / f"notebook-{count}.ipynb"),
+                   "-p", "dataset", "folders", "-p", "data", str(root), "-p", "input_size", str(args.size),
+                   "-p", "channels", str(args.channels), "-p", "epochs", "1", "-p", "batch_size", "32",
+                   "-p", "max_per_class", "None", "-p", "run_dir", str(runs)]
         faces = count + count // 5
     else:  # ferplus: vote targets on the real FER+ (its own valid and test splits)
         per_class = count // 8
@@ -216,8 +220,8 @@ def main() -> int:
 
     big = f"{args.factor}N"
     print(f"\nsimple_cnn, {args.size}x{args.size}x{args.channels}, batch 32, one epoch, val fraction "
-          f"{args.val_fraction}; Keras {keras.__version__} on {keras.backend.backend()}; {os.cpu_count()} CPUs; "
-          f"best of {args.repeats}\n")
+          f"{args.val_fraction}; Keras {keras.__version__} on {keras.backend.backend()}; "
+          f"{os.cpu_count()} CPUs; best of {args.repeats}\n")
     print(f"| phase | faces N | faces {big} | peak RssAnon N (MB) | peak RssAnon {big} (MB) | growth (MB) "
           f"| added decoded (MB) | goal: growth ≤ 10 % of it | seconds N / {big} |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -194,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --ray: GPUs of each run (over the grid's resources)")
     summary = experiments_sub.add_parser("summary", help="print and save the comparison table of runs")
     summary.add_argument("runs", nargs="*",
-                         help="run directories or folders holding them (default: $EMOLIB_RUNS or results/runs, "
-                         "and results/experiments)")
+                         help="run directories or folders holding them (default: $EMOLIB_RUNS or "
+                         "results/runs, and results/experiments)")
     summary.add_argument("--save", help="write the table to this .csv or .md file")
     summary.add_argument("--by-idea", action="store_true",
                          help="one row per idea (runs that differ only in their seed): mean ± sd over seeds")

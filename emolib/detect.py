@@ -284,8 +284,8 @@ class YuNetDetector(Detector):
     def _detect(self, image: np.ndarray) -> list[Face]:
         import cv2
         height, width = image.shape[:2]
-        padded = np.zeros((-(-height // YUNET_STRIDE) * YUNET_STRIDE, -(-width // YUNET_STRIDE) * YUNET_STRIDE,
-                           3), np.uint8)  # zeros at the bottom and right: boxes keep their coordinates
+        stride = YUNET_STRIDE  # zeros at the bottom and right: boxes keep their coordinates
+        padded = np.zeros((-(-height // stride) * stride, -(-width // stride) * stride, 3), np.uint8)
         padded[:height, :width] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         size = (padded.shape[1], padded.shape[0])
         if self._input_size != size:
@@ -412,6 +412,15 @@ def expand_box(box: Sequence[float], margin: float = 0.0, square: bool = False) 
     if square:
         w = h = max(w, h)
     return cx - w / 2, cy - h / 2, w, h
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes (0 when they do not overlap)."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    inter = max(0.0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
 
 
 def eye_angle(face: Face) -> float:

@@ -17,8 +17,9 @@ def predict_proba(model, images: np.ndarray, batch_size: int | None = None,
     The images are read batch by batch, at most ``batch_size`` (default: :func:`emolib.data.chunk_rows`)
     faces at a time, so memory holds one batch, never the split.
     """
-    from emolib.data import chunk_rows
     from tqdm.auto import tqdm
+
+    from emolib.data import chunk_rows
 
     out = []
     rows = chunk_rows(images.shape[1:], batch_size)

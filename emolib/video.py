@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from emolib.detect import box_iou
+
 #: Sampled frames whose faces are classified in one model call (and appended to the CSV together).
 CHUNK_FRAMES = 16
 #: Columns before the ``p_<emotion>`` probability columns.
@@ -49,17 +51,6 @@ def probability_columns(timeline: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------------------------------
 # Tracking
 # ---------------------------------------------------------------------------------------------------
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    inter_w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    inter_h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = inter_w * inter_h
-    union = aw * ah + bw * bh - inter
-    return float(inter / union) if union > 0 else 0.0
-
 
 def _shift(a: Sequence[float], b: Sequence[float]) -> float:
     """Distance between the centres of two boxes, in sizes (the larger side) of the first."""
@@ -119,7 +110,7 @@ class IoUTracker:
         ids: list[int | None] = [None] * len(boxes)
         used: set[int] = set()
         predicted = [track.predicted() for track in self.tracks]
-        by_overlap = sorted(((-iou(p, box), t, b) for t, p in enumerate(predicted)
+        by_overlap = sorted(((-box_iou(p, box), t, b) for t, p in enumerate(predicted)
                              for b, box in enumerate(boxes)))
         by_distance = sorted(((_shift(p, box), t, b) for t, p in enumerate(predicted)
                               for b, box in enumerate(boxes)))

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 
 from emolib import detect
-from emolib.detect import Face, crop_face, crop_faces, expand_box, get_detector
+from emolib.detect import Face, box_iou, crop_face, crop_faces, expand_box, get_detector
 from emolib.imageio import load_image
 
 PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return ix * iy / (aw * ah + bw * bh - ix * iy)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +106,7 @@ def test_each_portrait_has_one_face_for_both_detectors(photos, name, yunet, haar
         assert 0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
         assert 60 <= w <= 300 and 60 <= h <= 300
         found[detector.name] = faces[0]
-    assert iou(found["haar"].box, found["yunet"].box) > 0.5
+    assert box_iou(found["haar"].box, found["yunet"].box) > 0.5
     assert found["haar"].landmarks is None and found["haar"].score is None
     assert 0.7 <= found["yunet"].score <= 1.0
     assert len(found["yunet"].landmarks) == 5
@@ -132,7 +124,7 @@ def test_composite_with_several_faces(photos, yunet, haar):
         faces = detector.detect(canvas)
         assert len(faces) == 4, detector.name
         for true_box in truth:
-            assert max(iou(f.box, true_box) for f in faces) > 0.4, (detector.name, true_box)
+            assert max(box_iou(f.box, true_box) for f in faces) > 0.4, (detector.name, true_box)
         areas = [f.box[2] * f.box[3] for f in faces]
         assert areas == sorted(areas, reverse=True)  # largest first
 
@@ -161,7 +153,7 @@ def test_large_images_are_downscaled_and_boxes_scaled_back(photos, yunet):
     big = yunet.detect(big_image)
     assert len(big) == 1
     scaled = tuple(v * 3 for v in small.box)
-    assert iou(big[0].box, scaled) > 0.8
+    assert box_iou(big[0].box, scaled) > 0.8
     assert big[0].landmarks[0][0] == pytest.approx(small.landmarks[0][0] * 3, abs=12)
 
 
@@ -225,7 +217,7 @@ def test_min_face_still_finds_the_portrait_faces(photos, yunet_path):
     for image in photos.values():
         faces = quick.detect(image)
         assert len(faces) == 1
-        assert iou(faces[0].box, reference.detect(image)[0].box) > 0.7
+        assert box_iou(faces[0].box, reference.detect(image)[0].box) > 0.7
 
 
 # -- the YuNet model file --------------------------------------------------------------------------

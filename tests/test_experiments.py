@@ -256,7 +256,7 @@ def test_a_value_may_name_the_runs_own_parameters(tmp_path):
         "grid": {"seed": [0, 2]}}]}
     runs = X.load_grid(grid, tmp_path).runs
     out = (tmp_path / "g").resolve()
-    assert [r.parameters["base_run"] for r in runs] == [f"{out}/02-simple-cnn--seed=0", f"{out}/02-simple-cnn--seed=2"]
+    assert [r.parameters["base_run"] for r in runs] == [f"{out}/02-simple-cnn--seed={s}" for s in (0, 2)]
     assert runs[0].parameters["also_test_on"] == "${nothing}"  # not a parameter: left as written
     assert all(r.reads_output for r in runs)
 
@@ -264,8 +264,9 @@ def test_a_value_may_name_the_runs_own_parameters(tmp_path):
 def _row(idea, seed, accuracy, **setup):
     return {"idea": idea, "seed": seed, "setup": json.dumps(setup, sort_keys=True), "dataset": "fer2013",
             "backbone": "simple_cnn", "input": "48x48x1", "weights": "none", "augment": False,
-            "class_weights": "none", "targets": "auto", "accuracy": accuracy, "balanced_accuracy": accuracy / 2,
-            "macro_f1": accuracy / 3, "f1_happy": accuracy, "ferplus_test_accuracy": accuracy + 0.1,
+            "class_weights": "none", "targets": "auto", "accuracy": accuracy,
+            "balanced_accuracy": accuracy / 2, "macro_f1": accuracy / 3, "f1_happy": accuracy,
+            "ferplus_test_accuracy": accuracy + 0.1,
             "train_images": 25838, "test_images": 7178, "parameters": 683527, "epochs_run": 10 + seed,
             "wall_time_s": 100.0}
 
@@ -292,7 +293,8 @@ def test_collected_outputs_have_no_weights_and_summarise_by_idea(finished_grid, 
     assert cli.main(["experiments", "collect", str(out), str(tmp_path / "runs")]) == 0
     copied = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in (tmp_path / "runs").rglob("*"))
     assert not [p for p in copied if p.endswith((".keras", ".h5")) or "checkpoint" in p]
-    for name in ("metrics.json", "model.json", "params.json", "history.csv", "experiment.json", "notebook.ipynb"):
+    for name in ("metrics.json", "model.json", "params.json", "history.csv", "experiment.json",
+                 "notebook.ipynb"):
         assert f"02-simple-cnn--learning_rate=0.01/{name}" in copied
     assert cli.main(["experiments", "summary", str(tmp_path / "runs"), "--by-idea", "--save",
                      str(tmp_path / "s.md"), "--figure", str(tmp_path / "s.png")]) == 0

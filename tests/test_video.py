@@ -17,6 +17,7 @@ import pytest
 
 from emolib import cli
 from emolib import video as V
+from emolib.detect import box_iou
 
 SECONDS, FPS = 4, 10
 FRAMES = SECONDS * FPS
@@ -149,7 +150,7 @@ def test_tracker_bridges_missed_detections_and_starts_new_tracks():
         tracker.update([])
     assert tracker.update([(4, 0, 50, 50)]) == [3]  # gone for three frames: a new person
     assert tracker.update([(400, 0, 50, 50), (60, 0, 50, 50)]) == [4, 3]  # 1.1 face sizes away: still 3
-    assert V.iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
 
 
 def test_smooth_summary_plot_and_contact_sheet(timeline, clip, tmp_path):

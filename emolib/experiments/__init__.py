@@ -76,8 +76,9 @@ from emolib.experiments.ray_grid import run_grid_ray
 __all__ = [
     "DISPLAY_COLUMNS", "METRICS", "NOTEBOOK_FILE", "OUTPUT_PLACEHOLDER", "RECORD_FILE", "REPO_ROOT", "Grid",
     "Run", "combinations", "data_root", "display_columns", "error_line", "execute", "find_runs",
-    "format_status", "ideas_markdown", "ideas_table", "is_finished", "load_data", "load_grid", "notebook_parameters", "plot_augmented",
-    "plot_ideas", "plot_runs", "plot_samples", "prepare_run", "read_record", "resolve_path", "run_cli", "run_grid",
+    "format_status", "ideas_markdown", "ideas_table", "is_finished", "load_data", "load_grid",
+    "notebook_parameters", "plot_augmented", "plot_ideas", "plot_runs", "plot_samples", "prepare_run",
+    "read_record", "resolve_path", "run_cli", "run_grid",
     "run_grid_ray", "run_name", "run_row", "runs_dir", "runs_table", "save_table", "shared_dir", "show_run",
     "split_counts", "to_markdown",
 ]

@@ -60,7 +60,8 @@ def run_cli(args) -> int:
         return 1 if any(r.status == "failed" for r in grid.runs) else 0
     if args.action == "collect":
         copied = collect_outputs(args.source, args.destination)
-        print(f"{len(copied)} finished runs' outputs copied to {args.destination} (no weights, no checkpoints)")
+        print(f"{len(copied)} finished runs' outputs copied to {args.destination} "
+              "(no weights, no checkpoints)")
         return 0 if copied else 1
     table = runs_table(args.runs or None)
     if not len(table):
@@ -75,8 +76,8 @@ def run_cli(args) -> int:
         produced = "\n".join(f"    {c}" for c in [*_commands(table), command])
         header = f"# Comparison of runs\n\nProduced by:\n\n{produced}\n\n"
         if args.by_idea and Path(args.save).suffix == ".md":
-            write_atomic(Path(args.save), f"{header}## By idea: mean ± sd over seeds\n\n{ideas_markdown(shown)}"
-                         f"\n\n## Every run\n\n{to_markdown(table)}\n")
+            write_atomic(Path(args.save), f"{header}## By idea: mean ± sd over seeds\n\n"
+                         f"{ideas_markdown(shown)}\n\n## Every run\n\n{to_markdown(table)}\n")
         else:
             save_table(shown, args.save, header)
         print(f"saved {args.save}")

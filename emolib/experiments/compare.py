@@ -138,8 +138,8 @@ def ideas_table(table):
     rows = []
     for (idea, setup), group in table.groupby(["idea", "setup"], sort=False):
         first = group.iloc[0]
-        row = {"idea": idea, "setup": setup, **{k: first[k] for k in ("dataset", "backbone", "input", "weights",
-                                                                     "augment", "class_weights", "targets")}}
+        described = ("dataset", "backbone", "input", "weights", "augment", "class_weights", "targets")
+        row = {"idea": idea, "setup": setup, **{k: first[k] for k in described}}
         row["runs"] = len(group)
         row["seeds"] = " ".join(str(s) for s in sorted(group["seed"].dropna().tolist()))
         for column in scores:
@@ -162,8 +162,8 @@ def ideas_table(table):
 
 
 #: the columns of the by-idea markdown table, each score as mean ± sd
-IDEA_COLUMNS = ("idea", "backbone", "runs", "train_images", "test_images", *METRICS, "f1_*", "*_test_accuracy",
-                "epochs_run", "wall_time_s", "parameters")
+IDEA_COLUMNS = ("idea", "backbone", "runs", "train_images", "test_images", *METRICS, "f1_*",
+                "*_test_accuracy", "epochs_run", "wall_time_s", "parameters")
 
 
 def ideas_markdown(ideas) -> str:
@@ -178,7 +178,8 @@ def ideas_markdown(ideas) -> str:
     columns = []
     for name in IDEA_COLUMNS:
         if name.startswith("*"):
-            columns += [c for c in shown.columns if c.endswith(name[1:]) and c != name[1:] and c not in columns]
+            columns += [c for c in shown.columns
+                        if c.endswith(name[1:]) and c != name[1:] and c not in columns]
         elif name.endswith("*"):
             columns += [c for c in shown.columns if c.startswith(name[:-1])]
         elif name in shown.columns:
@@ -200,8 +201,9 @@ def plot_ideas(ideas, metrics: Sequence[str] = METRICS):
     palette = sns.color_palette("deep", len(metrics))
     for i, metric in enumerate(metrics):
         positions = np.arange(len(labels)) + (i - (len(metrics) - 1) / 2) * height
-        ax.barh(positions, ideas[f"{metric}_mean"], height, xerr=ideas[f"{metric}_sd"].astype(float).fillna(0),
-                capsize=3, color=palette[i], label=metric.replace("_", " "))
+        spread = ideas[f"{metric}_sd"].astype(float).fillna(0)
+        ax.barh(positions, ideas[f"{metric}_mean"], height, xerr=spread, capsize=3, color=palette[i],
+                label=metric.replace("_", " "))
     ax.set_yticks(np.arange(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)

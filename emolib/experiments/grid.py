@@ -265,7 +265,8 @@ def execute(run: Run, kernel: str = "python3", command: str | None = None, start
 
     run.run_dir.mkdir(parents=True, exist_ok=True)
     record = {"experiment": run.experiment, "notebook": str(run.notebook), "parameters": run.parameters,
-              "kernel": kernel, "command": command, "code_version": code_version(), "started": datetime.now().isoformat(timespec="seconds"),
+              "kernel": kernel, "command": command, "code_version": code_version(),
+              "started": datetime.now().isoformat(timespec="seconds"),
               "status": "running"}
     write_json(run.run_dir / RECORD_FILE, record)
     started = time.perf_counter()
