@@ -109,6 +109,7 @@ def _data_arguments(data: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``emolib`` parser (data, train and evaluate declare their arguments on first use)."""
     from emolib.detect import list_detectors
+    from emolib.predict import FALLBACKS
 
     parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Subcommand)
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help=MODEL_HELP)
     predict.add_argument("--detector", choices=list_detectors(), help="default: yunet if available")
     predict.add_argument("--whole-image", action="store_true", help="each image is already one face crop")
+    predict.add_argument("--fallback", choices=FALLBACKS, default="none",
+                         help="whole: classify a small image in which no face is found as one face crop "
+                         '(reported with "detector": "none")')
     predict.add_argument("--flip-tta", action="store_true")
     predict.add_argument("--explain", metavar="OUT_DIR",
                          help="also write OUT_DIR/<image>.png: each face's saliency map over the image")

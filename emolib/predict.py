@@ -33,6 +33,11 @@ from emolib import labels as L
 
 #: Faces per model call at most (larger sets are split; memory stays bounded).
 MAX_BATCH = 256
+#: What ``fallback`` may say to do with an image in which no face is found.
+FALLBACKS = ("none", "whole")
+#: An image with no face found is plausibly one face crop when its longer side is at most this
+#: (pixels) and its sides are within a factor 2 of each other.
+FALLBACK_MAX_SIDE = 400
 
 
 @dataclass
@@ -73,6 +78,11 @@ class EmotionPredictor:
         a Detector instance.
     max_pixels : int or None
         Decompression-bomb limit passed to :func:`emolib.imageio.load_image`.
+    fallback : {"none", "whole"}
+        When no face is found in an image that is plausibly one face crop (its longer side at most
+        :data:`FALLBACK_MAX_SIDE` pixels, its sides within a factor 2), ``"whole"`` classifies the
+        whole image, reported with ``"detector": "none"`` as for ``whole_image``; ``"none"`` gives no
+        prediction.
 
     Notes
     -----
@@ -83,11 +93,14 @@ class EmotionPredictor:
     def __init__(self, model=None, detector: str | D.Detector | None = None, flip_tta: bool = False,
                  language: str = "fr", *, margin: float = 0.0, square: bool = True, align: bool = False,
                  min_face: int | None = 40, max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
-                 warmup: bool = True):
+                 fallback: str = "none", warmup: bool = True):
         from emolib import models as M  # brings in Keras and its backend
 
         if language not in ("fr", "en"):
             raise ValueError(f"language must be 'fr' or 'en', not {language!r}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {', '.join(FALLBACKS)}, not {fallback!r}")
+        self.fallback = fallback
         self.loaded = model if isinstance(model, M.LoadedModel) else M.load_model(model)
         self.model = self.loaded.model
         self.labels = [_canonical_or_raw(name) for name in self.loaded.labels]
@@ -202,14 +215,19 @@ class EmotionPredictor:
         rgb = imageio.load_image(image, max_pixels=self.max_pixels)
         height, width = rgb.shape[:2]
         if whole_image:
-            whole = D.Face((0, 0, width, height))
-            crops = D.crop_faces(rgb, [whole], self.input_size, channels=self.channels)
-            return _Prepared(crops, [{"x": 0, "y": 0, "w": int(width), "h": int(height)}], "none")
+            return self._prepare_whole(rgb)
         detector = self.detector
         faces = detector.detect(rgb)
+        if not faces and self.fallback == "whole" and _plausibly_one_face(height, width):
+            return self._prepare_whole(rgb)
         crops = D.crop_faces(rgb, faces, self.input_size, channels=self.channels, margin=self.margin,
                              square=self.square, align=self.align)
         return _Prepared(crops, [face.as_dict() for face in faces], detector.name)
+
+    def _prepare_whole(self, rgb: np.ndarray) -> _Prepared:
+        height, width = rgb.shape[:2]
+        crops = D.crop_faces(rgb, [D.Face((0, 0, width, height))], self.input_size, channels=self.channels)
+        return _Prepared(crops, [{"x": 0, "y": 0, "w": int(width), "h": int(height)}], "none")
 
     def finish(self, prepared: Sequence[_Prepared]) -> list[dict]:
         """Classify the crops of prepared images in one call and build their result dicts."""
@@ -263,6 +281,11 @@ class EmotionPredictor:
         return {"faces_detected": len(predictions), "detector": prepared.detector, "predictions": predictions}
 
 
+def _plausibly_one_face(height: int, width: int) -> bool:
+    """A small image with sides within a factor 2: a face crop, a thumbnail (see ``fallback``)."""
+    return max(height, width) <= FALLBACK_MAX_SIDE and max(height, width) <= 2 * min(height, width)
+
+
 def _canonical_or_raw(name: str) -> str:
     try:
         return L.canonical(name)
@@ -304,7 +327,7 @@ def run_cli(args) -> int:
         raise ValueError(f"{folders[0]} is a folder: give --out predictions.jsonl (or .parquet) "
                          "to label the images in it")
     predictor = EmotionPredictor(model=args.model, detector=args.detector,
-                                 flip_tta=getattr(args, "flip_tta", False))
+                                 flip_tta=getattr(args, "flip_tta", False), fallback=args.fallback)
     if not args.whole_image:
         _ = predictor.detector  # a missing detector file is one clear error, not one per image
     if getattr(args, "explain", None):

@@ -129,6 +129,24 @@ def test_blank_image_gives_zero_faces_and_no_model_call(predictor):
     assert counting.calls == []
 
 
+def test_the_fallback_classifies_a_small_faceless_image_whole_and_says_so(loaded, yunet):
+    from emolib.predict import FALLBACK_MAX_SIDE, EmotionPredictor
+
+    whole = EmotionPredictor(loaded, detector=yunet, fallback="whole", warmup=False)
+    crop = np.full((120, 100, 3), 200, np.uint8)  # no face a detector finds: a blank thumbnail
+    result = whole.predict(crop)
+    check_result(result, crop.shape, detector="none")
+    assert result["faces_detected"] == 1
+    assert result["predictions"][0]["box"] == {"x": 0, "y": 0, "w": 100, "h": 120}
+    assert result["predictions"][0]["probabilities"] == whole.predict(crop, whole_image=True)[
+        "predictions"][0]["probabilities"]
+    for not_a_crop in ((FALLBACK_MAX_SIDE + 1, 300), (120, 250)):  # too large, or too elongated
+        assert whole.predict(np.full((*not_a_crop, 3), 200, np.uint8))["predictions"] == []
+    assert EmotionPredictor(loaded, detector=yunet, warmup=False).predict(crop)["predictions"] == []
+    with pytest.raises(ValueError, match="fallback must be one of none, whole"):
+        EmotionPredictor(loaded, detector=yunet, fallback="guess", warmup=False)
+
+
 def test_all_faces_of_an_image_go_in_one_model_call(predictor, group):
     counting = CountingModel(predictor.model)
     predictor.model = counting
