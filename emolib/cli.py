@@ -72,12 +72,13 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_arguments(train: argparse.ArgumentParser) -> None:
+    from emolib.data import VAL_FRACTION
     from emolib.train import add_config_arguments
 
     _dataset_arguments(train)
     train.add_argument("--name", help="run name (default: backbone)")
     add_config_arguments(train)  # one flag per TrainConfig field
-    train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
     train.add_argument("--val-split", help="select on the dataset's own split of this name (e.g. ferplus "
                        "valid) instead of carving --val-fraction from train")
     train.add_argument("--max-per-class", type=int)

@@ -539,7 +539,11 @@ def _decode_into(listing: Listing, out: np.ndarray, size: int, channels: int, wo
 # Splits, subsets, counts, weights, summary
 # ---------------------------------------------------------------------------------------------------
 
-def train_val_split(split: Split, val_fraction: float = 0.1, seed: int = 0) -> tuple[Split, Split]:
+#: Share of a training split carved out (stratified, seeded) for validation when a dataset has no own.
+VAL_FRACTION = 0.1
+
+
+def train_val_split(split: Split, val_fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[Split, Split]:
     """Stratified, seeded validation split carved from a training split (the test split is never used)."""
     from sklearn.model_selection import train_test_split
 

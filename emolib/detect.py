@@ -310,9 +310,9 @@ class YuNetDetector(Detector):
 def find_yunet() -> Path | None:
     """The YuNet file if it is available without download: ``$EMOLIB_MODEL_DIR``, the cache (sha256
     checked), or the shared folder's ``models/`` (``$EMOLIB_SHARED``); else None."""
-    model_dir = os.environ.get("EMOLIB_MODEL_DIR")
-    if model_dir and (Path(model_dir).expanduser() / YUNET_FILE).is_file():
-        return Path(model_dir).expanduser() / YUNET_FILE
+    model_dir = paths.model_files_dir()
+    if model_dir is not None and (model_dir / YUNET_FILE).is_file():
+        return model_dir / YUNET_FILE
     cached = paths.cache_dir() / YUNET_FILE
     if cached.is_file() and sha256_file(cached) == YUNET_SHA256:
         return cached

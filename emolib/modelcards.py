@@ -17,8 +17,12 @@ from emolib.paths import DEFAULT_MODEL_DIR, SHIPPED_MODELS_DIR  # noqa: F401 - t
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
-#: Where model choosers (the dashboard's settings, the API's ``model`` parameter) look for models.
-MODEL_SEARCH_DIRS = (SHIPPED_MODELS_DIR, paths.runs_dir())
+
+
+def model_search_dirs() -> tuple[Path, ...]:
+    """Where model choosers (the dashboard's settings, the API's ``model`` parameter) look for models:
+    the shipped models and :func:`emolib.paths.runs_dir` (read now: ``$EMOLIB_RUNS`` may change)."""
+    return (SHIPPED_MODELS_DIR, paths.runs_dir())
 
 
 def read_card(directory: str | os.PathLike) -> dict | None:

@@ -10,6 +10,7 @@ notebook may set them at any time.
 ``EMOLIB_CACHE``   decode-once image cache and downloads; default ``~/.cache/emolib``
 ``EMOLIB_RUNS``    where new run directories go; default ``<project>/results/runs``
 ``EMOLIB_MODEL``   the model the dashboard starts with; default the shipped default model
+``EMOLIB_MODEL_DIR`` a folder of model files looked in first (e.g. the YuNet detector's); default none
 =================  ===================================================================================
 
 Relative paths follow one rule, on the command line and in notebooks alike: **a relative path is taken
@@ -32,6 +33,7 @@ SHARED_ENV = "EMOLIB_SHARED"
 CACHE_ENV = "EMOLIB_CACHE"
 RUNS_ENV = "EMOLIB_RUNS"
 MODEL_ENV = "EMOLIB_MODEL"
+MODEL_DIR_ENV = "EMOLIB_MODEL_DIR"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -63,6 +65,12 @@ def shared_dir() -> Path:
 def cache_dir() -> Path:
     """emolib's cache (decoded images, downloads): ``$EMOLIB_CACHE`` or ``~/.cache/emolib``."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "emolib").expanduser()
+
+
+def model_files_dir() -> Path | None:
+    """A folder of model files to look in first (the YuNet detector's): ``$EMOLIB_MODEL_DIR``, or None."""
+    value = os.environ.get(MODEL_DIR_ENV)
+    return Path(value).expanduser() if value else None
 
 
 def runs_dir() -> Path:

@@ -165,13 +165,14 @@ class PredictorChoices:
     ----------
     predictor : EmotionPredictor
         The start-up predictor (its settings are the defaults of every request).
-    model_dirs : iterable of paths
-        Where requests may pick another model (:func:`emolib.modelcards.find_models`).
+    model_dirs : iterable of paths, optional
+        Where requests may pick another model (:func:`emolib.modelcards.find_models`; default
+        :func:`emolib.modelcards.model_search_dirs`).
     """
 
-    def __init__(self, predictor, model_dirs=modelcards.MODEL_SEARCH_DIRS):
+    def __init__(self, predictor, model_dirs=None):
         self.default = predictor
-        self.model_dirs = tuple(model_dirs)
+        self.model_dirs = tuple(modelcards.model_search_dirs() if model_dirs is None else model_dirs)
         self._made = {}
         self._loaded = {self._model_dir(predictor.loaded.path): predictor.loaded}
         self._lock = threading.Lock()

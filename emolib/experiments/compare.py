@@ -11,6 +11,7 @@ from pathlib import Path
 from emolib.experiments.grid import read_record
 from emolib.experiments.paths import REPO_ROOT, resolve_path, runs_dir
 from emolib.files import write_atomic
+from emolib.modelcards import CARD_FILE
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -44,7 +45,7 @@ def run_row(run_dir: str | os.PathLike) -> dict:
     run_dir = Path(run_dir)
     params = json.loads((run_dir / "params.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    card = json.loads((run_dir / "model.json").read_text())
+    card = json.loads((run_dir / CARD_FILE).read_text())
     config, data = params.get("config", {}), params.get("data", {})
     split = metrics["evaluated_split"]
     scores = metrics[split]

@@ -12,7 +12,7 @@ from emolib.experiments.paths import data_root
 
 def load_data(dataset: str = "fer2013", data: str | os.PathLike | None = None, input_size: int = 48,
               channels: int = 1, max_per_class: int | None = None, fraction: float | None = None,
-              seed: int = 0, val_fraction: float = 0.1, test_split: str | None = "test", **options):
+              seed: int = 0, val_fraction: float | None = None, test_split: str | None = "test", **options):
     """Train / validation / test splits for a notebook, as :func:`emolib.train.load_data` returns them.
 
     Parameters
@@ -24,11 +24,14 @@ def load_data(dataset: str = "fer2013", data: str | os.PathLike | None = None, i
     fraction : float, optional
         Then keep this fraction of each class of every split: a small subset that keeps the class
         imbalance (``max_per_class`` flattens it).
+    val_fraction : float, optional
+        Share of train carved out for validation (default :data:`emolib.data.VAL_FRACTION`).
     """
     from emolib import data as D
     from emolib import train as T
 
     root = data_root(dataset, data)
+    val_fraction = D.VAL_FRACTION if val_fraction is None else val_fraction
     train, val, test, info = T.load_data(dataset, root, input_size, channels, val_fraction, max_per_class,
                                          seed, test_split, **options)
     if fraction:

@@ -30,6 +30,7 @@ import numpy as np
 from emolib import data as D
 from emolib import evaluate as E
 from emolib.files import atomic_path, write_atomic, write_json
+from emolib.modelcards import CARD_FILE
 
 CHECKPOINT_DIR = "checkpoint"
 SNAPSHOT_DIR = "snapshots"  # inside CHECKPOINT_DIR
@@ -63,7 +64,7 @@ def new_run_dir(output: str | Path, name: str) -> Path:
 
 def is_complete(run_dir: str | Path) -> bool:
     """True when a run finished (its model card, written last, exists)."""
-    return (Path(run_dir) / "model.json").is_file()
+    return (Path(run_dir) / CARD_FILE).is_file()
 
 def write_params(run_dir: str | Path, params: dict) -> Path:
     """Write a run's params.json (``config``, ``data``, ``classes``); :func:`emolib.train.train` alone
@@ -127,7 +128,7 @@ def finished_card(run_dir: str | Path) -> dict:
         raise ValueError(f"no run directory at {run_dir}")
     if not is_complete(run_dir):
         raise ValueError(f"{run_dir} is not a finished run (no model.json): finish it with --resume first")
-    return json.loads((Path(run_dir) / "model.json").read_text(encoding="utf-8"))
+    return json.loads((Path(run_dir) / CARD_FILE).read_text(encoding="utf-8"))
 
 
 def run_params(run_dir: str | Path) -> dict:

@@ -8,7 +8,7 @@ from emolib import data as D
 from emolib.runs import finished_card, run_params
 
 
-def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = 0.1,
+def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = D.VAL_FRACTION,
               max_per_class: int | None = None, seed: int = 0, test_split: str | None = "test",
               val_split: str | None = None, **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
     """Train / validation / test splits and their description.

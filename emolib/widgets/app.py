@@ -32,10 +32,10 @@ from emolib import labels as emo_labels
 from emolib import paths
 from emolib.modelcards import (
     DEFAULT_MODEL_DIR,
-    MODEL_SEARCH_DIRS,
     SHIPPED_MODELS_DIR,
     find_models,
     is_model_dir,
+    model_search_dirs,
     read_card,
 )
 from emolib.paths import MODEL_ENV
@@ -202,14 +202,14 @@ class EmotionDashboard(widgets.VBox):
     preload : bool
         Load the model (or reach the API) and analyse the sample in a background thread at once,
         and again after a settings change (see :meth:`preload`).
-    model_dirs : iterable of paths
-        Where the settings panel looks for model cards.
+    model_dirs : iterable of paths, optional
+        Where the settings panel looks for model cards (default: :func:`emolib.modelcards.model_search_dirs`).
     """
 
     def __init__(self, model=None, detector: str | None = None, flip_tta: bool = False,
                  language: str = "fr", api_url: str | None = None, predictor_factory: Callable | None = None,
                  reader: Callable | None = None, preload: bool = False,
-                 model_dirs: Iterable[str | os.PathLike] = MODEL_SEARCH_DIRS, **kwargs):
+                 model_dirs: Iterable[str | os.PathLike] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.add_class("emolib-dashboard")
         self.language = language
@@ -227,6 +227,7 @@ class EmotionDashboard(widgets.VBox):
         self._crop_scale = 1.0
 
         start_model, self._model_problem = resolve_start_model(model)
+        model_dirs = model_search_dirs() if model_dirs is None else model_dirs
         self._build(start_model, detector, flip_tta, model_dirs)
         self.set_stage("choose")
         self._show_model_state()
