@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(COMMANDS[args.command])
         return int(module.run_cli(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # bad input, files, a refused step: one line
         print(f"emolib {args.command}: error: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:

@@ -37,6 +37,32 @@ def test_every_subcommand_has_a_module_with_run_cli_name():
     assert set(subparsers.choices) == set(cli.COMMANDS)
 
 
+#: the shortest command line that parses, for each subcommand
+MINIMAL_ARGS = {"data": ["--dataset", "fer2013", "--data", "x"], "train": ["--dataset", "fer2013", "--data", "x"],
+                "evaluate": ["--dataset", "fer2013", "--data", "x"], "calibrate": ["run"], "average": ["run"],
+                "ensemble": ["run"], "export": ["run", "--to", "x"], "predict": ["x.jpg"],
+                "video": ["x.mp4", "--out", "x.csv"], "experiments": ["summary"], "serve": [], "doctor": [],
+                "backend": [], "dashboard": []}
+
+
+@pytest.mark.parametrize("error", [RuntimeError("offline: no ImageNet weights"), OSError("disk full"),
+                                   ValueError("bad value")])
+def test_every_command_turns_an_error_into_one_line_and_exit_2(error, monkeypatch, capsys):
+    import importlib
+
+    assert set(MINIMAL_ARGS) == set(cli.COMMANDS)
+    for command, module_name in cli.COMMANDS.items():
+        module = importlib.import_module(module_name)
+
+        def fail(args, error=error):
+            raise error
+
+        monkeypatch.setattr(module, "run_cli", fail)
+        assert cli.main([command, *MINIMAL_ARGS[command]]) == 2, command
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines == [f"emolib {command}: error: {error}"], command
+
+
 def test_no_subcommand_is_a_usage_error():
     process = emolib()
     assert process.returncode == 2
