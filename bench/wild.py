@@ -1,7 +1,7 @@
 """Faces as people photograph them, built from the shared FER+ and FER2013 test faces (issue 34).
 
     .venv/bin/python bench/wild.py [--faces 140] [--seed 0] [--models emolib-ferplus,emolib-fer2013]
-                                    [--settings default,full-res,align,margin,fallback,no-square]
+                                    [--settings default,min_face 40,align,margin,fallback,no-square]
 
 Each model is measured on its own dataset's test faces (the default 8-class ``emolib-ferplus`` on FER+
 test with its majority labels, ``emolib-fer2013`` on FER2013 test), a seeded sample of ``--faces``. Every
@@ -37,7 +37,7 @@ MATCH_IOU = 0.3
 #: predictor options of each setting compared (EmotionPredictor keywords)
 SETTINGS = {
     "default": {},
-    "full-res": {"min_face": None},
+    "min_face 40": {"min_face": 40},
     "align": {"align": True},
     "margin": {"margin": 0.1},
     "fallback": {"fallback": "whole"},
