@@ -55,3 +55,26 @@ def _json_default(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def cut_torn_line(path: str | os.PathLike) -> int:
+    """Truncate ``path`` just after its last newline: a line cut short by a kill in the middle of an
+    append is dropped, every whole line kept. Reads from the end, a block at a time; returns the size
+    kept (0 for a missing file)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, "rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        keep = size
+        while keep > 0:  # back to just after the last newline
+            step = min(keep, 1 << 16)
+            file.seek(keep - step)
+            newline = file.read(step).rfind(b"\n")
+            if newline >= 0:
+                keep = keep - step + newline + 1
+                break
+            keep -= step
+        if keep != size:
+            file.truncate(keep)
+    return keep

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from emolib.data import IMAGE_SUFFIXES
-from emolib.files import write_atomic
+from emolib.files import cut_torn_line, write_atomic
 
 #: Images read and classified per chunk (one model call for all their faces; one write).
 CHUNK = 64
@@ -115,25 +115,7 @@ class JsonlOutput:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._cut_torn_line()
-
-    def _cut_torn_line(self) -> None:
-        if not self.path.is_file():
-            return
-        with open(self.path, "rb+") as file:
-            size = file.seek(0, os.SEEK_END)
-            keep = size
-            while keep > 0:  # back to just after the last newline
-                step = min(keep, 1 << 16)
-                file.seek(keep - step)
-                block = file.read(step)
-                newline = block.rfind(b"\n")
-                if newline >= 0:
-                    keep = keep - step + newline + 1
-                    break
-                keep -= step
-            if keep != size:
-                file.truncate(keep)
+        cut_torn_line(self.path)
 
     def done(self) -> set[str]:
         """Paths already in the file."""

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from emolib.detect import box_iou
+from emolib.files import cut_torn_line
 
 #: Sampled frames whose faces are classified in one model call (and appended to the CSV together).
 CHUNK_FRAMES = 16
@@ -343,14 +344,10 @@ class _CsvAppender:
 def _read_partial(path: str | os.PathLike, columns: Sequence[str]) -> pd.DataFrame:
     """Rows already in ``path`` (an unfinished last line is cut off); empty when there is no file."""
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
+    if cut_torn_line(path) == 0:  # no file, or not one whole line (a row cut by a kill is dropped)
         return _empty(columns)
-    data = path.read_bytes()
-    whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) != len(data):
-        with open(path, "r+b") as file:  # drop a row cut by a kill in the middle of a write
-            file.truncate(len(whole))
-    header = whole.split(b"\n", 1)[0].decode("utf-8").strip()
+    with open(path, encoding="utf-8") as file:
+        header = file.readline().strip()
     if header.split(",") != list(columns):
         raise ValueError(f"{path}: cannot resume: its columns are not this model's timeline columns "
                          f"({header[:80]}…); remove it or choose another --out")
