@@ -62,6 +62,9 @@ DEFAULT_CORS_REGEX = r"null|https?://(localhost|127\.0\.0\.1)(:\d+)?"
 #: The web client served at ``GET /``.
 WEB_PAGE = Path(__file__).with_name("static") / "index.html"
 _MODEL_HELP = "a shipped model's name or a listed model directory (default: the start-up model)"
+#: any registered detector, plug-ins included; an unknown name is a 400 that lists them
+_DETECTOR_HELP = ("face detector: a name of emolib.detect.list_detectors(), e.g. yunet, haar "
+                  "(default: the start-up one)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -295,7 +298,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
     async def predict(
             file: Annotated[UploadFile, File(description=_FILE_HELP)],
             whole_image: Annotated[bool, Query(description="the photo is one face crop")] = False,
-            detector: Annotated[Literal["yunet", "haar"] | None, Query(description="face detector")] = None,
+            detector: Annotated[str | None, Query(description=_DETECTOR_HELP)] = None,
             flip_tta: Annotated[bool | None, Query(description="average with the mirror image")] = None,
             language: Annotated[Literal["fr", "en"] | None, Query(description="language of labels")] = None,
             model: Annotated[str | None, Query(description=_MODEL_HELP)] = None,

@@ -217,3 +217,25 @@ def test_an_eight_class_model_answers_with_its_own_classes(tmp_path, jpeg, yunet
     assert set(face["probabilities"]) == set(labels.EMOTIONS_8)
     assert face["label"] == labels.display_name(face["emotion"])
     assert labels.display_name("contempt") == "Mépris" and labels.emoji("contempt") == "😒"
+
+
+def test_a_registered_detector_plug_in_is_accepted_and_an_unknown_one_is_a_400(client, jpeg):
+    from emolib import detect
+
+    @detect.register_detector("everything")
+    class Everything(detect.Detector):
+        name = "everything"
+
+        def _detect(self, image):
+            return [detect.Face((0, 0, image.shape[1], image.shape[0]))]
+
+    try:
+        response = client.post("/predict?detector=everything", files={"file": ("a.jpg", jpeg, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["detector"] == "everything" and body["predictions"][0]["box"] == {"x": 0, "y": 0,
+                                                                                     "w": 512, "h": 600}
+    finally:
+        del detect.DETECTORS["everything"]
+    response = client.post("/predict?detector=nope", files={"file": ("a.jpg", jpeg, "image/jpeg")})
+    assert response.status_code == 400 and "unknown detector 'nope'" in response.json()["detail"]
