@@ -41,8 +41,8 @@ MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
 #: Smallest image side a detector looks at; smaller images have no detectable face.
 MIN_IMAGE_SIDE = 16
 #: Shorter side (pixels) an image is detected at, at least: smaller images (face crops, thumbnails)
-#: are enlarged to it, and ``min_face`` never reduces an image below it. Measured on 300 FER2013 test
-#: faces (48 px crops): YuNet found 78 % at 48 px, 97 % at 96, 98 % at 160 and 240 (bench/wild.py).
+#: are enlarged to it, and ``min_face`` never reduces an image below it: YuNet finds far more of
+#: FER2013's 48 px test crops once they are enlarged to about this side (bench/wild.py's last table).
 MIN_DETECTION_SIDE = 160
 #: FaceDetectorYN pads its input up to a multiple of this without clearing the padding, so leftovers
 #: of earlier images leak into detection; YuNetDetector pads with zeros itself.
