@@ -310,8 +310,8 @@ def run_cli(args) -> int:
     """``emolib predict DIR... --out FILE``: stream records into FILE; 1 if some images had errors."""
     summary = predict_folder(args.images, args.out, recursive=args.recursive, model=args.model,
                              detector=args.detector, flip_tta=args.flip_tta, whole_image=args.whole_image,
-                             fallback=args.fallback, chunk=args.chunk, ray=args.ray is not None, address=args.ray or None,
-                             workers=args.workers)
+                             fallback=args.fallback, chunk=args.chunk, ray=args.ray is not None,
+                             address=args.ray or None, workers=args.workers)
     rate = summary["images"] / summary["seconds"] if summary["seconds"] else 0.0
     print(f"{args.out}: {summary['images']} image(s) predicted ({rate:.1f} img/s), "
           f"{summary['skipped']} already there, {summary['errors']} with an error", file=sys.stderr)
