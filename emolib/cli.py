@@ -97,7 +97,7 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     evaluate.add_argument("--batch-size", type=int, default=None,
-                          help="faces per model call (default: up to 256, fewer for large faces)")
+                          help="faces per model call at most (default 256; fewer for large faces)")
     evaluate.add_argument("--json", action="store_true")
 
 

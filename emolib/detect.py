@@ -44,8 +44,8 @@ MIN_IMAGE_SIDE = 16
 #: are enlarged to it, and ``min_face`` never reduces an image below it: YuNet finds far more of
 #: FER2013's 48 px test crops once they are enlarged to about this side (bench/wild.py's last table).
 MIN_DETECTION_SIDE = 160
-#: FaceDetectorYN pads its input up to a multiple of this without clearing the padding, so leftovers
-#: of earlier images leak into detection; YuNetDetector pads with zeros itself.
+#: FaceDetectorYN pads its input up to a multiple of this itself; issue 34 saw leftovers of earlier
+#: images leak into that padding (not reproduced with OpenCV 4.14), so YuNetDetector pads with zeros.
 YUNET_STRIDE = 32
 
 

@@ -14,8 +14,9 @@ def predict_proba(model, images: np.ndarray, batch_size: int | None = None,
                   flip_tta: bool = False) -> np.ndarray:
     """Class probabilities of ``images`` (n, h, w, c) raw 0..255; ``flip_tta`` averages with the mirror.
 
-    The images are read batch by batch, at most ``batch_size`` (default: :func:`emolib.data.chunk_rows`)
-    faces at a time, so memory holds one batch, never the split.
+    The images are read batch by batch, at most ``batch_size`` (default 256) faces and at most
+    :data:`emolib.data.CHUNK_VALUES` values at a time (:func:`emolib.data.chunk_rows`), so memory holds
+    one batch, never the split.
     """
     from tqdm.auto import tqdm
 

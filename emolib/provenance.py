@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from functools import lru_cache
 
 from emolib import paths
 
 
-@lru_cache(maxsize=1)
 def code_version() -> str | None:
     """The source checkout's git commit, ``+dirty`` when tracked files differ from it; None for an
-    installed package or without git."""
+    installed package or without git. Asked at each call (once per run): a long grid whose checkout
+    is updated between runs records each run's own commit."""
     if paths.REPO_DIR is None:
         return None
 

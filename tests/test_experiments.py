@@ -304,3 +304,9 @@ def test_collected_outputs_have_no_weights_and_summarise_by_idea(finished_grid, 
     record = json.loads((out / "02-simple-cnn--learning_rate=0.01" / "experiment.json").read_text())
     assert record["code_version"] and json.loads(
         (out / "02-simple-cnn--learning_rate=0.01" / "params.json").read_text())["code_version"]
+
+
+def test_collecting_from_a_missing_folder_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["experiments", "collect", str(tmp_path / "none"), str(tmp_path / "out")]) == 2
+    assert "no grid output folder at" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -67,7 +67,8 @@ def run_cli(args) -> int:
     if not len(table):
         print(f"no finished runs under {', '.join(args.runs) or 'the default run folders'}")
         return 1
-    shown = ideas_table(table) if args.by_idea else table
+    ideas = ideas_table(table) if args.by_idea or args.figure else None
+    shown = ideas if args.by_idea else table
     print(ideas_markdown(shown) if args.by_idea else to_markdown(table))
     if args.save:
         command = ("python -m emolib experiments summary " + " ".join(args.runs) +
@@ -82,6 +83,6 @@ def run_cli(args) -> int:
             save_table(shown, args.save, header)
         print(f"saved {args.save}")
     if args.figure:
-        save_figure(plot_ideas(ideas_table(table)), args.figure)
+        save_figure(plot_ideas(ideas), args.figure)
         print(f"saved {args.figure}")
     return 0

@@ -19,6 +19,8 @@ def collect_outputs(source: str | os.PathLike, destination: str | os.PathLike) -
     :data:`LEFT_OUT`; the grid's own records (``experiment.json``, the executed notebook) of the folders
     holding them come along. Returns the copied run directories."""
     source, destination = Path(source).expanduser().resolve(), Path(destination)
+    if not source.is_dir():
+        raise FileNotFoundError(f"no grid output folder at {source}")
     copied = []
     for run_dir in find_runs([source]):
         target = destination / run_dir.relative_to(source)

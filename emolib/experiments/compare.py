@@ -123,6 +123,7 @@ def runs_table(paths: Sequence[str | os.PathLike] | str | os.PathLike | None = N
 INTEGER_COLUMNS = ("seed", "batch_size", "max_per_class", "train_images", "test_images", "epochs_run",
                    "best_epoch", "parameters")
 
+
 def _score_columns(table) -> list[str]:
     return [c for c in table.columns if c in METRICS or c.startswith("f1_") or
             any(c.endswith(f"_{m}") and c != m for m in METRICS)]
