@@ -23,6 +23,7 @@ import numpy as np
 
 from emolib import labels as L
 from emolib import paths
+from emolib.boxes import Crops, decode_crop, source_file
 from emolib.files import atomic_path, write_json
 from emolib.registry import Registry, first_doc_line
 
@@ -92,6 +93,8 @@ class Listing:
     ``pixels`` holds already-decoded images for formats that store pixels in a table (fer2013.csv).
     ``soft_labels`` holds per-class label distributions where the format has them (FER+ votes).
     ``dropped`` counts rows the format discarded on purpose (FER+ unknown / not-a-face).
+    ``crops`` holds face boxes where the faces are cut from larger photos (:mod:`emolib.boxes`).
+    ``valence_arousal`` holds (n, 2) float targets in [-1, 1] where the format has them (NaN: none).
     """
 
     sources: list[str]
@@ -100,6 +103,8 @@ class Listing:
     pixels: list[np.ndarray] | None = None
     soft_labels: np.ndarray | None = None
     dropped: int = 0
+    crops: Crops | None = None
+    valence_arousal: np.ndarray | None = None
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Split:
     soft_labels: np.ndarray | None = None
     fingerprint: str = ""
     dropped: int = 0
+    valence_arousal: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -140,7 +146,8 @@ class Split:
         return Split(images, self.labels[index], self.classes,
                      [self.sources[i] for i in index], self.skipped,
                      None if self.soft_labels is None else self.soft_labels[index], self.fingerprint,
-                     self.dropped)
+                     self.dropped,
+                     None if self.valence_arousal is None else self.valence_arousal[index])
 
 
 @dataclass(frozen=True)
@@ -374,16 +381,19 @@ def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None) -
 
 def decode_face(source: str, size: int, channels: int) -> np.ndarray | None:
     """Read one image file → (size, size, channels) uint8, or None when it cannot be decoded."""
+    image = read_image(source, channels)
+    return None if image is None else _fit(image, size, channels)
+
+
+def read_image(source: str, channels: int) -> np.ndarray | None:
+    """Read one image file as decoded by OpenCV (gray for 1 channel, else BGR), or None."""
     try:
         data = np.fromfile(source, dtype=np.uint8)
     except OSError:
         return None
     if data.size == 0:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    return _fit(image, size, channels)
+    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
 
 
 def _fit(image: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -403,6 +413,9 @@ def fingerprint(name: str, listing: Listing, size: int, channels: int, root: Pat
     digest.update(listing.labels.tobytes())
     if listing.pixels is not None:
         files = [listing.sources[0].split("#")[0]] if listing.sources else []
+    elif listing.crops is not None:
+        digest.update(listing.crops.digest())
+        files = list(dict.fromkeys(source_file(s) for s in listing.sources))
     else:
         files = listing.sources
     for source in files:
@@ -504,6 +517,7 @@ def load_split(
         soft_labels=None if listing.soft_labels is None else listing.soft_labels[keep],
         fingerprint=key,
         dropped=listing.dropped,
+        valence_arousal=None if listing.valence_arousal is None else listing.valence_arousal[keep],
     )
 
 
@@ -523,6 +537,10 @@ def _decode_into(listing: Listing, out: np.ndarray, size: int, channels: int, wo
             if listing.pixels is not None:
                 decoded = [None if p is None else _fit(p, size, channels)
                            for p in listing.pixels[start:stop]]
+            elif listing.crops is not None:
+                decoded = list(pool.map(
+                    lambda row: decode_crop(listing.sources[row], listing.crops, row, size, channels),
+                    range(start, stop)))
             else:
                 decoded = list(pool.map(lambda source: decode_face(source, size, channels),
                                         listing.sources[start:stop]))
@@ -623,8 +641,10 @@ def plot_distribution(counts_by_split: dict[str, dict[str, int]], title: str = "
 
 def run_cli(args) -> int:
     """``emolib data``: print the dataset summary."""
-    options = {"classes": args.classes.split(",")} if args.classes else {}
-    summary = summarize(args.dataset, args.data, **options)
+    options = {}
+    if args.classes:  # a number is a class count (affectnet 7|8), else class folder names
+        options["classes"] = int(args.classes) if args.classes.isdigit() else args.classes.split(",")
+    summary = summarize(args.dataset, args.data, progress=True, **options)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -634,3 +654,6 @@ def run_cli(args) -> int:
         for path in info["skipped"]["first"]:
             print(f"  skipped: {path}")
     return 0
+
+
+from emolib import photo_datasets  # noqa: E402,F401  (registers affectnet and expw)

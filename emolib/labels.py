@@ -62,6 +62,12 @@ RAFDB_IDS: dict[int, str] = {
 }
 #: FER2013 csv ``emotion`` column ids.
 FER2013_IDS: dict[int, str] = dict(enumerate(EMOTIONS_7))
+#: AffectNet ``expression`` codes (8 none, 9 uncertain, 10 no-face are not emotions: dropped).
+AFFECTNET_IDS: dict[int, str] = {
+    0: "neutral", 1: "happy", 2: "sad", 3: "surprise", 4: "fear", 5: "disgust", 6: "angry", 7: "contempt",
+}
+#: ExpW ``label.lst`` expression codes: FER2013's order.
+EXPW_IDS: dict[int, str] = FER2013_IDS
 #: FER+ ``label.csv`` vote columns, in file order (the last two are not emotions).
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF",

@@ -1,0 +1,116 @@
+"""Face crops from annotation boxes: box geometry (margin, square), eye-line alignment, decoding.
+
+Formats whose faces are boxes in larger photos (``affectnet``, ``expw``) give their listing a
+:class:`Crops`; :func:`emolib.data.load_split` then decodes each row's crop, once, into the cache.
+A source names its file and, where a photo holds several faces, the face: ``photo.jpg#face=2``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FACE_MARK = "#face="
+#: Points of the left and right eye in the 68-point (iBUG) landmark scheme that AffectNet uses.
+EYES_68 = (slice(36, 42), slice(42, 48))
+
+
+def face_source(path: str, face: int) -> str:
+    """The source name of face ``face`` of photo ``path``."""
+    return f"{path}{FACE_MARK}{face}"
+
+
+def source_file(source: str) -> str:
+    """The image file of a source (``photo.jpg#face=2`` → ``photo.jpg``)."""
+    return source.rpartition(FACE_MARK)[0] or source
+
+
+def eye_centres(landmarks: np.ndarray) -> np.ndarray:
+    """(n, 68, 2) landmarks → (n, 4) eye centres ``left x, left y, right x, right y``."""
+    landmarks = np.asarray(landmarks, dtype=np.float32)
+    return np.concatenate([landmarks[:, part].mean(axis=1) for part in EYES_68], axis=1)
+
+
+def crop_box(box, margin: float = 0.0, square: bool = True) -> tuple[float, float, float, float]:
+    """The region ``(x, y, w, h)`` to crop for face box ``box``: widened to a square around its centre
+    when ``square``, then grown by ``margin`` times its side on every side."""
+    x, y, w, h = (float(v) for v in box)
+    if square:
+        side = max(w, h)
+        x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
+    return x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)
+
+
+@dataclass
+class Crops:
+    """Per-row face boxes of a listing and how to crop them.
+
+    Parameters
+    ----------
+    boxes : (n, 4) float array
+        ``x, y, w, h`` in pixels; a row of NaN means the whole image is the face.
+    eyes : (n, 4) float array or None
+        Eye centres (:func:`eye_centres`) for ``align``; NaN where unknown.
+    margin, square, align
+        See :func:`crop_box`; ``align`` rotates each face so that its eye line is level.
+    """
+
+    boxes: np.ndarray
+    eyes: np.ndarray | None = None
+    margin: float = 0.0
+    square: bool = True
+    align: bool = False
+
+    def digest(self) -> bytes:
+        """What the decoded crops depend on, for the cache key."""
+        digest = hashlib.sha256(f"{self.margin}|{self.square}|{self.align}".encode())
+        digest.update(np.ascontiguousarray(self.boxes, dtype=np.float32).tobytes())
+        if self.align and self.eyes is not None:
+            digest.update(np.ascontiguousarray(self.eyes, dtype=np.float32).tobytes())
+        return digest.digest()
+
+    def cut(self, image: np.ndarray, row: int, size: int) -> np.ndarray | None:
+        """Row ``row``'s face of ``image`` as ``size`` × ``size`` (channels as ``image``), or None when
+        its box is empty or lies outside the image. Parts of the region outside the image are black."""
+        height, width = image.shape[:2]
+        box = self.boxes[row]
+        if np.isnan(box).any():
+            box = (0, 0, width, height)
+        x, y, w, h = (float(v) for v in box)
+        if not (w > 0 and h > 0) or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            return None
+        cx, cy, cw, ch = crop_box(box, self.margin, self.square)
+        angle = 0.0
+        if self.align and self.eyes is not None and not np.isnan(self.eyes[row]).any():
+            lx, ly, rx, ry = self.eyes[row]
+            angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+        if angle == 0.0:
+            # crop (zero padding outside the image), then the same resize as every other format
+            left, top = int(round(cx)), int(round(cy))
+            right, bottom = int(round(cx + cw)), int(round(cy + ch))
+            pad = [max(0, -top), max(0, bottom - height), max(0, -left), max(0, right - width)]
+            region = image[max(0, top):min(height, bottom), max(0, left):min(width, right)]
+            if any(pad):
+                region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_CONSTANT, value=0)
+            shrink = region.shape[0] > size
+            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            return cv2.resize(region, (size, size), interpolation=interpolation)
+        # rotate about the region's centre by the eye line's angle, scaled to size, in one warp
+        matrix = cv2.getRotationMatrix2D((cx + cw / 2, cy + ch / 2), angle, 1.0)
+        scale = np.array([[size / cw, 0], [0, size / ch]])
+        matrix = scale @ matrix
+        matrix[:, 2] += np.array([size / 2, size / 2]) - scale @ np.array([cx + cw / 2, cy + ch / 2])
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderValue=0)
+
+
+def decode_crop(source: str, crops: Crops, row: int, size: int, channels: int) -> np.ndarray | None:
+    """Read the photo of ``source`` and cut row ``row``'s face → (size, size, channels) uint8, or None
+    when the photo cannot be decoded or the box is empty or outside it."""
+    from emolib.data import _fit, read_image
+
+    image = read_image(source_file(source), channels)
+    face = None if image is None else crops.cut(image, row, size)
+    return None if face is None else _fit(face, size, channels)
