@@ -605,7 +605,8 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 
 
 def summarize(name: str, root: str | os.PathLike, max_skipped: int = 10, **options) -> dict:
-    """Per split: image count, per-class counts, and skipped files (count and first paths).
+    """Per split: image count, per-class counts, and skipped files (count and first paths); for formats
+    with valence / arousal, how many faces have both.
 
     Every file is decoded (through the cache) so that unreadable ones are found.
     """
@@ -622,6 +623,9 @@ def summarize(name: str, root: str | os.PathLike, max_skipped: int = 10, **optio
             "classes": class_counts(split.labels, split.classes),
             "skipped": {"count": len(split.skipped), "first": split.skipped[:max_skipped]},
         }
+        if split.valence_arousal is not None:  # faces with both values annotated
+            summary["splits"][split_name]["valence_arousal"] = int(
+                np.isfinite(split.valence_arousal).all(axis=1).sum())
     return summary
 
 

@@ -183,4 +183,5 @@ def test_data_cli_reports_affectnet(tmp_path, ferplus_faces):
     summary = json.loads(out.stdout)["splits"]
     assert summary["train"]["images"] == 7 and summary["train"]["dropped"] == 4
     assert summary["train"]["skipped"]["count"] == 3 and summary["train"]["rows"] == 14
-    assert summary["test"]["images"] == 1
+    assert summary["test"]["images"] == 1 and summary["test"]["valence_arousal"] == 1
+    assert summary["train"]["valence_arousal"] == 7
