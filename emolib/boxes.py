@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -104,6 +105,21 @@ class Crops:
         matrix = scale @ matrix
         matrix[:, 2] += np.array([size / 2, size / 2]) - scale @ np.array([cx + cw / 2, cy + ch / 2])
         return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderValue=0)
+
+
+def read_box_file(path, root, sources: list[str], margin: float = 0.0, square: bool = True) -> Crops:
+    """:class:`Crops` for ``sources`` from a CSV box file with columns ``path, x, y, w, h`` (paths relative
+    to ``root``); a source without a row is cropped whole."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    missing = {"path", "x", "y", "w", "h"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {sorted(missing)} (expected path,x,y,w,h)")
+    values = table[["x", "y", "w", "h"]].to_numpy()
+    found = {str(Path(root) / p): row for p, row in zip(table["path"], values)}
+    boxes = np.array([found.get(s, [np.nan] * 4) for s in sources], dtype=np.float32).reshape(-1, 4)
+    return Crops(boxes, margin=margin, square=square)
 
 
 def decode_crop(source: str, crops: Crops, row: int, size: int, channels: int) -> np.ndarray | None:

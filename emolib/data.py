@@ -23,7 +23,7 @@ import numpy as np
 
 from emolib import labels as L
 from emolib import paths
-from emolib.boxes import Crops, decode_crop, source_file
+from emolib.boxes import Crops, decode_crop, read_box_file, source_file
 from emolib.files import atomic_path, write_json
 from emolib.registry import Registry, first_doc_line
 
@@ -358,11 +358,14 @@ def _folder_splits(root: Path) -> list[str]:
 
 
 @register_dataset("folders", _folder_splits)
-def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None) -> Listing:
+def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None,
+                 boxes: str | os.PathLike | None = None, margin: float = 0.0, square: bool = True) -> Listing:
     """Any ``<split>/<class>/*`` tree (AffectNet-style, CK+): folder names are emotions or aliases.
 
     ``classes`` lists the class folder names to expect (default: all folders of the split); each is
-    mapped to its canonical emotion, so 'sadness' and 'anger' folders work.
+    mapped to its canonical emotion, so 'sadness' and 'anger' folders work. ``boxes``, a CSV file
+    ``path,x,y,w,h`` (paths relative to ``root``), crops each listed image to its face box
+    (``margin``, ``square``: :class:`emolib.boxes.Crops`).
     """
     split_dir = _require_dir(root / split, "split folder")
     names = list(classes) if classes else _subfolders(split_dir)
@@ -372,7 +375,10 @@ def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None) -
             folder_to_class[name] = L.canonical(name)
         except ValueError:
             raise ValueError(f"unknown class folder {split_dir / name}: not an emotion name") from None
-    return scan_class_folders(split_dir, folder_to_class, L.canonical_classes(folder_to_class.values()))
+    listing = scan_class_folders(split_dir, folder_to_class, L.canonical_classes(folder_to_class.values()))
+    if boxes is not None:
+        listing.crops = read_box_file(boxes, root, listing.sources, margin, square)
+    return listing
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -133,6 +133,17 @@ def test_expw_label_list_faces_and_seeded_split(tmp_path, cache_dir, ferplus_fac
     assert D.load_split("expw", tmp_path, "test", 48, 1, seed=1).sources != test.sources
 
 
+def test_folders_with_a_box_file_crops_listed_images(tmp_path, cache_dir, ferplus_faces):
+    for i, name in enumerate(("happy", "sad")):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "train" / name / "a.png"), paste(ferplus_faces[i], (40, 20, 64, 64), i))
+    (tmp_path / "boxes.csv").write_text("path,x,y,w,h\ntrain/happy/a.png,40,20,64,64\n")
+    split = D.load_split("folders", tmp_path, "train", 48, 1, boxes=tmp_path / "boxes.csv")
+    happy = np.abs(split.images[0, ..., 0].astype(int) - ferplus_faces[0].astype(int)).mean()
+    assert happy < 6 and split.images[1].shape == (48, 48, 1)  # sad has no box: the whole photo
+    assert np.abs(split.images[1, ..., 0].astype(int) - ferplus_faces[1].astype(int)).mean() > 20
+
+
 def test_crop_box_square_and_margin():
     assert B.crop_box((40, 30, 80, 96), square=True) == (32, 30, 96, 96)
     assert B.crop_box((40, 30, 80, 96), square=False) == (40, 30, 80, 96)
