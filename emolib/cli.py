@@ -107,9 +107,19 @@ def _data_arguments(data: argparse.ArgumentParser) -> None:
     data.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _runtime_argument(parser: argparse.ArgumentParser) -> None:
+    from emolib import runtimes
+
+    parser.add_argument("--runtime", choices=[runtimes.AUTO, *runtimes.list_runtimes()],
+                        default=runtimes.AUTO,
+                        help="what runs the model: onnx (no TensorFlow imported), keras, or auto (onnx when "
+                             "onnxruntime is installed and the model has model.onnx)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``emolib`` parser (data, train and evaluate declare their arguments on first use)."""
     from emolib.detect import list_detectors
+    from emolib.evaluate import TARGET_PRECISION
     from emolib.predict import FALLBACKS
 
     parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
@@ -139,9 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="finished runs (e.g. trained with other --seed, the same --split-seed)")
     ensemble.add_argument("--output", help="where the ensemble run goes (default: beside the first run)")
 
-    export = sub.add_parser("export", help="copy a finished run into a model directory (model, card, plots)")
-    export.add_argument("run_dir", help="a finished run directory")
-    export.add_argument("--to", required=True, help="model directory to write, e.g. models/emolib-fer2013")
+    export = sub.add_parser("export", help="copy a finished run into a model directory (model, card, plots); "
+                                          "with --format onnx, write a model as ONNX")
+    export.add_argument("source", help="a finished run directory; with --format onnx, a model directory, "
+                                       ".keras file or shipped model's name")
+    export.add_argument("--format", choices=["keras", "onnx"], default="keras",
+                        help="keras: the run as a model directory (--to needed); onnx: model.onnx and its "
+                             "card, checked against Keras on FER2013 test faces")
+    export.add_argument("--to", "--out", dest="to",
+                        help="keras: model directory to write, e.g. models/emolib-fer2013; onnx: a directory "
+                             "or .onnx path (default: beside model.keras)")
+    export.add_argument("--check-faces", type=int, metavar="N",
+                        help="onnx: FER2013 test faces (a seeded sample) to compare it with Keras on "
+                             "(default: export.CHECK_FACES)")
     export.add_argument("--name", help="model name in the card (default: the folder's name)")
     export.add_argument("--training-command", action="append", dest="training_commands",
                         help="a command that trained the run (repeatable)")
@@ -155,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="whole: classify a small image in which no face is found as one face crop "
                          '(reported with "detector": "none")')
     predict.add_argument("--flip-tta", action="store_true")
+    _runtime_argument(predict)
     predict.add_argument("--explain", metavar="OUT_DIR",
                          help="also write OUT_DIR/<image>.png: each face's saliency map over the image")
     predict.add_argument("--json", action="store_true")
@@ -180,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--resume", action="store_true", help="keep the rows already in --out and go on")
     video.add_argument("--model", help=MODEL_HELP)
     video.add_argument("--detector", choices=list_detectors(), help="default: yunet if available")
+    _runtime_argument(video)
     video.add_argument("--quiet", action="store_true", help="no progress bar")
 
     experiments = sub.add_parser("experiments", help="run a parameter grid of notebooks; compare runs")
@@ -215,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument("--detector", choices=list_detectors())
+    _runtime_argument(serve)
     serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
                        help="an origin browsers may call the API from, e.g. https://example.org (repeatable; "
                        "'*' for any); default: null (pages opened from disk) and http://localhost:* / "
@@ -230,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the shared prediction API's loopback port (default: any free one)")
     dash.add_argument("--model", help=MODEL_HELP + "; default $EMOLIB_MODEL")
     dash.add_argument("--detector", choices=list_detectors(), help="the API's default face detector")
+    _runtime_argument(dash)
     dash.add_argument("--cull-idle", type=int, default=900,
                       help="seconds after which an open but unused tab's kernel is shut down (0: no culling)")
     dash.add_argument("--cull-disconnected", type=int, default=45,

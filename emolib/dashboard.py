@@ -124,9 +124,11 @@ def voila_command(host: str, port: int, cull_idle: int, cull_disconnected: int, 
     return command
 
 
-def api_command(port: int, model: str | None = None, detector: str | None = None) -> list[str]:
+def api_command(port: int, model: str | None = None, detector: str | None = None,
+                runtime: str = "auto") -> list[str]:
     """The ``emolib serve`` command line of the shared prediction API, on loopback."""
-    command = [sys.executable, "-m", "emolib", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "emolib", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--runtime", runtime]
     if model:
         command += ["--model", model]
     if detector:
@@ -184,7 +186,8 @@ def run(args) -> int:
         else:
             api_port = args.api_port or free_port()
             url = f"http://127.0.0.1:{api_port}"
-            api = subprocess.Popen(api_command(api_port, model and str(found), args.detector), env=env)
+            api = subprocess.Popen(api_command(api_port, model and str(found), args.detector, args.runtime),
+                                   env=env)
             wait_for_api(url, api)
             env[API_URL_ENV] = url
             print(f"emolib dashboard: predictions by the API at {url}", flush=True)

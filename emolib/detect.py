@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from emolib import paths
-from emolib.files import atomic_path
+from emolib.files import atomic_path, sha256_file
 from emolib.registry import Registry
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -346,14 +346,6 @@ def yunet_model_path(path: str | os.PathLike | None = None, *, download: bool = 
                                 f"{paths.cache_dir()} or {paths.shared_dir() / 'models'}; "
                                 f"download it from {YUNET_URL}")
     return download_file(url, paths.cache_dir() / YUNET_FILE, YUNET_SHA256, fetch=fetch)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _urlopen(url: str):

@@ -207,7 +207,7 @@ def open_output(path: str | os.PathLike) -> JsonlOutput | ParquetOutput:
 
 
 def predict_folder(roots: Iterable[str | os.PathLike], out: str | os.PathLike, *, recursive: bool = False,
-                   model=None, detector: str | None = None, flip_tta: bool = False,
+                   model=None, detector: str | None = None, flip_tta: bool = False, runtime: str = "auto",
                    whole_image: bool = False, fallback: str = "none", chunk: int = CHUNK, ray: bool = False,
                    address: str | None = None, workers: int = 1, progress: bool = True) -> dict:
     """Predict every image under ``roots`` not yet in ``out``; append their records chunk by chunk.
@@ -216,7 +216,8 @@ def predict_folder(roots: Iterable[str | os.PathLike], out: str | os.PathLike, *
     ----------
     roots : folders (and files) to label.
     out : ``.jsonl`` file or ``.parquet`` folder (see the module notes); its images are skipped.
-    model, detector, flip_tta, whole_image, fallback : as for :class:`emolib.predict.EmotionPredictor`.
+    model, detector, flip_tta, runtime, whole_image, fallback : as for
+        :class:`emolib.predict.EmotionPredictor`.
     chunk : images per model call and per write.
     ray, address, workers : run on Ray Data (a local Ray, or the cluster at ``address``) with
         ``workers`` predictor actors.
@@ -236,7 +237,8 @@ def predict_folder(roots: Iterable[str | os.PathLike], out: str | os.PathLike, *
     done = output.done()
     total = sum(1 for p in find_images(roots, recursive) if str(p) not in done)
     pending = (p for p in find_images(roots, recursive) if str(p) not in done)
-    options = {"model": model, "detector": detector, "flip_tta": flip_tta, "fallback": fallback}
+    options = {"model": model, "detector": detector, "flip_tta": flip_tta, "fallback": fallback,
+               "runtime": runtime}
     summary = {"images": 0, "skipped": len(done), "errors": 0}
     started = time.perf_counter()
     with tqdm(total=total, unit="img", desc="predict", disable=not progress, file=sys.stderr) as bar:
@@ -309,7 +311,8 @@ def _ray_chunks(paths: Iterable[Path], options: dict, whole_image: bool, chunk: 
 def run_cli(args) -> int:
     """``emolib predict DIR... --out FILE``: stream records into FILE; 1 if some images had errors."""
     summary = predict_folder(args.images, args.out, recursive=args.recursive, model=args.model,
-                             detector=args.detector, flip_tta=args.flip_tta, whole_image=args.whole_image,
+                             detector=args.detector, flip_tta=args.flip_tta, runtime=args.runtime,
+                             whole_image=args.whole_image,
                              fallback=args.fallback, chunk=args.chunk, ray=args.ray is not None,
                              address=args.ray or None, workers=args.workers)
     rate = summary["images"] / summary["seconds"] if summary["seconds"] else 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from emolib import paths
@@ -17,6 +18,8 @@ from emolib.paths import DEFAULT_MODEL_DIR, SHIPPED_MODELS_DIR  # noqa: F401 - t
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
+#: The same model as ONNX (``emolib export MODEL --format onnx``), beside ``model.keras``.
+ONNX_FILE = "model.onnx"
 
 
 def model_search_dirs() -> tuple[Path, ...]:
@@ -61,3 +64,49 @@ def find_models(roots: Iterable[str | os.PathLike]) -> list[Path]:
             if card.parent not in found and is_model_dir(card.parent):
                 found.append(card.parent)
     return found
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model (anything with ``predict_on_batch``: Keras, or :class:`emolib.runtimes.OnnxModel`),
+    its card and the model file it came from."""
+
+    model: object
+    card: dict
+    path: Path
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card["labels"]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.card["input_size"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.card["channels"])
+
+
+def find_card(path: str | os.PathLike, model_file: str = MODEL_FILE) -> tuple[Path, Path]:
+    """Resolve a model directory, model file, card ``.json`` or a shipped model's name (see
+    :func:`list_models`) to (model file, card file); ``model_file`` is the file looked for in a
+    directory (``model.keras``, or :data:`ONNX_FILE`)."""
+    path = Path(path).expanduser()
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_MODELS_DIR / path).is_dir():
+        path = SHIPPED_MODELS_DIR / path
+    if path.is_dir():
+        file, card_file = path / model_file, path / CARD_FILE
+    elif path.suffix == ".json":
+        card_file = path
+        named = json.loads(path.read_text()).get("model_file", MODEL_FILE)
+        file = path.parent / (named if model_file == MODEL_FILE else model_file)
+    else:
+        file = path
+        sibling = path.with_suffix(".json")
+        card_file = sibling if sibling.is_file() else path.parent / CARD_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"no model file at {file}")
+    if not card_file.is_file():
+        raise FileNotFoundError(f"no model card next to {file} (expected {card_file})")
+    return file, card_file

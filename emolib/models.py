@@ -27,6 +27,8 @@ from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free fact
     DEFAULT_MODEL_DIR,
     MODEL_FILE,
     SHIPPED_MODELS_DIR,
+    LoadedModel,
+    find_card,
     list_models,
 )
 from emolib.registry import Registry, first_doc_line
@@ -534,49 +536,6 @@ def save_model(model: keras.Model, directory: str | os.PathLike, card: dict) -> 
         model.save(tmp)
     write_json(directory / CARD_FILE, card)
     return directory
-
-
-@dataclass
-class LoadedModel:
-    """A Keras model with its card and where it came from."""
-
-    model: keras.Model
-    card: dict
-    path: Path
-
-    @property
-    def labels(self) -> list[str]:
-        return self.card["labels"]
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return tuple(self.card["input_size"])
-
-    @property
-    def channels(self) -> int:
-        return int(self.card["channels"])
-
-
-def find_card(path: str | os.PathLike) -> tuple[Path, Path]:
-    """Resolve a model directory, ``.keras`` file, card ``.json`` or a shipped model's name (see
-    :func:`list_models`) to (model file, card file)."""
-    path = Path(path).expanduser()
-    if not path.exists() and len(path.parts) == 1 and (SHIPPED_MODELS_DIR / path).is_dir():
-        path = SHIPPED_MODELS_DIR / path
-    if path.is_dir():
-        model_file, card_file = path / MODEL_FILE, path / CARD_FILE
-    elif path.suffix == ".json":
-        card_file = path
-        model_file = path.parent / json.loads(path.read_text()).get("model_file", MODEL_FILE)
-    else:
-        model_file = path
-        sibling = path.with_suffix(".json")
-        card_file = sibling if sibling.is_file() else path.parent / CARD_FILE
-    if not model_file.is_file():
-        raise FileNotFoundError(f"no model file at {model_file}")
-    if not card_file.is_file():
-        raise FileNotFoundError(f"no model card next to {model_file} (expected {card_file})")
-    return model_file, card_file
 
 
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:

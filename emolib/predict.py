@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from emolib import detect as D
-from emolib import imageio
+from emolib import imageio, runtimes
 from emolib import labels as L
+from emolib.modelcards import LoadedModel
 
 #: Faces per model call at most (larger sets are split; memory stays bounded).
 MAX_BATCH = 256
@@ -55,8 +56,9 @@ class EmotionPredictor:
     Parameters
     ----------
     model : path, LoadedModel or None
-        Model directory, ``.keras`` file or card; a :class:`emolib.models.LoadedModel`; or None for
-        the model shipped with emolib (``models/emolib-fer2013``).
+        Model directory, model file (``.keras`` / ``.onnx``) or card; a
+        :class:`emolib.modelcards.LoadedModel`; or None for the model shipped with emolib
+        (``models/emolib-ferplus``).
     detector : {"yunet", "haar"}, Detector or None
         Face detector; None picks YuNet when its file is available locally, else Haar. Created on
         first use, so ``whole_image`` predictions never need one.
@@ -84,6 +86,10 @@ class EmotionPredictor:
         :data:`FALLBACK_MAX_SIDE` pixels, its sides within a factor 2), ``"whole"`` classifies the
         whole image, reported with ``"detector": "none"`` as for ``whole_image``; ``"none"`` gives no
         prediction.
+    runtime : {"auto", "keras", "onnx"}
+        What runs the model (:mod:`emolib.runtimes`): ``onnx`` (ONNX Runtime, no Keras imported),
+        ``keras``, or ``auto``: ONNX when onnxruntime is installed and the model has ``model.onnx``.
+        Ignored when ``model`` is a LoadedModel.
 
     Notes
     -----
@@ -94,15 +100,13 @@ class EmotionPredictor:
     def __init__(self, model=None, detector: str | D.Detector | None = None, flip_tta: bool = False,
                  language: str = "fr", *, margin: float = 0.0, square: bool = True, align: bool = False,
                  min_face: int | None = None, max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
-                 fallback: str = "none", warmup: bool = True):
-        from emolib import models as M  # brings in Keras and its backend
-
+                 fallback: str = "none", runtime: str = runtimes.AUTO, warmup: bool = True):
         if language not in ("fr", "en"):
             raise ValueError(f"language must be 'fr' or 'en', not {language!r}")
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {', '.join(FALLBACKS)}, not {fallback!r}")
         self.fallback = fallback
-        self.loaded = model if isinstance(model, M.LoadedModel) else M.load_model(model)
+        self.loaded = model if isinstance(model, LoadedModel) else runtimes.load(model, runtime)
         self.model = self.loaded.model
         self.labels = [_canonical_or_raw(name) for name in self.loaded.labels]
         self.input_size = tuple(int(v) for v in self.loaded.input_size)
@@ -125,6 +129,11 @@ class EmotionPredictor:
             self.warmup()
 
     # -- set-up --------------------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model: ``onnx`` or ``keras``."""
+        return "onnx" if isinstance(self.model, runtimes.OnnxModel) else "keras"
 
     @property
     def detector(self) -> D.Detector:
@@ -155,6 +164,7 @@ class EmotionPredictor:
                 "metrics": card.get("metrics"),
             },
             "detector": detector,
+            "runtime": self.runtime,
             "flip_tta": self.flip_tta,
             "language": self.language,
         }
@@ -328,7 +338,8 @@ def run_cli(args) -> int:
         raise ValueError(f"{folders[0]} is a folder: give --out predictions.jsonl (or .parquet) "
                          "to label the images in it")
     predictor = EmotionPredictor(model=args.model, detector=args.detector,
-                                 flip_tta=getattr(args, "flip_tta", False), fallback=args.fallback)
+                                 flip_tta=getattr(args, "flip_tta", False), fallback=args.fallback,
+                                 runtime=args.runtime)
     if not args.whole_image:
         _ = predictor.detector  # a missing detector file is one clear error, not one per image
     if getattr(args, "explain", None):

@@ -171,13 +171,16 @@ class PredictorChoices:
     model_dirs : iterable of paths, optional
         Where requests may pick another model (:func:`emolib.modelcards.find_models`; default
         :func:`emolib.modelcards.model_search_dirs`).
+    runtime : {"auto", "keras", "onnx"}
+        What runs another model a request picks (see :class:`emolib.predict.EmotionPredictor`).
     """
 
-    def __init__(self, predictor, model_dirs=None):
+    def __init__(self, predictor, model_dirs=None, runtime: str = "auto"):
         self.default = predictor
         self.model_dirs = tuple(modelcards.model_search_dirs() if model_dirs is None else model_dirs)
         self._made = {}
         self._loaded = {self._model_dir(predictor.loaded.path): predictor.loaded}
+        self.runtime = runtime
         self._lock = threading.Lock()
 
     @staticmethod
@@ -214,11 +217,11 @@ class PredictorChoices:
                            base.language):
                     self._made[key] = base
                 else:
-                    from emolib.models import load_model
+                    from emolib import runtimes
                     from emolib.predict import EmotionPredictor
 
                     if model_dir not in self._loaded:
-                        self._loaded[model_dir] = load_model(model_dir)
+                        self._loaded[model_dir] = runtimes.load(model_dir, self.runtime)
                     same_detector = detector == base.detector.name
                     self._made[key] = EmotionPredictor(
                         model=self._loaded[model_dir],
@@ -235,7 +238,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
                max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-               cors_origins: Sequence[str] | None = None) -> FastAPI:
+               cors_origins: Sequence[str] | None = None, runtime: str = "auto") -> FastAPI:
     """Build the API, loading the model and detector now (once).
 
     Parameters
@@ -254,12 +257,15 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
         Predictions running at once; further requests wait their turn.
     cors_origins : sequence of str, optional
         Origins browsers may call the API from (``"*"``: any); default :data:`DEFAULT_CORS_REGEX`.
+    runtime : {"auto", "keras", "onnx"}
+        What runs the model, as for :class:`emolib.predict.EmotionPredictor` (and the other models
+        requests pick).
     """
     if predictor is None:
-        from emolib.predict import EmotionPredictor  # imports Keras and its backend
+        from emolib.predict import EmotionPredictor  # the Keras runtime imports Keras and its backend
 
         predictor = EmotionPredictor(model=model, detector=detector, flip_tta=flip_tta, language=language,
-                                     max_pixels=max_pixels)
+                                     max_pixels=max_pixels, runtime=runtime)
     _ = predictor.detector  # load the detector at start-up too, not on the first request
     limiter = anyio.CapacityLimiter(max_concurrency)
     info = predictor.info()
@@ -276,7 +282,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
             else {"allow_origin_regex": DEFAULT_CORS_REGEX})
     app.add_middleware(CORSMiddleware, allow_methods=["GET", "POST"], allow_headers=["*"], **cors)
     app.state.predictor = predictor
-    choices = PredictorChoices(predictor)
+    choices = PredictorChoices(predictor, runtime=runtime)
 
     @app.get("/", include_in_schema=False)
     async def web_page() -> FileResponse:
@@ -288,10 +294,13 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
 
     @app.get("/health", summary="Model, detector and limits in use")
     async def health() -> dict:
-        import keras
+        keras_backend = None
+        if predictor.runtime == "keras":
+            import keras
 
-        return {"status": "ok", "emolib_version": __version__, "keras_backend": keras.backend.backend(),
-                **info, "max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels}
+            keras_backend = keras.backend.backend()
+        return {"status": "ok", "emolib_version": __version__, "keras_backend": keras_backend, **info,
+                "max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels}
 
     @app.post("/predict", response_model=PredictionResult, responses=_ERRORS,
               response_model_exclude_unset=True, summary="Faces and emotions of an uploaded photo")
@@ -330,8 +339,10 @@ def run_cli(args) -> int:
     """``emolib serve``: run the API with uvicorn on ``--host`` / ``--port``."""
     import uvicorn
 
-    app = create_app(model=args.model, detector=args.detector, cors_origins=args.cors_origins)
+    app = create_app(model=args.model, detector=args.detector, cors_origins=args.cors_origins,
+                     runtime=args.runtime)
     detector = app.state.predictor.detector.name
-    print(f"emolib serve: http://{args.host}:{args.port} (detector {detector}; docs at /docs)", flush=True)
+    print(f"emolib serve: http://{args.host}:{args.port} (detector {detector}, runtime "
+          f"{app.state.predictor.runtime}; docs at /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -570,7 +570,7 @@ def run_cli(args) -> int:
 
     capture, _ = open_video(args.file)  # a bad file is refused before the model loads
     capture.release()
-    predictor = EmotionPredictor(model=args.model, detector=args.detector)
+    predictor = EmotionPredictor(model=args.model, detector=args.detector, runtime=args.runtime)
     try:
         timeline = analyze_video(args.file, predictor, every=args.every, fps=args.fps, out=args.out,
                                  resume=args.resume, progress=not args.quiet)

@@ -55,6 +55,22 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model with its ``model.onnx`` (``emolib export --format onnx``, checked on random faces)."""
+    import shutil
+
+    import numpy as np
+
+    from emolib.runs.export import export_onnx
+
+    directory = tmp_path_factory.mktemp("tiny_onnx") / "model"
+    shutil.copytree(tiny_model_dir, directory)
+    faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.uint8)
+    export_onnx(directory, faces=faces)
+    return directory
+
+
+@pytest.fixture(scope="session")
 def photo_folder(tmp_path_factory, photos_dir) -> Path:
     """Two faces (one in a sub-folder), an image without a face, an unreadable .jpg and a text file."""
     import shutil

@@ -249,3 +249,20 @@ def test_notebook_setup_works_from_the_project_directory_with_tensorflow_quiet(m
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     assert notebook.setup() == paths.project_dir() == REPO
     assert Path.cwd() == REPO and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
+def test_predicting_commands_take_a_runtime_and_the_dashboard_passes_it_to_its_api():
+    from emolib import runtimes
+    from emolib.dashboard import api_command
+
+    assert runtimes.list_runtimes() == ["keras", "onnx"]
+    parser = cli.build_parser()
+    for command in ("predict", "video", "serve", "dashboard"):
+        argv = [command, *MINIMAL_ARGS[command]]
+        assert parser.parse_args(argv).runtime == "auto", command
+        assert parser.parse_args([*argv, "--runtime", "onnx"]).runtime == "onnx", command
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, "--runtime", "tflite"])
+    command = api_command(5001, runtime="onnx")
+    assert command[command.index("--runtime") + 1] == "onnx"
+    assert parser.parse_args(command[command.index("serve"):]).runtime == "onnx"

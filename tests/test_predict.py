@@ -60,11 +60,12 @@ class CountingModel:
         return self.model.predict_on_batch(batch)
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir):
-    from emolib import models
+@pytest.fixture(scope="module", params=["keras", "onnx"])
+def loaded(request, tiny_onnx_dir):
+    """The tiny model on each runtime: every predictor test runs on Keras and on ONNX Runtime."""
+    from emolib import runtimes
 
-    return models.load_model(tiny_model_dir)
+    return runtimes.load(tiny_onnx_dir, request.param)
 
 
 @pytest.fixture(scope="module")
@@ -230,13 +231,15 @@ def test_bad_input_raises_value_error(predictor, tmp_path):
         predictor.predict(tmp_path / "missing.png")
 
 
-def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):
-    from emolib import models
+@pytest.mark.parametrize("runtime", ["auto", "keras", "onnx"])
+def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path, runtime):
+    from emolib import modelcards, models
     from emolib.predict import EmotionPredictor
 
     monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
+    monkeypatch.setattr(modelcards, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
     with pytest.raises(FileNotFoundError, match="no model file"):
-        EmotionPredictor()
+        EmotionPredictor(runtime=runtime)
 
 
 def test_concurrent_predictions_are_consistent(predictor, photos, group):
@@ -257,15 +260,18 @@ def test_info_describes_model_and_detector(predictor):
     assert info["model"]["labels"] == list(labels.EMOTIONS_7)
     assert info["model"]["input_size"] == [48, 48] and info["model"]["channels"] == 1
     assert info["detector"]["name"] == "yunet"
+    assert info["runtime"] == predictor.runtime
+    assert info["model"]["path"].endswith("model.onnx" if predictor.runtime == "onnx" else "model.keras")
 
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-def test_cli_whole_image_json_contract(tiny_model_dir, fer2013_dir, predictor):
+@pytest.mark.parametrize("runtime", ["keras", "onnx"])
+def test_cli_whole_image_json_contract(tiny_onnx_dir, fer2013_dir, predictor, runtime):
     """``python -m emolib predict FACE --model M --whole-image --json`` prints the class probabilities."""
     face_file = sorted((fer2013_dir / "test" / "happy").iterdir())[0]
-    command = [sys.executable, "-m", "emolib", "predict", str(face_file), "--model", str(tiny_model_dir),
-               "--whole-image", "--json"]
+    command = [sys.executable, "-m", "emolib", "predict", str(face_file), "--model", str(tiny_onnx_dir),
+               "--whole-image", "--json", "--runtime", runtime]
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=240)
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.strip()]

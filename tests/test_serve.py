@@ -28,13 +28,14 @@ def png_claiming(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
-@pytest.fixture(scope="module")
-def app(tiny_model_dir, yunet_path):
-    from emolib import detect, models
+@pytest.fixture(scope="module", params=["keras", "onnx"])
+def app(request, tiny_onnx_dir, yunet_path):
+    """The API on the tiny model, on each runtime."""
+    from emolib import detect, runtimes
     from emolib.serve import create_app
 
-    return create_app(models.load_model(tiny_model_dir), detect.get_detector("yunet", model_path=yunet_path),
-                      max_upload_bytes=LIMIT)
+    return create_app(runtimes.load(tiny_onnx_dir, request.param),
+                      detect.get_detector("yunet", model_path=yunet_path), max_upload_bytes=LIMIT)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,8 @@ def test_health_tells_model_and_detector(client):
     assert body["model"]["input_size"] == [48, 48]
     assert body["detector"]["name"] == "yunet"
     assert body["max_upload_bytes"] == LIMIT
-    assert body["keras_backend"]
+    assert body["runtime"] in ("keras", "onnx")
+    assert bool(body["keras_backend"]) == (body["runtime"] == "keras")  # the onnx runtime has none
 
 
 def test_openapi_documents_the_endpoints(client):
@@ -185,6 +187,19 @@ def test_model_loads_once_at_startup(app, client, jpeg):
     for _ in range(3):
         post(client, jpeg)
     assert app.state.predictor is predictor and predictor.model is model
+
+
+def test_the_api_on_the_onnx_runtime_never_imports_a_framework(photos_dir):
+    code = ("import sys; from fastapi.testclient import TestClient; from emolib.serve import create_app; "
+            "client = TestClient(create_app('emolib-ferplus', runtime='onnx')); "
+            f"photo = open({str(photos_dir / 'grace_hopper.jpg')!r}, 'rb').read(); "
+            "r = client.post('/predict', files={'file': ('p.jpg', photo, 'image/jpeg')}); "
+            "h = client.get('/health').json(); "
+            "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]; "
+            "print(r.json()['faces_detected'], h['runtime'], heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["1", "onnx", "[]"]
 
 
 def test_importing_the_api_or_the_cli_does_not_import_tensorflow():
