@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "data": "emolib.data",
     "train": "emolib.train",
     "evaluate": "emolib.evaluate",
+    "adjust": "emolib.runs.adjust",
     "calibrate": "emolib.runs.calibrate",
     "average": "emolib.runs.average",
     "ensemble": "emolib.runs.ensemble",
@@ -129,10 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model and write a run directory").declare(_train_arguments)
     sub.add_parser("evaluate", help="evaluate a saved model on a dataset split").declare(_evaluate_arguments)
 
+    adjust = sub.add_parser(
+        "adjust", help="fit a logit adjustment (rare classes) on a finished run's val split; new run")
+    adjust.add_argument("run_dir", help="a finished run directory")
+    adjust.add_argument("--output", help="where the adjusted run goes (default: beside the run)")
+
     calibrate = sub.add_parser(
-        "calibrate", help="fit a logit adjustment (rare classes) on a finished run's val split; new run")
-    calibrate.add_argument("run_dir", help="a finished run directory")
-    calibrate.add_argument("--output", help="where the adjusted run goes (default: beside the run)")
+        "calibrate", help="fit a temperature (calibrated confidence) and the 'not sure' threshold on the "
+                          "val split of a finished run or a model directory")
+    calibrate.add_argument("model", help="a finished run directory, a model directory or a shipped model's name")
+    calibrate.add_argument("--target-precision", type=float, default=TARGET_PRECISION,
+                           help="accuracy of the answers kept above the 'not sure' threshold, on val "
+                                "(default %(default)s)")
+    calibrate.add_argument("--data", help="the dataset folder, where it moved since training (default: the "
+                                          "recorded one, else the shared data)")
+    calibrate.add_argument("--output", help="where the calibrated model goes (default: beside it, named "
+                                            "<name>-calibrated; a model directory may name itself)")
 
     average = sub.add_parser(
         "average", help="average the weights of a finished run's last epochs (SWA), or of several runs' "

@@ -68,6 +68,90 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Seque
     }
 
 
+#: equal-width confidence bins of the reliability diagram and the calibration errors
+CALIBRATION_BINS = 15
+
+
+def calibration_metrics(probs: np.ndarray, y_true: Sequence[int], bins: int = CALIBRATION_BINS) -> dict:
+    """How far confidence is from accuracy: ``ece``, ``mce``, ``nll``, ``brier`` and the ``reliability`` table.
+
+    Parameters
+    ----------
+    probs : array (n, classes)
+        Predicted probabilities (rows sum to 1).
+    y_true : sequence of int
+        True class indices.
+    bins : int
+        Equal-width bins of the top probability (its confidence); a bin holds (low, high].
+
+    Returns
+    -------
+    dict
+        ``ece`` (expected calibration error: the faces' mean gap between their bin's accuracy and
+        confidence), ``mce`` (the largest gap of a non-empty bin), ``nll`` (mean negative
+        log-likelihood of the true class), ``brier`` (mean squared distance to the one-hot truth,
+        summed over classes: 0..2) and ``reliability`` (per bin: ``confidence``, ``accuracy``, ``count``).
+    """
+    probs, y_true = np.asarray(probs, dtype=np.float64), np.asarray(y_true, dtype=int)
+    count = np.zeros(bins, dtype=int)
+    if not len(y_true):
+        return {"ece": 0.0, "mce": 0.0, "nll": 0.0, "brier": 0.0, "bins": bins,
+                "reliability": {"confidence": [0.0] * bins, "accuracy": [0.0] * bins, "count": count.tolist()}}
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    filled = np.maximum(count, 1)
+    mean_confidence = np.bincount(which, confidence, minlength=bins) / filled
+    accuracy = np.bincount(which, correct, minlength=bins) / filled
+    gap = np.abs(accuracy - mean_confidence)
+    truth = np.eye(probs.shape[1])[y_true]
+    return {
+        "ece": float((count * gap).sum() / len(y_true)),
+        "mce": float(gap[count > 0].max()),
+        "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(y_true)), y_true], 1e-12)))),
+        "brier": float(np.mean(((probs - truth) ** 2).sum(axis=1))),
+        "bins": bins,
+        "reliability": {"confidence": mean_confidence.round(6).tolist(), "accuracy": accuracy.round(6).tolist(),
+                        "count": count.tolist()},
+    }
+
+
+def risk_coverage(probs: np.ndarray, y_true: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Answers kept from the most confident down: ``(threshold, coverage, accuracy)`` for each cut.
+
+    Keeping the faces whose confidence is at least ``threshold[k]`` keeps the share ``coverage[k]``,
+    right ``accuracy[k]`` of the time.
+    """
+    probs, y_true = np.asarray(probs, dtype=np.float64), np.asarray(y_true, dtype=int)
+    confidence = probs.max(axis=1)
+    order = np.argsort(-confidence, kind="stable")
+    correct = (probs.argmax(axis=1) == y_true)[order]
+    kept = np.arange(1, len(order) + 1)
+    return confidence[order], kept / max(len(order), 1), np.cumsum(correct) / kept
+
+
+#: the accuracy that the answers above a model's "not sure" threshold reach on its validation split
+TARGET_PRECISION = 0.9
+
+
+def uncertainty_threshold(probs: np.ndarray, y_true: Sequence[int],
+                          target_precision: float = TARGET_PRECISION) -> dict:
+    """The "not sure" threshold: the lowest confidence whose answers at or above it are right at least
+    ``target_precision`` of the time on ``(probs, y_true)``, so that the most answers are kept.
+
+    Returns ``confidence`` (a percentage, as in results), ``target_precision`` and, on these faces,
+    ``coverage`` (the share kept) and ``accuracy`` (of the kept). No cut reaching the target: 100.
+    """
+    threshold, coverage, accuracy = risk_coverage(probs, y_true)
+    reached = np.flatnonzero(accuracy >= target_precision)
+    if not len(reached):
+        return {"confidence": 100.0, "target_precision": target_precision, "coverage": 0.0, "accuracy": 0.0}
+    k = reached[-1]
+    return {"confidence": round(float(threshold[k]) * 100.0, 2), "target_precision": target_precision,
+            "coverage": round(float(coverage[k]), 4), "accuracy": round(float(accuracy[k]), 4)}
+
+
 def classification_report(y_true, y_pred, classes: Sequence[str]) -> str:
     """scikit-learn's text report, with class names."""
     from sklearn.metrics import classification_report as report
@@ -94,6 +178,9 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
     y_true = [remap[int(v)] for v in split.labels[keep]]
     y_pred = [remap[int(v)] for v in predicted]
     result = compute_metrics(y_true, y_pred, classes)
+    shared_probs = probs[:, model_columns] if len(probs) else np.zeros((0, len(shared)))
+    shared_probs = shared_probs / np.maximum(shared_probs.sum(axis=1, keepdims=True), 1e-12)
+    result.update(calibration_metrics(shared_probs, y_true))  # on the shared classes, renormalised
     result["left_out"] = int((~keep).sum())
     result["flip_tta"] = flip_tta
     return result
@@ -114,6 +201,35 @@ def plot_confusion(confusion, classes: Sequence[str], normalize: bool = True,
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability(reliability: dict, title: str = "Reliability"):
+    """Reliability diagram of a :func:`calibration_metrics` table: accuracy against confidence per bin,
+    the diagonal (perfect calibration) and the share of faces in each bin below."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    count = np.asarray(reliability["count"])
+    bins = len(count)
+    centres = (np.arange(bins) + 0.5) / bins
+    filled = count > 0
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.bar(centres[filled], np.asarray(reliability["accuracy"])[filled], width=1 / bins, edgecolor="white",
+            color=sns.color_palette()[0], label="accuracy")
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    top.plot(np.asarray(reliability["confidence"])[filled], np.asarray(reliability["accuracy"])[filled],
+             "o", color=sns.color_palette()[3], markersize=4, label="bin mean confidence")
+    top.set_ylabel("accuracy")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(title)
+    bottom.bar(centres, count / max(count.sum(), 1), width=1 / bins, edgecolor="white", color="grey")
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("share")
     fig.tight_layout()
     return fig
 

@@ -181,7 +181,7 @@ def parquet_schema():
 
     box = pa.struct([(k, pa.int64()) for k in ("x", "y", "w", "h")])
     face = pa.struct([("emotion", pa.string()), ("label", pa.string()), ("emoji", pa.string()),
-                      ("confidence", pa.float64()), ("box", box),
+                      ("confidence", pa.float64()), ("uncertain", pa.bool_()), ("box", box),
                       ("probabilities", pa.map_(pa.string(), pa.float64()))])
     return pa.schema([("path", pa.string()), ("error", pa.string()), ("faces_detected", pa.int64()),
                       ("detector", pa.string()), ("predictions", pa.list_(face))])

@@ -92,30 +92,41 @@ class FacePreprocess(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="emolib")
 class LogitAdjustment(layers.Layer):
-    """Class probabilities → softmax(log p + bias): a fixed per-class shift of the decisions.
+    """Class probabilities → softmax(log p / temperature + bias): a fixed rescaling of the decisions.
 
     With ``bias = −τ · log(prior)`` this is post-hoc logit adjustment (Menon et al., 2021), which
-    trades a little accuracy on frequent classes for recall on rare ones.
+    trades a little accuracy on frequent classes for recall on rare ones; with a zero bias and a
+    ``temperature`` it is temperature scaling (Guo et al., 2017), which calibrates the confidence and
+    keeps every decision.
     """
 
-    def __init__(self, bias, **kwargs):
+    def __init__(self, bias, temperature: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.bias = [float(value) for value in bias]
+        self.temperature = float(temperature)
 
     def call(self, probs):
         log_probs = ops.log(ops.maximum(ops.cast(probs, "float32"), 1e-7))
-        return ops.softmax(log_probs + ops.convert_to_tensor(self.bias, dtype="float32"), axis=-1)
+        return ops.softmax(log_probs / self.temperature + ops.convert_to_tensor(self.bias, dtype="float32"),
+                           axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "bias": self.bias}
+        return {**super().get_config(), "bias": self.bias, "temperature": self.temperature}
 
 
 def with_logit_adjustment(model: keras.Model, bias) -> keras.Model:
     """``model`` followed by a :class:`LogitAdjustment` layer (same input, same weights)."""
     outputs = LogitAdjustment(bias, name="logit_adjustment")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` whose probabilities are temperature-scaled (a :class:`LogitAdjustment` with no bias)."""
+    outputs = LogitAdjustment([0.0] * model.output_shape[-1], temperature,
+                              name="temperature_scaling")(model.outputs[0])
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
@@ -462,9 +473,10 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
 
     For fine-tuning a trained model with other settings (augmentation, learning rate) or on another
     dataset: a head with another number of classes keeps its fresh initialisation. Returns the names
-    of the target's layers that were left as they were; a different architecture is an error.
+    of the target's layers that were left as they were; a different architecture is an error. A
+    temperature (no weights) is left behind; a logit adjustment is refused.
     """
-    if any(isinstance(layer, LogitAdjustment) for layer in leaf_layers(source)):
+    if any(isinstance(layer, LogitAdjustment) and any(layer.bias) for layer in leaf_layers(source)):
         raise ValueError("cannot initialise from a logit-adjusted model: use the run it came from")
     sources = [layer for layer in leaf_layers(source) if layer.weights]
     targets = [layer for layer in leaf_layers(target) if layer.weights]

@@ -12,7 +12,9 @@ the mirrored crops go into the same call. The result is the result dict of docs/
                       "probabilities": {"angry": 0.01, ..., "neutral": 0.05}}]}
 
 ``confidence`` is a percentage (0–100); ``probabilities`` are fractions that sum to 1, in the model's
-label order.
+label order. ``uncertain`` is true when the confidence is below the model card's "not sure" threshold
+(``uncertain_below``, chosen on the validation split for a target precision by ``emolib calibrate``
+and every training run; false for a model whose card has none).
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class EmotionPredictor:
         self.labels = [_canonical_or_raw(name) for name in self.loaded.labels]
         self.input_size = tuple(int(v) for v in self.loaded.input_size)
         self.channels = int(self.loaded.channels)
+        #: confidence (%) below which an answer is "not sure": the card's, chosen on val (see `emolib calibrate`)
+        self.uncertain_below = (self.loaded.card.get("uncertain_below") or {}).get("confidence")
         if self.channels not in (1, 3):
             raise ValueError(f"model card says {self.channels} channels; emolib models take 1 or 3")
         self.flip_tta = bool(flip_tta)
@@ -162,6 +166,8 @@ class EmotionPredictor:
                 "input_size": list(self.input_size),
                 "channels": self.channels,
                 "metrics": card.get("metrics"),
+                "uncertain_below": card.get("uncertain_below"),
+                "temperature": (card.get("calibration") or {}).get("temperature"),
             },
             "detector": detector,
             "runtime": self.runtime,
@@ -280,11 +286,13 @@ class EmotionPredictor:
             best = int(np.argmax(probs))
             emotion = self.labels[best]
             label, emoji = self._display[emotion]
+            confidence = round(float(probs[best]) * 100.0, 2)
             predictions.append({
                 "emotion": emotion,
                 "label": label,
                 "emoji": emoji,
-                "confidence": round(float(probs[best]) * 100.0, 2),
+                "confidence": confidence,
+                "uncertain": self.uncertain_below is not None and confidence < self.uncertain_below,
                 "box": box,
                 "probabilities": {name: round(float(p), 6)
                                   for name, p in zip(self.labels, probs, strict=True)},
@@ -405,6 +413,7 @@ def _describe(name: str, result: dict) -> str:
     lines = [f"{name}: {result['faces_detected']} face(s) [{result['detector']}]"]
     for i, face in enumerate(result["predictions"], start=1):
         box = face["box"]
-        lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) {face['confidence']:.1f} % "
+        unsure = " (not sure)" if face.get("uncertain") else ""
+        lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) {face['confidence']:.1f} %{unsure} "
                      f"at x={box['x']} y={box['y']} w={box['w']} h={box['h']}")
     return "\n".join(lines)

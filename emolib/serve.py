@@ -88,6 +88,8 @@ class FacePrediction(BaseModel):
     label: str = Field(description="display name (French by default), e.g. 'Joie'")
     emoji: str
     confidence: float = Field(description="probability of the predicted emotion, in percent (0-100)")
+    uncertain: bool = Field(False, description="true when the confidence is below the model's 'not sure' "
+                                               "threshold (its card's uncertain_below, chosen on validation)")
     box: Box = Field(description="face box in image pixels")
     probabilities: dict[str, float] = Field(description="probability (0-1) of every emotion")
     saliency: Saliency | None = Field(None, description="only with explain=true")

@@ -6,10 +6,10 @@ frames per second), detects and classifies the faces of a chunk of sampled frame
 :class:`IoUTracker` (IoU matching of boxes; a track survives ``max_missed`` sampled frames without its
 face). The timeline has one row per face per sampled frame, columns :func:`timeline_columns`::
 
-    time, frame, track, x, y, w, h, emotion, confidence, p_angry, ..., p_neutral
+    time, frame, track, x, y, w, h, emotion, confidence, uncertain, p_angry, ..., p_neutral
 
-``time`` is in seconds, ``confidence`` a percentage (as in the result dict), ``p_*`` probabilities in the
-model's label order. With ``out``, rows are appended to a CSV chunk by chunk (flushed and synced), so an
+``time`` is in seconds, ``confidence`` a percentage and ``uncertain`` the "not sure" flag (as in the
+result dict), ``p_*`` probabilities in the model's label order. With ``out``, rows are appended to a CSV chunk by chunk (flushed and synced), so an
 interrupted analysis keeps whole rows; ``resume=True`` continues after the last frame in that CSV.
 
 :func:`smooth` (moving average of probabilities per track), :func:`summary` (share of time in each
@@ -34,14 +34,16 @@ from emolib.files import cut_torn_line
 
 #: Sampled frames whose faces are classified in one model call (and appended to the CSV together).
 CHUNK_FRAMES = 16
-#: Columns before the ``p_<emotion>`` probability columns.
+#: Columns before the ``p_<emotion>`` probability columns (every timeline has them).
 BASE_COLUMNS = ("time", "frame", "track", "x", "y", "w", "h", "emotion", "confidence")
+#: the "not sure" flag of each face, after ``confidence`` (timelines written before it lack it)
+UNCERTAIN_COLUMN = "uncertain"
 PROBABILITY_PREFIX = "p_"
 
 
 def timeline_columns(labels: Sequence[str]) -> list[str]:
     """The timeline's columns for a model with these labels."""
-    return [*BASE_COLUMNS, *(PROBABILITY_PREFIX + name for name in labels)]
+    return [*BASE_COLUMNS, UNCERTAIN_COLUMN, *(PROBABILITY_PREFIX + name for name in labels)]
 
 
 def probability_columns(timeline: pd.DataFrame) -> list[str]:
@@ -301,7 +303,8 @@ def _analyse_chunk(batch, predictor, tracker: IoUTracker, video_fps: float) -> l
         for track, face in zip(ids, faces, strict=True):
             box = face["box"]
             rows.append([round(index / video_fps, 4), index, track, box["x"], box["y"], box["w"], box["h"],
-                         face["emotion"], face["confidence"], *face["probabilities"].values()])
+                         face["emotion"], face["confidence"], face["uncertain"],
+                         *face["probabilities"].values()])
     return rows
 
 
@@ -369,7 +372,7 @@ def read_timeline(path: str | os.PathLike) -> pd.DataFrame:
 
 def smooth(timeline: pd.DataFrame, window: int) -> pd.DataFrame:
     """Moving average (centred, ``window`` sampled frames) of each track's probabilities; ``emotion`` and
-    ``confidence`` follow the smoothed probabilities."""
+    ``confidence`` follow the smoothed probabilities (``uncertain`` stays each sampled frame's own)."""
     if window < 1:
         raise ValueError(f"the smoothing window must be at least 1 frame, not {window}")
     columns = probability_columns(timeline)

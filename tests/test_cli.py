@@ -40,8 +40,8 @@ def test_every_subcommand_has_a_module_with_run_cli_name():
 #: the shortest command line that parses, for each subcommand
 MINIMAL_ARGS = {"data": ["--dataset", "fer2013", "--data", "x"],
                 "train": ["--dataset", "fer2013", "--data", "x"],
-                "evaluate": ["--dataset", "fer2013", "--data", "x"], "calibrate": ["run"], "average": ["run"],
-                "ensemble": ["run"], "export": ["run", "--to", "x"], "predict": ["x.jpg"],
+                "evaluate": ["--dataset", "fer2013", "--data", "x"], "adjust": ["run"], "calibrate": ["run"],
+                "average": ["run"], "ensemble": ["run"], "export": ["run", "--to", "x"], "predict": ["x.jpg"],
                 "video": ["x.mp4", "--out", "x.csv"], "experiments": ["summary"], "serve": [], "doctor": [],
                 "backend": [], "dashboard": []}
 

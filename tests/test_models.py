@@ -328,7 +328,7 @@ def test_transfer_weights_refuses_another_architecture_or_an_adjusted_model():
     compact = M.build_model("compact_vgg", num_classes=7, input_size=SMALL)
     with pytest.raises(ValueError, match="another architecture"):
         M.transfer_weights(M.build_model("simple_cnn", num_classes=7, input_size=SMALL), compact)
-    adjusted = M.with_logit_adjustment(compact, np.zeros(7))
+    adjusted = M.with_logit_adjustment(compact, np.arange(7) * 0.1)
     with pytest.raises(ValueError, match="logit-adjusted"):
         M.transfer_weights(adjusted, M.build_model("compact_vgg", num_classes=7, input_size=SMALL))
 

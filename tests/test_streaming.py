@@ -163,7 +163,7 @@ class BoundedRows(D.Rows):
 
 def test_a_whole_run_and_its_calibration_read_the_splits_a_chunk_at_a_time(tmp_path):
     """Training, best-weights evaluation, report, card and logit adjustment never hold a split (issue 33)."""
-    from emolib.runs import calibrate
+    from emolib.runs import adjust
 
     size = 160
     limit = D.chunk_rows((size, size, 1))
@@ -179,5 +179,5 @@ def test_a_whole_run_and_its_calibration_read_the_splits_a_chunk_at_a_time(tmp_p
     config = T.TrainConfig(backbone="simple_cnn", epochs=1, batch_size=32, input_size=size, channels=1)
     result = T.train(config, train_split, val_split, test_split, output=tmp_path, verbose=0)
     assert result.metrics["test"]["samples"] == 120 and result.metrics["val"]["samples"] == 100
-    adjusted = calibrate.calibrate_run(result.run_dir, val_split, test_split)
+    adjusted = adjust.adjust_run(result.run_dir, val_split, test_split)
     assert (adjusted / "model.json").is_file()

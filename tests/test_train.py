@@ -31,7 +31,7 @@ pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("params.json", "history.csv", "metrics.json", "report.txt", "curves.png", "confusion.png",
-             "model.keras", "model.json")
+             "reliability.png", "model.keras", "model.json")
 
 
 @pytest.fixture(scope="module")
@@ -397,14 +397,14 @@ def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_pat
 # Logit adjustment of a finished run
 # ---------------------------------------------------------------------------------------------------
 
-def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path, capsys):
-    from emolib.runs import calibrate as C
+def test_adjust_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path, capsys):
+    from emolib.runs import adjust as C
     from emolib.runs.export import export_run
 
     result, test_split = finished_run
     before = {name: (result.run_dir / name).read_bytes() for name in ("model.json", "metrics.json")}
     _, val_split, _, _ = fer_small
-    adjusted = C.calibrate_run(result.run_dir, val_split, test_split, tmp_path / "runs")
+    adjusted = C.adjust_run(result.run_dir, val_split, test_split, tmp_path / "runs")
     assert T.is_complete(adjusted) and adjusted.name.endswith("-small-adjusted")
     assert {name: (result.run_dir / name).read_bytes() for name in before} == before
     card = json.loads((adjusted / "model.json").read_text())
@@ -425,11 +425,47 @@ def test_calibrate_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, f
                      "--epochs", "5"]) == 2
     assert "no training checkpoint" in capsys.readouterr().err
     with pytest.raises(ValueError, match="already logit-adjusted"):
-        C.calibrate_run(adjusted, val_split, test_split)
+        C.adjust_run(adjusted, val_split, test_split)
     with pytest.raises(ValueError, match="not the one"):
-        C.calibrate_run(result.run_dir, val_split.subset(np.arange(10)))
+        C.adjust_run(result.run_dir, val_split.subset(np.arange(10)))
     with pytest.raises(ValueError, match="not the one"):  # same size and classes, other faces
-        C.calibrate_run(result.run_dir, test_split)
+        C.adjust_run(result.run_dir, test_split)
+
+
+def test_calibrate_writes_a_calibrated_run_and_a_calibrated_model_directory(finished_run, fer_small, tmp_path,
+                                                                            monkeypatch, capsys):
+    from emolib import cli
+    from emolib.predict import EmotionPredictor
+    from emolib.runs import calibrate as CAL
+    from emolib.runs.export import export_run
+
+    result, test_split = finished_run
+    _, val_split, _, _ = fer_small
+    card = json.loads((result.run_dir / "model.json").read_text())
+    assert card["uncertain_below"]["fitted_on"] == "val" and "ece" in card["metrics"]["test"]
+    monkeypatch.setattr(CAL, "MIN_ECE_GAIN", -1.0)  # keep whatever temperature is fitted
+    calibrated = CAL.calibrate_model(result.run_dir, val_split, test_split, tmp_path / "runs")
+    assert calibrated.name.endswith("-small-calibrated") and T.is_complete(calibrated)
+    metrics = json.loads((calibrated / "metrics.json").read_text())
+    calibration = metrics["calibration"]
+    assert calibration["ece_before"]["val"] == pytest.approx(result.metrics["val"]["ece"])
+    assert metrics["val"]["ece"] <= calibration["ece_before"]["val"] + 1e-9  # fitted on val to lower it
+    assert metrics["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])  # argmax kept
+    loaded = M.load_model(calibrated)
+    assert loaded.model.layers[-1].temperature == pytest.approx(calibration["temperature"], rel=1e-3)
+    with pytest.raises(ValueError, match="already calibrated"):
+        CAL.calibrate_model(calibrated, val_split, test_split)
+    assert cli.main(["average", str(calibrated), "--last", "2"]) == 2
+    assert "is calibrated" in capsys.readouterr().err
+
+    model_dir = export_run(result.run_dir, tmp_path / "model")  # a model directory: calibrated in place
+    assert CAL.calibrate_model(model_dir, val_split, test_split, output=model_dir) == model_dir
+    in_place = json.loads((model_dir / "model.json").read_text())
+    assert in_place["calibration"]["source"] == "model" and in_place["training_data"] == card["training_data"]
+    predictor = EmotionPredictor(model_dir, detector="haar")
+    assert predictor.uncertain_below == in_place["uncertain_below"]["confidence"]
+    face = predictor.predict(np.repeat(test_split.images[0], 3, axis=-1), whole_image=True)["predictions"][0]
+    assert face["uncertain"] == (face["confidence"] < predictor.uncertain_below)
 
 
 def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, fer_small, tmp_path, capsys):
@@ -439,7 +475,7 @@ def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, 
 
     result, _ = finished_run
     model_dir = str(export_run(result.run_dir, tmp_path / "model"))
-    for argv in (["ensemble", model_dir, str(result.run_dir)], ["calibrate", model_dir],
+    for argv in (["ensemble", model_dir, str(result.run_dir)], ["adjust", model_dir],
                  ["average", model_dir, "--last", "2"],
                  ["train", "--dataset", "fer2013", "--data", "unused", "--resume", model_dir]):
         assert cli.main(argv) == 2, argv
@@ -459,7 +495,7 @@ def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, 
 def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
         finished_run, fer_small, fer2013_dir, cache_dir, tmp_path, monkeypatch, capsys):
     from emolib import cli
-    from emolib.runs import calibrate as C
+    from emolib.runs import adjust as C
     from emolib.runs import ensemble as N
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
@@ -492,7 +528,7 @@ def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
         pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
 
     _, val_split, _, _ = fer_small
-    adjusted = C.calibrate_run(ensembled, val_split, test_split, tmp_path / "adjusted")  # chains on
+    adjusted = C.adjust_run(ensembled, val_split, test_split, tmp_path / "adjusted")  # chains on
     assert json.loads((adjusted / "model.json").read_text())["ensemble"] == card["ensemble"]
     with pytest.raises(ValueError, match="another architecture"):
         M.transfer_weights(model, members[0])
@@ -648,7 +684,7 @@ def test_average_writes_the_mean_of_the_last_epochs_as_a_new_run(finished_run, f
         A.average_run(result.run_dir, 2, train_split, test_split, test_split, tmp_path / "runs")
 
 
-def test_cli_average_and_calibrate_chain_on_a_copied_run(finished_run, cache_dir, tmp_path, monkeypatch,
+def test_cli_average_and_adjust_chain_on_a_copied_run(finished_run, cache_dir, tmp_path, monkeypatch,
                                                          capsys):
     from emolib import cli
 
@@ -660,7 +696,7 @@ def test_cli_average_and_calibrate_chain_on_a_copied_run(finished_run, cache_dir
     out = capsys.readouterr().out
     assert "averaged the last 2 epochs" in out and "test accuracy" in out
     averaged = next(tmp_path.glob("*-small-swa2"))
-    assert cli.main(["calibrate", str(averaged)]) == 0  # an averaged run can be logit-adjusted
+    assert cli.main(["adjust", str(averaged)]) == 0  # an averaged run can be logit-adjusted
     adjusted = next(tmp_path.glob("*-small-swa2-adjusted"))
     card = json.loads((adjusted / "model.json").read_text())
     assert card["weight_average"]["epochs"] == [1, 2] and "logit_adjustment" in card

@@ -6,14 +6,16 @@ A run directory (``results/runs/<timestamp>-<name>/``)::
     checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume);
                        with keep_snapshots, snapshots/epoch-NNN.weights.h5 too (for ``emolib average``)
     history.csv        one row per finished epoch
-    metrics.json       validation and test metrics (scikit-learn)
+    metrics.json       validation and test metrics (scikit-learn; calibration: ECE, MCE, NLL, Brier)
     report.txt         classification report of the evaluated split
-    curves.png         learning curves;  confusion.png  normalised confusion matrix
-    model.keras        the best model (by validation accuracy) + model.json, its model card (written last)
+    curves.png         learning curves;  confusion.png  normalised confusion matrix;
+                       reliability.png  reliability diagram of the evaluated split
+    model.keras        the best model (by validation accuracy) + model.json, its model card (written last;
+                       with the "not sure" threshold chosen on val, ``uncertain_below``)
 
 Every file is written atomically, so an interrupted run never leaves a half file that looks complete.
-The transforms of finished runs, each writing a new run, are this package's modules: ``calibrate``,
-``average``, ``ensemble``; ``export`` makes a run a model directory. ``splits`` reloads a run's data.
+The transforms of finished runs, each writing a new run, are this package's modules: ``adjust``
+(logit adjustment), ``calibrate`` (temperature scaling), ``average``, ``ensemble``; ``export`` makes a run a model directory. ``splits`` reloads a run's data.
 """
 
 from __future__ import annotations
@@ -81,12 +83,13 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
 
 def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Split,
                   test_split: D.Split | None, history: list[dict], card_fields: dict,
-                  **metrics_fields) -> dict:
+                  target_precision: float = E.TARGET_PRECISION, **metrics_fields) -> dict:
     """Evaluate ``model`` and write a run's result files, each atomically, the model card last.
 
-    metrics.json (val and, when given, test; plus ``metrics_fields``), report.txt and confusion.png
-    (the last split evaluated), curves.png (``history``), model.keras and model.json (``card_fields``
-    are added to the card).
+    metrics.json (val and, when given, test; plus ``metrics_fields``), report.txt, confusion.png and
+    reliability.png (the last split evaluated), curves.png (``history``), model.keras and model.json
+    (``card_fields`` are added to the card, and ``uncertain_below``: the "not sure" threshold chosen
+    on val for ``target_precision``, see :func:`emolib.evaluate.uncertainty_threshold`).
     """
     import matplotlib.pyplot as plt
 
@@ -107,17 +110,21 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
         ("curves.png", E.plot_curves(history, title=run_dir.name)),
         ("confusion.png", E.plot_confusion(final["confusion"], classes,
                                            title=f"{run_dir.name} ({evaluated})")),
+        ("reliability.png", E.plot_reliability(final["reliability"],
+                                               title=f"{run_dir.name} ({evaluated}, ECE {final['ece']:.3f})")),
     ):
         with atomic_path(run_dir / filename) as tmp:
             figure.savefig(tmp, dpi=110)
         plt.close(figure)
     write_json(run_dir / "metrics.json", metrics)
+    threshold = E.uncertainty_threshold(E.predict_proba(model, val_split.images), val_split.labels,
+                                        target_precision)
     card = M.make_card(
         model, backbone=backbone, labels=classes, name=run_dir.name,
         metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
-                                                    "weighted_f1", "samples")},
-                 "val_accuracy": metrics["val"]["accuracy"]},
-        **card_fields)
+                                                    "weighted_f1", "ece", "samples")},
+                 "val_accuracy": metrics["val"]["accuracy"], "val_ece": metrics["val"]["ece"]},
+        **{"uncertain_below": {**threshold, "fitted_on": "val"}, **card_fields})
     M.save_model(model, run_dir, card)  # model.json last: the run is complete
     return metrics
 
@@ -157,9 +164,10 @@ def combinable_cards(run_dirs, val_split: D.Split, action: str) -> list[dict]:
     "average"): none logit-adjusted, all predicting one set of labels, each trained with ``val_split``."""
     cards = [finished_card(run_dir) for run_dir in run_dirs]
     for run_dir, card in zip(run_dirs, cards):
-        if "logit_adjustment" in card:
-            raise ValueError(f"{run_dir} is logit-adjusted: {action} the runs it came from, "
-                             "then calibrate the result")
+        for field, state, verb in (("logit_adjustment", "logit-adjusted", "adjust"),
+                                   ("calibration", "calibrated", "calibrate")):
+            if field in card:
+                raise ValueError(f"{run_dir} is {state}: {action} the runs it came from, then {verb} the result")
         if card["labels"] != cards[0]["labels"]:
             raise ValueError(f"{run_dir} predicts {card['labels']}, {run_dirs[0]} {cards[0]['labels']}: "
                              f"runs to {action} must predict the same classes")
@@ -179,7 +187,7 @@ _INHERITED_CARD_FIELDS = ("training_data", "config", "placement", "wall_time_s",
 
 def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.Split,
                       test_split: D.Split | None = None, output: str | Path | None = None,
-                      **fields) -> Path:
+                      target_precision: float = E.TARGET_PRECISION, **fields) -> Path:
     """Write ``model``, made from the finished run ``source_dir``, as a new run ``<name>-<suffix>``.
 
     The new run directory (beside the source unless ``output`` is given) has the source's params
@@ -199,7 +207,8 @@ def write_derived_run(source_dir: str | Path, suffix: str, model, val_split: D.S
     history = pd.read_csv(target / "history.csv").to_dict("records")
     kept = {key: card[key] for key in _INHERITED_CARD_FIELDS if key in card}
     write_results(target, model, card["backbone"], card["labels"], val_split, test_split, history,
-                  card_fields={**kept, **fields}, best_epoch=source_metrics.get("best_epoch"),
+                  card_fields={**kept, **fields}, target_precision=target_precision,
+                  best_epoch=source_metrics.get("best_epoch"),
                   epochs_run=source_metrics.get("epochs_run"), **fields, source_metrics={
                       split: {key: source_metrics[split][key] for key in ("accuracy", "balanced_accuracy",
                                                                          "macro_f1")}

@@ -22,6 +22,8 @@ from emolib import labels as emo_labels
 #: Box and card colours, one per face (matplotlib's tab10).
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+#: Border of the card of a face whose answer is "not sure" (``uncertain``).
+UNCERTAIN_COLOR = "#b0b0b0"
 #: Longest side of the annotated image sent to the browser.
 DISPLAY_SIDE = 720
 
@@ -186,14 +188,17 @@ def why_toggle(prediction: dict, image, explainer: Explainer) -> widgets.VBox:
 def face_card(prediction: dict, index: int, image=None, language: str = "fr",
               explainer: Explainer | None = None) -> widgets.Widget:
     """One face: thumbnail, emoji, emotion name, confidence, its probability bars, and with an
-    ``explainer`` (or a ``"saliency"`` entry) a "🔍 Why?" toggle."""
-    color = color_for(index)
+    ``explainer`` (or a ``"saliency"`` entry) a "🔍 Why?" toggle. A face whose answer is ``uncertain``
+    gets a grey card that says "not sure"."""
+    uncertain = bool(prediction.get("uncertain"))
+    color = UNCERTAIN_COLOR if uncertain else color_for(index)
     title = (
         f'<div class="emolib-face-title">'
         f'<span class="emolib-face-emoji">{html.escape(prediction.get("emoji", ""))}</span> '
         f'<b class="emolib-face-label">{html.escape(prediction.get("label") or prediction["emotion"])}</b>'
         f'</div><div>Face {index + 1} · confidence '
-        f'<b class="emolib-face-confidence">{prediction["confidence"]:.1f} %</b></div>'
+        f'<b class="emolib-face-confidence">{prediction["confidence"]:.1f} %</b>'
+        + (' · <span class="emolib-face-uncertain">not sure</span>' if uncertain else '') + '</div>'
     )
     parts: list[widgets.Widget] = []
     if image is not None and prediction.get("box"):
@@ -211,6 +216,8 @@ def face_card(prediction: dict, index: int, image=None, language: str = "fr",
         border=f"2px solid {color}", padding="8px", margin="4px 0", gap="12px", align_items="flex-start",
         max_width="720px"))
     card.add_class("emolib-face-card")
+    if uncertain:
+        card.add_class("emolib-face-card-uncertain")
     return card
 
 

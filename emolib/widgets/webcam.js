@@ -191,7 +191,7 @@ function render({ model, el }) {
       const h = face.box.h * sy;
       const x = model.get("mirror") ? shownWidth - face.box.x * sx - w : face.box.x * sx;
       const y = face.box.y * sy;
-      const text = `${face.emoji} ${face.label} ${face.confidence.toFixed(0)} %`;
+      const text = `${face.emoji} ${face.label} ${face.confidence.toFixed(0)} %${face.uncertain ? " ?" : ""}`;
       ctx.strokeStyle = "#00e676";
       ctx.strokeRect(x, y, w, h);
       const textWidth = ctx.measureText(text).width + 8;
