@@ -30,7 +30,7 @@ def check_result(result: dict, image_shape=None, detector=None) -> None:
     if detector is not None:
         assert result["detector"] == detector
     for face in result["predictions"]:
-        assert set(face) == {"emotion", "label", "emoji", "confidence", "box", "probabilities"}
+        assert set(face) == {"emotion", "label", "emoji", "confidence", "uncertain", "box", "probabilities"}
         probs = face["probabilities"]
         assert list(probs) == list(labels.EMOTIONS_7)
         assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probs.values())
@@ -40,6 +40,7 @@ def check_result(result: dict, image_shape=None, detector=None) -> None:
         assert face["emoji"] == labels.emoji(face["emotion"])
         assert isinstance(face["confidence"], float)
         assert face["confidence"] == pytest.approx(100 * probs[face["emotion"]], abs=0.01)
+        assert isinstance(face["uncertain"], bool)
         box = face["box"]
         assert set(box) == {"x", "y", "w", "h"} and all(isinstance(v, int) for v in box.values())
         assert box["w"] > 0 and box["h"] > 0 and box["x"] >= 0 and box["y"] >= 0

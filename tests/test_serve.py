@@ -94,7 +94,7 @@ def test_predict_a_photo(client, jpeg):
     body = response.json()
     assert body["faces_detected"] == 1 and body["detector"] == "yunet"
     face = body["predictions"][0]
-    assert set(face) == {"emotion", "label", "emoji", "confidence", "box", "probabilities"}
+    assert set(face) == {"emotion", "label", "emoji", "confidence", "uncertain", "box", "probabilities"}
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert 0 <= face["confidence"] <= 100
     assert face["box"]["w"] > 50

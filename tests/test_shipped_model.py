@@ -59,6 +59,13 @@ def test_evaluate_cli_reproduces_the_card(name, request):
     assert measured["samples"] == test_faces and measured["labels"] == list(classes)
     assert measured["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=0.001)
     assert measured["macro_f1"] == pytest.approx(card["metrics"]["test"]["macro_f1"], abs=0.001)
+    assert measured["ece"] == pytest.approx(card["metrics"]["test"]["ece"], abs=0.001)
+    calibration = card["calibration"]  # emolib calibrate: a temperature kept only where val ECE drops
+    if calibration["temperature"] != 1.0:
+        assert measured["ece"] <= 0.02 < calibration["ece_before"]["test"]
+    else:
+        assert measured["ece"] == pytest.approx(calibration["ece_before"]["test"], abs=1e-6)
+    assert card["uncertain_below"]["target_precision"] == 0.9 and card["uncertain_below"]["accuracy"] >= 0.9
 
 
 def test_a_plain_call_of_the_shipped_model_predicts(fer2013_dir):

@@ -73,8 +73,10 @@ def test_csv_schema_and_values(timeline, predictor):
     table, out = timeline
     written = pd.read_csv(out)
     assert list(written.columns) == V.timeline_columns(predictor.labels)
-    assert list(written.columns[:9]) == ["time", "frame", "track", "x", "y", "w", "h", "emotion",
-                                         "confidence"]
+    assert list(written.columns[:10]) == ["time", "frame", "track", "x", "y", "w", "h", "emotion",
+                                          "confidence", "uncertain"]
+    threshold = predictor.uncertain_below if predictor.uncertain_below is not None else -1
+    assert (written["uncertain"] == (written["confidence"] < threshold)).all()
     pd.testing.assert_frame_equal(written, table, check_dtype=False)
     probabilities = written[V.probability_columns(written)].to_numpy()
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)

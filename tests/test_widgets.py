@@ -108,6 +108,15 @@ def _html(widget) -> str:
     return "\n".join(parts)
 
 
+def test_an_uncertain_face_gets_a_grey_card_that_says_not_sure():
+    sure = results.face_card({**_prediction(), "uncertain": False}, 0)
+    unsure = results.face_card({**_prediction(confidence=40.0), "uncertain": True}, 0)
+    assert "not sure" in _html(unsure) and "not sure" not in _html(sure)
+    assert "emolib-face-card-uncertain" in unsure._dom_classes
+    assert "emolib-face-card-uncertain" not in sure._dom_classes
+    assert results.UNCERTAIN_COLOR in unsure.layout.border and results.color_for(0) in sure.layout.border
+
+
 def test_default_model_dir_is_the_shipped_one():
     from emolib import models
 

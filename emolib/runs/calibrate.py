@@ -150,7 +150,10 @@ def run_cli(args) -> int:
     print(f"temperature {calibration['fitted']:.3f} fitted on val ({kept}), written to {target}")
     for split, ece in calibration["ece_before"].items():
         print(f"  {split:4s} ECE {ece:.4f} -> {metrics[split]['ece']:.4f}, accuracy {metrics[split]['accuracy']:.4f}")
-    threshold = json.loads((target / runs.CARD_FILE).read_text())["uncertain_below"]
+    card = json.loads((target / runs.CARD_FILE).read_text())
+    threshold = card["uncertain_below"]
     print(f"  not sure below {threshold['confidence']:.1f} % confidence: on val, {threshold['coverage']:.1%} "
           f"of the answers kept, {threshold['accuracy']:.1%} of them right")
+    if "onnx" in card:  # made from the model replaced now: the onnx runtime refuses it until re-exported
+        print(f"  its model.onnx is out of date: python -m emolib export {target} --format onnx")
     return 0
