@@ -161,11 +161,14 @@ def classification_report(y_true, y_pred, classes: Sequence[str]) -> str:
 
 
 def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | None = None,
-                   flip_tta: bool = False) -> dict:
+                   flip_tta: bool = False, uncertain_below: float | None = None) -> dict:
     """Evaluate ``model`` (whose outputs are ``model_labels``) on a decoded :class:`emolib.data.Split`.
 
     The two label sets may differ (cross-dataset evaluation): only classes both share are scored —
-    images of other classes are left out, and predictions are restricted to the shared classes.
+    images of other classes are left out, and predictions are restricted to the shared classes (their
+    probabilities renormalised, for the calibration metrics). With ``uncertain_below`` (a model card's
+    "not sure" confidence, in %), ``kept`` says which share of the answers is at or above it and how
+    accurate those are.
     """
     mapping = L.label_mapping(split.classes, model_labels)  # dataset index -> model index
     shared = sorted(mapping)
@@ -181,6 +184,11 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
     shared_probs = probs[:, model_columns] if len(probs) else np.zeros((0, len(shared)))
     shared_probs = shared_probs / np.maximum(shared_probs.sum(axis=1, keepdims=True), 1e-12)
     result.update(calibration_metrics(shared_probs, y_true))  # on the shared classes, renormalised
+    if uncertain_below is not None:
+        sure = shared_probs.max(axis=1) * 100 >= uncertain_below if len(y_true) else np.zeros(0, bool)
+        right = np.asarray(y_pred) == np.asarray(y_true)
+        result["kept"] = {"uncertain_below": uncertain_below, "coverage": float(sure.mean()) if len(sure) else 0.0,
+                          "accuracy": float(right[sure].mean()) if sure.any() else 0.0}
     result["left_out"] = int((~keep).sum())
     result["flip_tta"] = flip_tta
     return result
@@ -261,7 +269,8 @@ def run_cli(args) -> int:
     loaded = models.load_model(args.model)
     height, _ = loaded.input_size
     split = data.load_split(args.dataset, args.data, args.split, size=height, channels=loaded.channels)
-    result = evaluate_split(loaded.model, split, loaded.labels, args.batch_size, args.flip_tta)
+    result = evaluate_split(loaded.model, split, loaded.labels, args.batch_size, args.flip_tta,
+                            (loaded.card.get("uncertain_below") or {}).get("confidence"))
     result.update(model=str(loaded.path), dataset=args.dataset, split=args.split,
                   skipped=len(split.skipped))
     if args.json:
