@@ -337,7 +337,7 @@ def test_live_frames_go_through_the_photo_predict_call_and_answer_the_browser(ma
     dashboard.webcam._on_message(dashboard.webcam, {"type": "live-frame", "id": 7}, [memoryview(_jpeg())])
     assert sent == [{"type": "live-result", "id": 7, "error": "", "faces": [
         {"box": {"x": 80, "y": 60, "w": 160, "h": 120}, "emotion": "happy", "label": "Joie", "emoji": "😄",
-         "confidence": 87.5}]}]
+         "confidence": 87.5, "uncertain": False}]}]
     assert factory.made[0].calls == [{"shape": (240, 320, 3), "whole_image": False}]
     assert dashboard.stage == "live"  # live mode stays on its panel, no result stage
     # a broken frame is answered with its error, and the loop can go on
