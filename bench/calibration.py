@@ -25,20 +25,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["emolib-fer2013", "emolib-ferplus"])
     args = parser.parse_args()
-    print("| model | test split | faces | accuracy | ECE | NLL | Brier | not sure below | kept | accuracy of kept |")
+    print("| model | test split | faces | accuracy | ECE | NLL | Brier | not sure below | kept "
+          "| accuracy of kept |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
         loaded = models.load_model(name)
         threshold = loaded.card["uncertain_below"]["confidence"]
         for dataset in TEST_SPLITS:
-            split = data.load_split(dataset, data_root(dataset), "test", loaded.input_size[0], loaded.channels)
+            size = loaded.input_size[0]
+            split = data.load_split(dataset, data_root(dataset), "test", size, loaded.channels)
             m = evaluate_split(loaded.model, split, loaded.labels, uncertain_below=threshold)
             own = dataset == loaded.card["training_data"]["dataset"]
-            print(f"| {name} | {dataset} test{'' if own else ' (across)'} | {m['samples']:,} | {m['accuracy']:.4f} "
+            where = f"{dataset} test" + ("" if own else " (across)")
+            print(f"| {name} | {where} | {m['samples']:,} | {m['accuracy']:.4f} "
                   f"| {m['ece']:.4f} | {m['nll']:.4f} | {m['brier']:.4f} | {threshold:.1f} % "
                   f"| {m['kept']['coverage']:.1%} | {m['kept']['accuracy']:.1%} |")
         calibration = loaded.card["calibration"]
-        print(f"| {name}: temperature {calibration['temperature']} (fitted {calibration['fitted']}), own test "
+        print(f"| {name}: temperature {calibration['temperature']} (fitted {calibration['fitted']}), "
+              "own test "
               f"ECE before {calibration['ece_before']['test']:.4f} | | | | | | | | | |")
 
 

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-from _photos import photo_path, PHOTOS
+from _photos import PHOTOS, photo_path
 
 CHILD = r"""
 import json, sys, time

@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser(
         "calibrate", help="fit a temperature (calibrated confidence) and the 'not sure' threshold on the "
                           "val split of a finished run or a model directory")
-    calibrate.add_argument("model", help="a finished run directory, a model directory or a shipped model's name")
+    calibrate.add_argument("model", help="a finished run directory, a model directory or a shipped "
+                                         "model's name")
     calibrate.add_argument("--target-precision", type=float, default=TARGET_PRECISION,
                            help="accuracy of the answers kept above the 'not sure' threshold, on val "
                                 "(default %(default)s)")

@@ -73,7 +73,7 @@ CALIBRATION_BINS = 15
 
 
 def calibration_metrics(probs: np.ndarray, y_true: Sequence[int], bins: int = CALIBRATION_BINS) -> dict:
-    """How far confidence is from accuracy: ``ece``, ``mce``, ``nll``, ``brier`` and the ``reliability`` table.
+    """How far confidence is from accuracy: ``ece``, ``mce``, ``nll``, ``brier`` and a ``reliability`` table.
 
     Parameters
     ----------
@@ -96,7 +96,8 @@ def calibration_metrics(probs: np.ndarray, y_true: Sequence[int], bins: int = CA
     count = np.zeros(bins, dtype=int)
     if not len(y_true):
         return {"ece": 0.0, "mce": 0.0, "nll": 0.0, "brier": 0.0, "bins": bins,
-                "reliability": {"confidence": [0.0] * bins, "accuracy": [0.0] * bins, "count": count.tolist()}}
+                "reliability": {"confidence": [0.0] * bins, "accuracy": [0.0] * bins,
+                                "count": count.tolist()}}
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
@@ -112,7 +113,8 @@ def calibration_metrics(probs: np.ndarray, y_true: Sequence[int], bins: int = CA
         "nll": float(-np.mean(np.log(np.maximum(probs[np.arange(len(y_true)), y_true], 1e-12)))),
         "brier": float(np.mean(((probs - truth) ** 2).sum(axis=1))),
         "bins": bins,
-        "reliability": {"confidence": mean_confidence.round(6).tolist(), "accuracy": accuracy.round(6).tolist(),
+        "reliability": {"confidence": mean_confidence.round(6).tolist(),
+                        "accuracy": accuracy.round(6).tolist(),
                         "count": count.tolist()},
     }
 
@@ -187,7 +189,8 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
     if uncertain_below is not None:
         sure = shared_probs.max(axis=1) * 100 >= uncertain_below if len(y_true) else np.zeros(0, bool)
         right = np.asarray(y_pred) == np.asarray(y_true)
-        result["kept"] = {"uncertain_below": uncertain_below, "coverage": float(sure.mean()) if len(sure) else 0.0,
+        result["kept"] = {"uncertain_below": uncertain_below,
+                          "coverage": float(sure.mean()) if len(sure) else 0.0,
                           "accuracy": float(right[sure].mean()) if sure.any() else 0.0}
     result["left_out"] = int((~keep).sum())
     result["flip_tta"] = flip_tta

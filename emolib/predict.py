@@ -113,7 +113,7 @@ class EmotionPredictor:
         self.labels = [_canonical_or_raw(name) for name in self.loaded.labels]
         self.input_size = tuple(int(v) for v in self.loaded.input_size)
         self.channels = int(self.loaded.channels)
-        #: confidence (%) below which an answer is "not sure": the card's, chosen on val (see `emolib calibrate`)
+        #: confidence (%) below which an answer is "not sure": the card's, chosen on val (`emolib calibrate`)
         self.uncertain_below = (self.loaded.card.get("uncertain_below") or {}).get("confidence")
         if self.channels not in (1, 3):
             raise ValueError(f"model card says {self.channels} channels; emolib models take 1 or 3")
@@ -414,6 +414,7 @@ def _describe(name: str, result: dict) -> str:
     for i, face in enumerate(result["predictions"], start=1):
         box = face["box"]
         unsure = " (not sure)" if face.get("uncertain") else ""
-        lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) {face['confidence']:.1f} %{unsure} "
+        lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) "
+                     f"{face['confidence']:.1f} %{unsure} "
                      f"at x={box['x']} y={box['y']} w={box['w']} h={box['h']}")
     return "\n".join(lines)

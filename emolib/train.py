@@ -522,8 +522,9 @@ def run_cli(args) -> int:
     if args.resume:
         params = runs.run_params(args.resume)
         if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
-            raise ValueError(f"{args.resume} has no training checkpoint (an adjusted, calibrated, averaged or ensemble "
-                             "run?): resume the run it came from, then adjust, calibrate, average or ensemble again")
+            raise ValueError(f"{args.resume} has no training checkpoint (an adjusted, calibrated, "
+                             "averaged or ensemble run?): resume the run it came from, then adjust, "
+                             "calibrate, average or ensemble again")
         # what a resume may change: the epoch budget and snapshots (train() records them in params.json)
         # and the devices (a checkpoint resumes on any number of them)
         changes = {name: getattr(args, name) for name in getattr(args, "given_config", [])

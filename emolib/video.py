@@ -9,8 +9,9 @@ face). The timeline has one row per face per sampled frame, columns :func:`timel
     time, frame, track, x, y, w, h, emotion, confidence, uncertain, p_angry, ..., p_neutral
 
 ``time`` is in seconds, ``confidence`` a percentage and ``uncertain`` the "not sure" flag (as in the
-result dict), ``p_*`` probabilities in the model's label order. With ``out``, rows are appended to a CSV chunk by chunk (flushed and synced), so an
-interrupted analysis keeps whole rows; ``resume=True`` continues after the last frame in that CSV.
+result dict), ``p_*`` probabilities in the model's label order. With ``out``, rows are appended to a
+CSV chunk by chunk (flushed and synced), so an interrupted analysis keeps whole rows; ``resume=True``
+continues after the last frame in that CSV.
 
 :func:`smooth` (moving average of probabilities per track), :func:`summary` (share of time in each
 emotion per track), :func:`plot_timeline` and :func:`contact_sheet` turn a timeline into figures;

@@ -16,7 +16,7 @@ def _softmax(z):
 
 
 def _overconfident(temperature=2.0, seed=0, n=4000, classes=5):
-    """Labels drawn from softmax(z) and probabilities softmax(temperature · z): too sure by ``temperature``."""
+    """Labels drawn from softmax(z), probabilities softmax(temperature · z): too sure by ``temperature``."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0, 1.5, (n, classes))
     labels = np.array([rng.choice(classes, p=p) for p in _softmax(z)])

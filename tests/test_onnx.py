@@ -22,8 +22,8 @@ FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
 
 def test_export_command_writes_onnx_and_card_and_prints_the_check(tiny_model_dir, fer2013_dir, tmp_path):
     out = tmp_path / "exported"
-    process = subprocess.run([sys.executable, "-m", "emolib", "export", str(tiny_model_dir), "--format", "onnx",
-                              "--out", str(out), "--check-faces", "100"],
+    process = subprocess.run([sys.executable, "-m", "emolib", "export", str(tiny_model_dir),
+                              "--format", "onnx", "--out", str(out), "--check-faces", "100"],
                              cwd=REPO, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-3000:]
     card = json.loads((out / "model.json").read_text())

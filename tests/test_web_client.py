@@ -58,7 +58,8 @@ def post(client, data: bytes, query: str = "", headers: dict | None = None):
 def test_predict_without_explain_is_unchanged(client, jpeg):
     body = post(client, jpeg).json()
     assert body["faces_detected"] == 1
-    assert set(body["predictions"][0]) == {"emotion", "label", "emoji", "confidence", "uncertain", "box", "probabilities"}
+    assert set(body["predictions"][0]) == {"emotion", "label", "emoji", "confidence", "uncertain", "box",
+                                           "probabilities"}
 
 
 def test_predict_with_explain_adds_saliency(client, jpeg):
@@ -67,7 +68,8 @@ def test_predict_with_explain_adds_saliency(client, jpeg):
     face = response.json()["predictions"][0]
     picture = Image.open(io.BytesIO(base64.b64decode(face["saliency"]["png"])))
     assert picture.format == "PNG" and [picture.height, picture.width] == face["saliency"]["size"]
-    assert set(face) - {"saliency"} == {"emotion", "label", "emoji", "confidence", "uncertain", "box", "probabilities"}
+    assert set(face) - {"saliency"} == {"emotion", "label", "emoji", "confidence", "uncertain", "box",
+                                        "probabilities"}
 
 
 def test_explain_keeps_bad_input_a_4xx_and_no_face_an_empty_list(client):

@@ -15,7 +15,8 @@ A run directory (``results/runs/<timestamp>-<name>/``)::
 
 Every file is written atomically, so an interrupted run never leaves a half file that looks complete.
 The transforms of finished runs, each writing a new run, are this package's modules: ``adjust``
-(logit adjustment), ``calibrate`` (temperature scaling), ``average``, ``ensemble``; ``export`` makes a run a model directory. ``splits`` reloads a run's data.
+(logit adjustment), ``calibrate`` (temperature scaling), ``average``, ``ensemble``; ``export`` makes
+a run a model directory. ``splits`` reloads a run's data.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
         ("curves.png", E.plot_curves(history, title=run_dir.name)),
         ("confusion.png", E.plot_confusion(final["confusion"], classes,
                                            title=f"{run_dir.name} ({evaluated})")),
-        ("reliability.png", E.plot_reliability(final["reliability"],
-                                               title=f"{run_dir.name} ({evaluated}, ECE {final['ece']:.3f})")),
+        ("reliability.png", E.plot_reliability(
+            final["reliability"], title=f"{run_dir.name} ({evaluated}, ECE {final['ece']:.3f})")),
     ):
         with atomic_path(run_dir / filename) as tmp:
             figure.savefig(tmp, dpi=110)
@@ -167,7 +168,8 @@ def combinable_cards(run_dirs, val_split: D.Split, action: str) -> list[dict]:
         for field, state, verb in (("logit_adjustment", "logit-adjusted", "adjust"),
                                    ("calibration", "calibrated", "calibrate")):
             if field in card:
-                raise ValueError(f"{run_dir} is {state}: {action} the runs it came from, then {verb} the result")
+                raise ValueError(f"{run_dir} is {state}: {action} the runs it came from, "
+                                 f"then {verb} the result")
         if card["labels"] != cards[0]["labels"]:
             raise ValueError(f"{run_dir} predicts {card['labels']}, {run_dirs[0]} {cards[0]['labels']}: "
                              f"runs to {action} must predict the same classes")

@@ -59,13 +59,15 @@ def recorded_splits(source: Path, data: str | os.PathLike | None = None) -> tupl
     from emolib.experiments.paths import data_root
 
     card = runs.finished_card(source)
-    record = runs.run_params(source)["data"] if (source / runs.PARAMS_FILE).is_file() else card.get("training_data")
+    is_run = (source / runs.PARAMS_FILE).is_file()
+    record = runs.run_params(source)["data"] if is_run else card.get("training_data")
     if not record:
         raise ValueError(f"{source} records no training data: calibrate needs its validation split")
     root = Path(data) if data else Path(record["root"])
     if not data and not root.exists():
         root = data_root(record["dataset"])
-    _, val, test, _ = load_recorded_data({**record, "root": str(root)}, card["input_size"][0], card["channels"])
+    _, val, test, _ = load_recorded_data({**record, "root": str(root)}, card["input_size"][0],
+                                         card["channels"])
     return val, test
 
 
@@ -99,14 +101,17 @@ def calibrate_model(source: str | os.PathLike, val_split: D.Split, test_split: D
     val_probs = E.predict_proba(model, val_split.images)
     fitted = fit_temperature(val_probs, val_split.labels)
     before = {"val": E.calibration_metrics(val_probs, val_split.labels)["ece"]}
-    gain = before["val"] - E.calibration_metrics(scale_probabilities(val_probs, fitted), val_split.labels)["ece"]
+    after = E.calibration_metrics(scale_probabilities(val_probs, fitted), val_split.labels)["ece"]
+    gain = before["val"] - after
     temperature = fitted if gain >= MIN_ECE_GAIN else 1.0
     calibrated = M.with_temperature(model, temperature) if temperature != 1.0 else model
     if test_split is not None:
-        before["test"] = E.calibration_metrics(E.predict_proba(model, test_split.images), test_split.labels)["ece"]
+        test_probs = E.predict_proba(model, test_split.images)
+        before["test"] = E.calibration_metrics(test_probs, test_split.labels)["ece"]
     calibration = {"temperature": round(temperature, 4), "fitted": round(fitted, 4),
                    "val_ece_gain": round(gain, 4), "min_ece_gain": MIN_ECE_GAIN, "fitted_on": "val",
-                   "objective": "nll", "bins": E.CALIBRATION_BINS, "ece_before": before, "source": source.name}
+                   "objective": "nll", "bins": E.CALIBRATION_BINS, "ece_before": before,
+                   "source": source.name}
     if (source / runs.PARAMS_FILE).is_file():
         runs.check_own_val_split(source, val_split)
         target = runs.write_derived_run(source, "calibrated", calibrated, val_split, test_split, output,
@@ -127,10 +132,12 @@ def _write_model_directory(source: Path, target: Path, card: dict, model, val_sp
     for path in source.iterdir():  # notes and plots not rewritten below come along
         if path.is_file() and target != source and path.suffix in (".md", ".csv"):
             shutil.copy2(path, target / path.name)
-    history = pd.read_csv(target / "history.csv").to_dict("records") if (target / "history.csv").is_file() else []
-    source_metrics = json.loads((source / "metrics.json").read_text()) if (source / "metrics.json").is_file() else {}
+    history_file, metrics_file = target / "history.csv", source / "metrics.json"
+    history = pd.read_csv(history_file).to_dict("records") if history_file.is_file() else []
+    source_metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     made = set(M.make_card(model, backbone=card["backbone"], labels=card["labels"]))
-    kept = {key: value for key, value in card.items() if key not in made | {"name", "metrics", "uncertain_below"}}
+    remade = made | {"name", "metrics", "uncertain_below"}
+    kept = {key: value for key, value in card.items() if key not in remade}
     runs.write_results(target, model, card["backbone"], card["labels"], val_split, test_split, history,
                        card_fields={**kept, "calibration": calibration}, target_precision=target_precision,
                        calibration=calibration, **{key: source_metrics[key] for key in
@@ -149,7 +156,8 @@ def run_cli(args) -> int:
     kept = "kept" if calibration["temperature"] != 1.0 else f"not kept: val ECE gain < {MIN_ECE_GAIN}"
     print(f"temperature {calibration['fitted']:.3f} fitted on val ({kept}), written to {target}")
     for split, ece in calibration["ece_before"].items():
-        print(f"  {split:4s} ECE {ece:.4f} -> {metrics[split]['ece']:.4f}, accuracy {metrics[split]['accuracy']:.4f}")
+        print(f"  {split:4s} ECE {ece:.4f} -> {metrics[split]['ece']:.4f}, "
+              f"accuracy {metrics[split]['accuracy']:.4f}")
     card = json.loads((target / runs.CARD_FILE).read_text())
     threshold = card["uncertain_below"]
     print(f"  not sure below {threshold['confidence']:.1f} % confidence: on val, {threshold['coverage']:.1%} "

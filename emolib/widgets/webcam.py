@@ -103,8 +103,8 @@ class WebcamWidget(anywidget.AnyWidget):
             if self._live_callback is None:
                 raise RuntimeError("no prediction is connected to the live mode")
             result = self._live_callback(data)
-            reply["faces"] = [{**{key: face[key] for key in ("box", "emotion", "label", "emoji", "confidence")},
-                               "uncertain": bool(face.get("uncertain"))}
+            shown = ("box", "emotion", "label", "emoji", "confidence")
+            reply["faces"] = [{**{key: face[key] for key in shown}, "uncertain": bool(face.get("uncertain"))}
                               for face in result.get("predictions", [])]
         except Exception as error:  # noqa: BLE001 - shown in the widget; the loop goes on
             reply["error"] = str(error) or type(error).__name__
