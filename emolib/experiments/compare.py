@@ -74,6 +74,7 @@ def run_row(run_dir: str | os.PathLike) -> dict:
         "split": split,
         "test_images": scores.get("samples"),
         **{name: scores[name] for name in METRICS},
+        "ece": scores.get("ece"),  # runs evaluated before calibration was measured (2026-12-07) have none
         **{f"f1_{name}": values["f1"] for name, values in scores.get("per_class", {}).items()},
         **{f"{where.replace('/', '_')}_{name}": other[name]  # cross-dataset: e.g. ferplus_test_accuracy
            for where, other in metrics.get("other_datasets", {}).items() for name in METRICS},
@@ -230,7 +231,7 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
 
 #: the columns of the printed / markdown table (the csv keeps them all)
 DISPLAY_COLUMNS = ("run", "backbone", "input", "weights", "augment", "class_weights", "learning_rate",
-                   "max_per_class", "train_images", "test_images", *METRICS, "f1_*", "epochs_run",
+                   "max_per_class", "train_images", "test_images", *METRICS, "ece", "f1_*", "epochs_run",
                    "wall_time_s", "peak_memory_mb", "parameters")
 
 

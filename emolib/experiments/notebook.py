@@ -102,7 +102,8 @@ def plot_augmented(images, augment=True, copies: int = 3, seed: int = 0):
 
 
 def show_run(run_dir: str | os.PathLike) -> dict:
-    """Display a run inline (headline metrics, learning curves, confusion matrix, report); return metrics."""
+    """Display a run inline (headline metrics, learning curves, confusion matrix, reliability diagram,
+    report); return metrics."""
     from IPython.display import Image, Markdown, display
 
     run_dir = Path(run_dir)
@@ -111,7 +112,7 @@ def show_run(run_dir: str | os.PathLike) -> dict:
     scores = ", ".join(f"{name.replace('_', ' ')} **{metrics[split][name]:.3f}**" for name in METRICS)
     display(Markdown(f"`{run_dir.name}` — {split} split ({metrics[split]['samples']} images): {scores}; "
                      f"best epoch {metrics['best_epoch'] + 1} of {metrics['epochs_run']}."))
-    for figure in ("curves.png", "confusion.png"):
+    for figure in ("curves.png", "confusion.png", "reliability.png"):
         if (run_dir / figure).is_file():
             display(Image(filename=str(run_dir / figure)))
     for where, other in metrics.get("other_datasets", {}).items():
