@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import PREDICTION_RUNTIMES
 from PIL import Image
 
 from emolib import cli, detect, labels
@@ -61,12 +62,13 @@ class CountingModel:
         return self.model.predict_on_batch(batch)
 
 
-@pytest.fixture(scope="module", params=["keras", "onnx"])
-def loaded(request, tiny_onnx_dir):
-    """The tiny model on each runtime: every predictor test runs on Keras and on ONNX Runtime."""
+@pytest.fixture(scope="module", params=PREDICTION_RUNTIMES)
+def loaded(request, prediction_model_dir):
+    """The tiny model on each runtime: every predictor test runs on Keras and (with TensorFlow, which
+    exports it) on ONNX Runtime."""
     from emolib import runtimes
 
-    return runtimes.load(tiny_onnx_dir, request.param)
+    return runtimes.load(prediction_model_dir, request.param)
 
 
 @pytest.fixture(scope="module")
@@ -267,12 +269,12 @@ def test_info_describes_model_and_detector(predictor):
 
 # -- CLI -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("runtime", ["keras", "onnx"])
-def test_cli_whole_image_json_contract(tiny_onnx_dir, fer2013_dir, predictor, runtime):
+@pytest.mark.parametrize("runtime", PREDICTION_RUNTIMES)
+def test_cli_whole_image_json_contract(prediction_model_dir, fer2013_dir, predictor, runtime):
     """``python -m emolib predict FACE --model M --whole-image --json`` prints the class probabilities."""
     face_file = sorted((fer2013_dir / "test" / "happy").iterdir())[0]
-    command = [sys.executable, "-m", "emolib", "predict", str(face_file), "--model", str(tiny_onnx_dir),
-               "--whole-image", "--json", "--runtime", runtime]
+    command = [sys.executable, "-m", "emolib", "predict", str(face_file),
+               "--model", str(prediction_model_dir), "--whole-image", "--json", "--runtime", runtime]
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=240)
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.strip()]
