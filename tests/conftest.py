@@ -13,19 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
 
 
-def _prediction_runtimes() -> tuple[str, ...]:
-    """The runtimes the prediction tests run on here. Exporting to ONNX goes through tf2onnx, which needs
-    TensorFlow; the ONNX runtime itself does not depend on the Keras backend, so its tests run in the
-    TensorFlow environment and the other backends' environments test their own Keras runtime."""
-    import keras
-
-    return ("keras", "onnx") if keras.backend.backend() == "tensorflow" else ("keras",)
-
-
-#: ``keras`` everywhere, ``onnx`` too where the model can be exported (the TensorFlow environment)
-PREDICTION_RUNTIMES = _prediction_runtimes()
-
-
 def shared_path(*parts: str) -> Path:
     """A path under ../shared; skips (or fails in CI) when the shared folder is truly absent."""
     path = SHARED.joinpath(*parts)
@@ -81,13 +68,6 @@ def tiny_onnx_dir(tmp_path_factory, tiny_model_dir) -> Path:
     faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.uint8)
     export_onnx(directory, faces=faces)
     return directory
-
-
-@pytest.fixture(scope="session")
-def prediction_model_dir(request) -> Path:
-    """The tiny model for the runtimes of :data:`PREDICTION_RUNTIMES` (with its ``model.onnx`` where
-    ONNX is among them)."""
-    return request.getfixturevalue("tiny_onnx_dir" if "onnx" in PREDICTION_RUNTIMES else "tiny_model_dir")
 
 
 @pytest.fixture(scope="session")

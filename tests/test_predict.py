@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import PREDICTION_RUNTIMES
 from PIL import Image
 
 from emolib import cli, detect, labels
@@ -21,6 +20,26 @@ pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
+
+
+def _prediction_runtimes() -> tuple[str, ...]:
+    """The runtimes the prediction tests run on here. Exporting to ONNX goes through tf2onnx, which needs
+    TensorFlow; the ONNX runtime itself does not depend on the Keras backend, so its tests run in the
+    TensorFlow environment and the other backends' environments test their own Keras runtime."""
+    import keras
+
+    return ("keras", "onnx") if keras.backend.backend() == "tensorflow" else ("keras",)
+
+
+#: ``keras`` everywhere, ``onnx`` too where the model can be exported (the TensorFlow environment)
+PREDICTION_RUNTIMES = _prediction_runtimes()
+
+
+@pytest.fixture(scope="module")
+def prediction_model_dir(request) -> Path:
+    """The tiny model for the runtimes of :data:`PREDICTION_RUNTIMES` (with its ``model.onnx`` where
+    ONNX is among them)."""
+    return request.getfixturevalue("tiny_onnx_dir" if "onnx" in PREDICTION_RUNTIMES else "tiny_model_dir")
 
 
 def check_result(result: dict, image_shape=None, detector=None) -> None:
