@@ -211,6 +211,45 @@ def test_detection_does_not_depend_on_the_images_before(photos, yunet_path):
     assert sum(map(len, forward.values())) >= 2 * len(photos)
 
 
+def test_a_large_image_without_a_found_face_is_looked_at_again_larger(photos, yunet_path):
+    """A 40 px face in a 2400×1800 photo is 11 px at the 640 px cap: missed; the second look (at twice
+    the cap) finds it, and says where in the original pixels. (Score threshold 0.7: cases chosen where
+    the first look misses.)"""
+    image = photos["grace_hopper.jpg"]
+    x, y, w, h = get_detector("yunet", model_path=yunet_path, max_side=None).detect(image)[0].box
+    scale = 40 / w
+    tile = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1800, 2400, 3), 120, np.uint8)
+    canvas[900:900 + tile.shape[0], 1200:1200 + tile.shape[1]] = tile
+    first_look_only = get_detector("yunet", model_path=yunet_path, score_threshold=0.7, second_look=False)
+    assert first_look_only.detect(canvas) == []
+    faces = get_detector("yunet", model_path=yunet_path, score_threshold=0.7).detect(canvas)
+    assert len(faces) == 1
+    assert box_iou(faces[0].box, (1200 + x * scale, 900 + y * scale, w * scale, h * scale)) > 0.5
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_a_dark_image_without_a_found_face_is_looked_at_again_brightened(photos, name, yunet_path):
+    image = photos[name]
+    reference = get_detector("yunet", model_path=yunet_path).detect(image)[0].box
+    noise = np.random.default_rng(0).normal(0, 1.5, image.shape)
+    dark = np.clip(image * 0.04 + noise, 0, 255).astype(np.uint8)  # mean gray level 3-4
+    assert dark.mean() < detect.DARK_MEAN
+    first_look_only = get_detector("yunet", model_path=yunet_path, score_threshold=0.7, second_look=False)
+    assert first_look_only.detect(dark) == []
+    faces = get_detector("yunet", model_path=yunet_path, score_threshold=0.7).detect(dark)
+    assert len(faces) == 1 and box_iou(faces[0].box, reference) > 0.6
+
+
+def test_brighten_lifts_the_mean_and_keeps_the_order_of_gray_levels():
+    dark = np.random.default_rng(0).integers(0, 40, (64, 64, 3), dtype=np.uint8)
+    bright = detect.brighten(dark)
+    assert bright.dtype == np.uint8 and bright.shape == dark.shape
+    assert abs(bright.mean() / 255 - detect.BRIGHT_MEAN) < 0.08
+    order = np.argsort(dark.ravel(), kind="stable")
+    assert np.all(np.diff(bright.ravel()[order].astype(int)) >= 0)  # monotone: no level swaps
+
+
 def test_min_face_still_finds_the_portrait_faces(photos, yunet_path):
     quick = get_detector("yunet", model_path=yunet_path, min_face=40)
     reference = get_detector("yunet", model_path=yunet_path, max_side=None)
