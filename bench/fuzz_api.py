@@ -360,7 +360,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=150,
                         help="generated requests per operation and mode (positive, negative)")
-    parser.add_argument("--model", help="model directory the server starts with (default: as api_load.py)")
+    parser.add_argument("--model", help="model (directory or shipped name) the server starts with "
+                        "(default: as bench/api_load.py)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -368,16 +369,16 @@ def main(argv=None) -> int:
     model, model_note = (args.model, f"model {args.model}") if args.model else api_load.model_dir()
     from emolib import modelcards
 
-    model_names = [str(Path(model).resolve()), *[path.name for path in modelcards.SHIPPED_MODELS_DIR.iterdir()
-                                                 if path.is_dir()], "../../etc", "/etc/passwd"]
+    shipped = [path.name for path in sorted(modelcards.SHIPPED_MODELS_DIR.iterdir()) if path.is_dir()]
     port = api_load.free_port()
     url = f"http://127.0.0.1:{port}"
     server = api_load.start_server(model, port)
     start = time.perf_counter()
     try:
         ready = api_load.wait_ready(server, url)
-        limit = httpx.get(f"{url}/health").json()["max_upload_bytes"]
-        fuzzer = Fuzzer(url, real_uploads(), model_names, limit)
+        health = httpx.get(f"{url}/health").json()
+        model_names = [health["model"]["path"], *shipped, "../../etc", "/etc/passwd"]
+        fuzzer = Fuzzer(url, real_uploads(), model_names, health["max_upload_bytes"])
         fuzzer.fuzz_schema(args.examples, args.seed)
         fuzzer.run_attacks()
         alive = server.poll() is None

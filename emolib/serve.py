@@ -112,8 +112,9 @@ class ModelInfo(BaseModel):
     labels: list[str] = Field(description="the classes, in the model's output order")
     input_size: list[int] = Field(description="[height, width] of the face crops the model takes")
     channels: int
-    metrics: dict[str, Any] | None = Field(description="test metrics of the model's card")
-    uncertain_below: float | None
+    metrics: dict[str, Any] | None = Field(description="the metrics of the model's card")
+    uncertain_below: dict[str, Any] | None = Field(
+        description="the card's 'not sure' threshold: confidence (percent), target precision, coverage ...")
     temperature: float | None = Field(description="calibration temperature (None: not calibrated)")
 
 

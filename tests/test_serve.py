@@ -266,6 +266,21 @@ def test_a_model_name_the_file_system_refuses_is_a_400_not_a_500(client, jpeg):
         assert len(response.json()["detail"]) < 1000  # the name is cut short in the message
 
 
+def test_the_health_of_a_shipped_model_matches_its_schema(yunet_path):
+    """Its card has an uncertain_below dict and a calibration (the tiny model's has neither)."""
+    from fastapi.testclient import TestClient
+
+    from emolib import detect
+    from emolib.serve import create_app
+
+    app = create_app("emolib-fer2013", detect.get_detector("yunet", model_path=yunet_path), runtime="onnx")
+    with TestClient(app, raise_server_exceptions=False) as shipped:
+        response = shipped.get("/health")
+    assert response.status_code == 200, response.text
+    model = response.json()["model"]
+    assert model["uncertain_below"]["confidence"] > 0 and model["temperature"] > 0
+
+
 def test_health_and_the_web_page_are_in_the_schema(client):
     spec = client.get("/openapi.json").json()
     assert "text/html" in spec["paths"]["/"]["get"]["responses"]["200"]["content"]
