@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="preheated kernels kept ready for new pages (a room's burst; ~75 MB each, idle)")
     dash.add_argument("--pool-refill-delay", type=float, default=30,
                       help="seconds before a page's preheated kernel is replaced (the burst is served first)")
+    dash.add_argument("--token", help="a token viewers must give once per browser (open the URL with "
+                                      "?token=TOKEN, or type it on the login page); default: none, anyone "
+                                      "who reaches the port opens the page (README: what a viewer can do)")
     dash.add_argument("--in-process", action="store_true",
                       help="no shared API: every page's kernel loads the model itself")
 

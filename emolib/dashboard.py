@@ -93,13 +93,16 @@ class RoomKernelManager(AsyncMappingKernelManager):
 
 
 def voila_command(host: str, port: int, cull_idle: int, cull_disconnected: int, cull_interval: int,
-                  pool_size: int, pool_refill_delay: float, notebook: Path = NOTEBOOK) -> list[str]:
+                  pool_size: int, pool_refill_delay: float, notebook: Path = NOTEBOOK,
+                  token: str | None = None) -> list[str]:
     """The Voilà command line serving ``notebook`` on ``host:port`` with these culling and pool settings.
 
     With ``pool_size`` > 0, Voilà starts that many kernels and runs the notebook in each (preheated:
     the page's HTML is ready and the dashboard has reached the API and read the sample); a page
     takes one, and ``pool_refill_delay`` seconds later Voilà starts its replacement. A page that finds
-    the pool empty starts its own kernel and waits for the notebook to run.
+    the pool empty starts its own kernel and waits for the notebook to run. With ``token``, Voilà asks
+    for it (Jupyter Server's login: ``?token=`` once per browser, then a cookie); without, anyone who
+    reaches the port opens the page.
     """
     command = [sys.executable, "-m", "emolib.voila_launch"]  # Voilà, safe against legacy ws clients
     manager = f"{RoomKernelManager.__module__}.{RoomKernelManager.__name__}"
@@ -111,13 +114,15 @@ def voila_command(host: str, port: int, cull_idle: int, cull_disconnected: int, 
         "--MappingKernelManager.cull_connected=True",
         f"--RoomKernelManager.cull_disconnected_timeout={cull_disconnected}",
         # Voilà's page never receives the _xsrf cookie its close beacon must send back, so every
-        # "shut my kernel down" request is refused with 403 (voila-dashboards/voila#1458). The server
-        # has no login, so a forged request can do nothing a visitor cannot: accept the beacon.
+        # "shut my kernel down" request is refused with 403 (voila-dashboards/voila#1458). A forged
+        # request can do nothing a visitor cannot (README, "What a viewer can do"): accept the beacon.
         "--Voila.tornado_settings=disable_check_xsrf=True",
         # nbclient drops a cell's output that comes later than iopub_timeout (4 s) after the cell
         # ran: with ten pages starting at once on two busy cores, the dashboard widget itself was lost.
         f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
     ]
+    if token:
+        command.append(f"--Voila.token={token}")
     if pool_size > 0:
         command += ["--preheat_kernel=True", f"--pool_size={pool_size}",
                     f"--VoilaKernelManager.fill_delay={pool_refill_delay}"]
@@ -171,6 +176,8 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 20) -> None:
 
 def run(args) -> int:
     """Start the API (unless ``--in-process``), then Voilà; stop both when either ends or on a signal."""
+    if args.token is not None and not args.token.strip():
+        raise ValueError("--token is empty: give the token viewers must type, or leave --token out")
     env = dict(os.environ)
     api = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` stops the children
@@ -192,11 +199,12 @@ def run(args) -> int:
             env[API_URL_ENV] = url
             print(f"emolib dashboard: predictions by the API at {url}", flush=True)
         where = "localhost" if args.host in ("127.0.0.1", "localhost") else socket.gethostname()
-        print(f"emolib dashboard on http://{where}:{args.port} (kernels: closed pages go at once or "
+        query = f"/?token={args.token}" if args.token else ""
+        print(f"emolib dashboard on http://{where}:{args.port}{query} (kernels: closed pages go at once or "
               f"after {args.cull_disconnected} s idle, open idle tabs after {args.cull_idle} s)", flush=True)
         voila = subprocess.Popen(voila_command(args.host, args.port, args.cull_idle, args.cull_disconnected,
                                                args.cull_interval, args.pool_size,
-                                               args.pool_refill_delay), env=env)
+                                               args.pool_refill_delay, token=args.token), env=env)
         try:
             while voila.poll() is None:
                 if api is not None and api.poll() is not None:

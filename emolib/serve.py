@@ -13,6 +13,9 @@ more pixels than ``max_pixels`` (40 MP)                413
 missing ``file`` field, not multipart                  422
 =====================================================  ======
 
+Every answer is documented in the OpenAPI schema (``/openapi.json``); ``bench/fuzz_api.py`` fuzzes a
+running server from that schema (Schemathesis) and finds no 5xx and no answer outside it.
+
 ``POST /predict?explain=true`` adds to each face ``"saliency": {"png": base64 PNG overlay, "size": [h, w]}``
 (:mod:`emolib.explain`); without it the response is unchanged.
 
@@ -39,12 +42,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from emolib import __version__, imageio, modelcards
@@ -103,6 +106,36 @@ class PredictionResult(BaseModel):
 
 class Status(BaseModel):
     status: str
+
+
+class ModelInfo(BaseModel):
+    path: str
+    name: str
+    backbone: str | None
+    labels: list[str] = Field(description="the classes, in the model's output order")
+    input_size: list[int] = Field(description="[height, width] of the face crops the model takes")
+    channels: int
+    metrics: dict[str, Any] | None = Field(description="the metrics of the model's card")
+    uncertain_below: dict[str, Any] | None = Field(
+        description="the card's 'not sure' threshold: confidence (percent), target precision, coverage ...")
+    temperature: float | None = Field(description="calibration temperature (None: not calibrated)")
+
+
+class DetectorInfo(BaseModel, extra="allow"):
+    name: str = Field(description="yunet, haar, a plug-in's name, or none")
+
+
+class Health(BaseModel):
+    status: str
+    emolib_version: str
+    keras_backend: str | None = Field(description="None on the ONNX runtime")
+    model: ModelInfo
+    detector: DetectorInfo = Field(description="the detector's name and settings (they depend on it)")
+    runtime: str
+    flip_tta: bool
+    language: str
+    max_upload_bytes: int
+    max_pixels: int | None
 
 
 class ErrorDetail(BaseModel):
@@ -191,11 +224,16 @@ class PredictorChoices:
         return path if path.is_dir() else path.parent
 
     def _allowed_model(self, model: str) -> Path:
-        shipped = modelcards.SHIPPED_MODELS_DIR / model
-        path = self._model_dir(shipped if Path(model).name == model and shipped.is_dir() else model)
-        if path in self._loaded or path in {p.resolve() for p in modelcards.find_models(self.model_dirs)}:
+        try:  # a name the file system refuses (too long, a NUL ...) is not a listed model either
+            shipped = modelcards.SHIPPED_MODELS_DIR / model
+            path = self._model_dir(shipped if Path(model).name == model and shipped.is_dir() else model)
+            allowed = path in self._loaded or path in {p.resolve()
+                                                       for p in modelcards.find_models(self.model_dirs)}
+        except (OSError, ValueError):
+            allowed = False
+        if allowed:
             return path
-        raise ValueError(f"unknown model {model!r}: use the start-up model or one under "
+        raise ValueError(f"unknown model {model[:200]!r}: use the start-up model or one under "
                          f"{', '.join(str(d) for d in self.model_dirs)}")
 
     def get(self, model: str | None = None, detector: str | None = None, flip_tta: bool | None = None,
@@ -286,7 +324,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
     app.state.predictor = predictor
     choices = PredictorChoices(predictor, runtime=runtime)
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", response_class=HTMLResponse, summary="Web client: upload a photo, see the faces")
     async def web_page() -> FileResponse:
         return FileResponse(WEB_PAGE, media_type="text/html")
 
@@ -294,7 +332,7 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
     async def test() -> dict:
         return {"status": "ok"}
 
-    @app.get("/health", summary="Model, detector and limits in use")
+    @app.get("/health", response_model=Health, summary="Model, detector and limits in use")
     async def health() -> dict:
         keras_backend = None
         if predictor.runtime == "keras":

@@ -254,3 +254,37 @@ def test_a_registered_detector_plug_in_is_accepted_and_an_unknown_one_is_a_400(c
         del detect.DETECTORS["everything"]
     response = client.post("/predict?detector=nope", files={"file": ("a.jpg", jpeg, "image/jpeg")})
     assert response.status_code == 400 and "unknown detector 'nope'" in response.json()["detail"]
+
+
+def test_a_model_name_the_file_system_refuses_is_a_400_not_a_500(client, jpeg):
+    """Found by bench/fuzz_api.py: an 8,000-character ``model`` made ``Path.is_dir`` raise ENAMETOOLONG
+    (a 500)."""
+    for name in ("a" * 8000, "emolib-ferplus\x00", "../" * 2000 + "etc"):
+        response = client.post("/predict", params={"model": name},
+                               files={"file": ("a.jpg", jpeg, "image/jpeg")})
+        assert_error(response, 400, "unknown model")
+        assert len(response.json()["detail"]) < 1000  # the name is cut short in the message
+
+
+def test_the_health_of_a_shipped_model_matches_its_schema(yunet_path):
+    """Its card has an uncertain_below dict and a calibration (the tiny model's has neither)."""
+    from fastapi.testclient import TestClient
+
+    from emolib import detect
+    from emolib.serve import create_app
+
+    app = create_app("emolib-fer2013", detect.get_detector("yunet", model_path=yunet_path), runtime="onnx")
+    with TestClient(app, raise_server_exceptions=False) as shipped:
+        response = shipped.get("/health")
+    assert response.status_code == 200, response.text
+    model = response.json()["model"]
+    assert model["uncertain_below"]["confidence"] > 0 and model["temperature"] > 0
+
+
+def test_health_and_the_web_page_are_in_the_schema(client):
+    spec = client.get("/openapi.json").json()
+    assert "text/html" in spec["paths"]["/"]["get"]["responses"]["200"]["content"]
+    health = spec["paths"]["/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert health == {"$ref": "#/components/schemas/Health"}
+    assert {"model", "detector", "max_pixels"} <= set(spec["components"]["schemas"]["Health"]["properties"])
+    assert client.get("/health").json()["detector"]["score_threshold"] == 0.7  # the detector's own settings
