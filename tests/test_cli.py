@@ -145,7 +145,7 @@ def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
     assert doctor_json["opencv"]["cascade_classifier"] is True
     assert doctor_json["opencv"]["face_detector_yn"] is True
     assert set(doctor_json["shared"]["found"]) >= {"fer2013", "ferplus", "yunet"}
-    assert doctor_json["default_model"]["path"].endswith(os.path.join("models", "emolib-ferplus"))
+    assert doctor_json["default_model"]["path"].endswith(os.path.join("emolib", "shipped_models", "emolib-ferplus"))
     assert doctor_json["mixed_precision"]["advice"] is None  # no GPU, no advice
 
 

@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[1]
 #: the extras environment.yml installs (gpu is the NVIDIA container's business)
-ENV_EXTRAS = ("cpu", "api", "dev", "ray")
+ENV_EXTRAS = ("full", "cpu", "dev", "ray")
 #: conda-side entries that are not project packages
 CONDA_TOOLING = {"python", "pip"}
 
