@@ -1,8 +1,8 @@
-"""emolib outside its checkout: the wheel, installed the ways people install it, predicts with its shipped model.
+"""emolib outside its checkout: the wheel, installed the ways people install it, finds its shipped models.
 
 - into a fresh venv, its dependencies lent by this venv (a ``.pth`` file): offline and fast;
-- with ``pip install --target DIR`` (then ``PYTHONPATH=DIR``), where nothing lands under ``sys.prefix``:
-  the shipped models are package data, found beside the package wherever it is;
+- with ``pip install --target DIR`` (then ``PYTHONPATH=DIR``) and ``pip install --user``, where nothing
+  lands under ``sys.prefix``: the shipped models are package data, found beside the package wherever it is;
 - the light install: a fresh venv with the wheel and only its own dependencies, installed by pip from
   the configured package index (about 40 s the first time, then from pip's cache): it predicts and
   serves with ONNX Runtime, and refuses the workbook's commands with the command that installs them.
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 #: What only the full install brings (import names): none of it may be in the light install.
 WORKBOOK_MODULES = ("keras", "tensorflow", "jax", "torch", "pandas", "matplotlib", "sklearn", "seaborn",
-                    "tqdm", "yaml", "ipywidgets", "voila", "papermill")
+                    "yaml", "ipywidgets", "voila", "papermill")
 
 
 def run(*command, **kwargs) -> subprocess.CompletedProcess:
@@ -46,9 +46,10 @@ def clean_env(**extra) -> dict:
     return {**env, **extra}
 
 
-def pip(*args) -> subprocess.CompletedProcess:
+def pip(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     """This venv's pip, blind to the checkout (on PYTHONPATH, it would count emolib as installed)."""
-    return run(sys.executable, "-m", "pip", *args, "-q", "--disable-pip-version-check", env=clean_env())
+    return run(sys.executable, "-m", "pip", *args, "-q", "--disable-pip-version-check",
+               env=env or clean_env())
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_the_installed_package_finds_its_shipped_models_and_runs_outside_site_pa
     assert found["package"].startswith(venv) and found["repo"] == "None"
     package = Path(found["package"]).parent
     assert Path(found["model"]) == package / "shipped_models" / "emolib-ferplus"
-    assert (Path(found["model"]) / "model.keras").is_file() and (Path(found["model"]) / "model.onnx").is_file()
+    assert all((Path(found["model"]) / name).is_file() for name in ("model.keras", "model.onnx"))
     assert (package / "widgets" / "emolib.css").is_file() and (package / "widgets" / "webcam.js").is_file()
     assert found["runs"] == str(tmp_path / "results" / "runs"), "runs go to the current directory"
 
@@ -143,6 +144,19 @@ def test_a_target_install_finds_its_shipped_models(wheel, photos_dir, tmp_path):
     assert_a_shipped_model_result(result)
 
 
+def test_a_user_install_finds_its_shipped_models(wheel, tmp_path):
+    # `pip install --user` (the usual way on a shared cluster) also lands outside sys.prefix; the base
+    # interpreter of this venv takes it (a venv refuses --user), into a user base of the test's own
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    env = clean_env(PYTHONUSERBASE=str(tmp_path / "user"))
+    env.pop("PYTHONNOUSERSITE", None)
+    pip("--python", base_python, "install", "--user", "--no-deps", wheel, env=env)
+    code = "import emolib.paths as p; print(p.DEFAULT_MODEL_DIR)"
+    found = Path(run(base_python, "-c", code, cwd=tmp_path, env=env).stdout.strip())
+    assert found.is_relative_to(tmp_path / "user") and found.name == "emolib-ferplus"
+    assert (found / "model.onnx").is_file() and (found / "model.json").is_file()
+
+
 def test_the_light_install_has_none_of_the_workbook(light_venv):
     code = ("import importlib.util, json; print(json.dumps([m for m in " + repr(WORKBOOK_MODULES)
             + " if importlib.util.find_spec(m)]))")
@@ -151,11 +165,18 @@ def test_the_light_install_has_none_of_the_workbook(light_venv):
     assert found["install"] == "light" and found["default_model"]["onnx"]
 
 
-def test_the_light_install_predicts_a_photo(light_venv, photos_dir, tmp_path):
-    result = predict_json([light_venv / "bin" / "emolib", "predict", photos_dir / "grace_hopper.jpg"],
-                          cwd=tmp_path, env=clean_env())
+def test_the_light_install_predicts_a_photo_and_a_folder(light_venv, photos_dir, tmp_path):
+    emolib = light_venv / "bin" / "emolib"
+    result = predict_json([emolib, "predict", photos_dir / "grace_hopper.jpg"], cwd=tmp_path, env=clean_env())
     assert result["image"] == str(photos_dir / "grace_hopper.jpg")
     assert_a_shipped_model_result(result)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(photos_dir / "grace_hopper.jpg", folder / "grace_hopper.jpg")
+    run(emolib, "predict", folder, "--out", "predictions.jsonl", cwd=tmp_path, env=clean_env())
+    (record,) = map(json.loads, (tmp_path / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
+    assert record["path"] == str(folder / "grace_hopper.jpg") and record["error"] is None
+    assert_a_shipped_model_result(record)
 
 
 def free_port() -> int:
@@ -166,8 +187,9 @@ def free_port() -> int:
 
 def test_the_light_install_serves_the_api(light_venv, photos_dir, tmp_path):
     port = free_port()
-    server = subprocess.Popen([str(light_venv / "bin" / "emolib"), "serve", "--port", str(port)], cwd=tmp_path,
-                              env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen([str(light_venv / "bin" / "emolib"), "serve", "--port", str(port)],
+                              cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -192,7 +214,8 @@ def test_the_light_install_serves_the_api(light_venv, photos_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["train", "--dataset", "fer2013", "--data", "x"],
-                                  ["predict", "photo.jpg", "--runtime", "keras"]], ids=["train", "keras-runtime"])
+                                  ["predict", "photo.jpg", "--runtime", "keras"]],
+                         ids=["train", "keras-runtime"])
 def test_the_light_install_names_the_full_install_for_the_rest(light_venv, tmp_path, args):
     process = subprocess.run([str(light_venv / "bin" / "emolib"), *args], cwd=tmp_path, env=clean_env(),
                              capture_output=True, text=True, timeout=120)
