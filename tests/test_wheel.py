@@ -3,9 +3,9 @@
 - into a fresh venv, its dependencies lent by this venv (a ``.pth`` file): offline and fast;
 - with ``pip install --target DIR`` (then ``PYTHONPATH=DIR``) and ``pip install --user``, where nothing
   lands under ``sys.prefix``: the shipped models are package data, found beside the package wherever it is;
-- the light install: a fresh venv with the wheel and only its own dependencies, installed by pip from
-  the configured package index (about 40 s the first time, then from pip's cache): it predicts and
-  serves with ONNX Runtime, and refuses the workbook's commands with the command that installs them.
+- the light install: a fresh venv with the wheel and only its own dependencies, installed by pip (from
+  a wheelhouse that the package index fills once): it predicts and serves with ONNX Runtime, and
+  refuses the workbook's commands with the command that installs them.
 
 The wheel is built once, without build isolation, from a copy of the sources.
 """
@@ -85,9 +85,22 @@ def installed_venv(wheel, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def light_venv(wheel, tmp_path_factory) -> Path:
-    """A fresh venv with the wheel and its light dependencies only, as ``pip install emolib`` makes it."""
+    """A fresh venv with the wheel and its light dependencies only, as ``pip install emolib`` makes it.
+
+    pip installs them offline from a wheelhouse in emolib's cache (``$EMOLIB_CACHE/wheelhouse``), which
+    ``pip download`` fills from the package index when it lacks one (the first run, a new dependency).
+    """
     venv = tmp_path_factory.mktemp("light")
-    pip("--python", fresh_venv(venv), "install", wheel)
+    python = fresh_venv(venv)
+    wheelhouse = paths.cache_dir() / "wheelhouse"
+    offline = [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile", "--no-index",
+               "--find-links", wheelhouse, wheel]
+    installed = subprocess.run([str(c) for c in offline], capture_output=True, env=clean_env(), timeout=600)
+    if installed.returncode:
+        pip("download", "-d", wheelhouse, wheel)
+        for copied in wheelhouse.glob("emolib-*.whl"):  # the wheel under test is never taken from there
+            copied.unlink()
+        run(*offline, env=clean_env())
     return venv
 
 
@@ -125,8 +138,8 @@ def test_emolib_predict_from_the_wheel_on_a_photo_in_another_directory(installed
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copyfile(photos_dir / "grace_hopper.jpg", elsewhere / "grace_hopper.jpg")
-    result = predict_json([installed_venv / "bin" / "emolib", "predict", "grace_hopper.jpg", "--runtime",
-                           "keras"], cwd=elsewhere, env=clean_env(KERAS_BACKEND="tensorflow"))
+    result = predict_json([installed_venv / "bin" / "emolib", "predict", "grace_hopper.jpg"], cwd=elsewhere,
+                          env=clean_env(KERAS_BACKEND="tensorflow"))
     assert result["image"] == "grace_hopper.jpg"
     assert_a_shipped_model_result(result)
 
