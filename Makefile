@@ -18,7 +18,9 @@ comma   := ,
 extra_tensorflow := $(if $(filter none,$(TF)),,$(TF))
 extra_jax        := $(if $(filter gpu,$(DEVICE)),jax-cuda,jax)
 extra_torch      := torch
-extras_of = $(if $(extra_$(1)),$(extra_$(1))$(comma))api$(comma)onnx$(comma)export$(comma)dev$(comma)ray
+# The full install (the `full` extra: training, notebooks, dashboard) with the backend, the ONNX export
+# and the test tools; `pip install emolib` alone is the light install (predict and serve on ONNX Runtime).
+extras_of = full$(comma)$(if $(extra_$(1)),$(extra_$(1))$(comma))export$(comma)dev$(comma)ray
 stamp_of  = $(call venv_of,$(1))/.installed-$(or $(extra_$(1)),none)
 STAMP   := $(call stamp_of,$(BACKEND))
 PORT    ?= 8866

@@ -3,7 +3,8 @@
     .venv/bin/python bench/api_load.py [--requests 200] [--concurrency 16]
 
 Starts ``python -m emolib serve`` on a free loopback port in a subprocess (YuNet, the shipped model if
-``models/emolib-fer2013`` exists, else a freshly built ``compact_vgg``), waits for ``GET /test``, then
+``emolib/shipped_models/emolib-fer2013`` exists, else a freshly built ``compact_vgg``), waits for
+``GET /test``, then
 sends ``--requests`` ``POST /predict`` uploads of the two portraits (61 kB JPEG and 790 kB PNG, in
 turn) from ``--concurrency`` client threads, and then a round of bad uploads (empty, text, truncated,
 a decompression-bomb header) that must all be 4xx. Only loopback traffic. Prints a markdown table.

@@ -3,8 +3,9 @@
     .venv/bin/python bench/compare_fer.py [--model DIR] [--data DIR] [--batch-size 256] [--no-flip-tta]
                                           [--max-per-class N]
 
-Ours: a model directory with ``model.keras`` + ``model.json`` (default ``models/emolib-fer2013``; any
-finished run directory of ``emolib train`` works too). The test faces are decoded by
+Ours: a model directory with ``model.keras`` + ``model.json`` (default
+``emolib/shipped_models/emolib-fer2013``; any finished run directory of ``emolib train`` works too).
+The test faces are decoded by
 ``emolib.data.load_split`` at the size and channels the model card asks for (FER2013 is 48×48 gray) and
 fed raw (0..255): the preprocessing is in the graph. Scored by ``emolib.evaluate`` (labels mapped by name
 through the card), with and without flip TTA (the face and its mirror averaged).

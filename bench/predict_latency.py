@@ -13,7 +13,7 @@ and all faces in one eager ``model(faces)`` call (fer 22).
 
 emolib runs ``EmotionPredictor.predict(bytes)`` with YuNet and with Haar (defaults, i.e. ``min_face=None``:
 every face the detector sees, and with ``min_face=40``: a smaller detection image), on the shipped model
-(``models/emolib-fer2013``) when it exists, else on a freshly built ``compact_vgg`` of the same
+(``emolib/shipped_models/emolib-fer2013``) when it exists, else on a freshly built ``compact_vgg`` of the same
 architecture and cost (printed below). All pipelines take the same encoded bytes and run in one
 process, interleaved photo by photo in shuffled order so background load hits them alike; the table
 gives the median ms per photo and the speed-up of each pipeline over fer.

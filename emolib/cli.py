@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from emolib import backend
+from emolib import backend, install
 
 #: subcommand → module whose ``run_cli(args)`` carries it out
 COMMANDS: dict[str, str] = {
@@ -33,6 +33,9 @@ COMMANDS: dict[str, str] = {
     "backend": "emolib.backend",
     "dashboard": "emolib.dashboard",
 }
+#: The subcommands a light install runs (``pip install emolib``, see :mod:`emolib.install`); the others
+#: need the full install.
+LIGHT_COMMANDS = ("predict", "serve", "doctor", "backend")
 
 
 MODEL_HELP = ("a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card "
@@ -171,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keras: the run as a model directory (--to needed); onnx: model.onnx and its "
                              "card, checked against Keras on FER2013 test faces")
     export.add_argument("--to", "--out", dest="to",
-                        help="keras: model directory to write, e.g. models/emolib-fer2013; onnx: a directory "
-                             "or .onnx path (default: beside model.keras)")
+                        help="keras: model directory to write, e.g. emolib/shipped_models/emolib-fer2013; "
+                             "onnx: a directory or .onnx path (default: beside model.keras)")
     export.add_argument("--check-faces", type=int, metavar="N",
                         help="onnx: FER2013 test faces (a seeded sample) to compare it with Keras on "
                              "(default: export.CHECK_FACES)")
@@ -295,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command not in LIGHT_COMMANDS:
+            install.require_full_install("this command")
         module = importlib.import_module(COMMANDS[args.command])
         return int(module.run_cli(args) or 0)
     except (ValueError, OSError, RuntimeError) as error:  # bad input, files, a refused step: one line

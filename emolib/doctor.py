@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emolib import __version__, backend, paths
+from emolib import __version__, backend, install, paths
 
 #: What emolib looks for under the shared folder (see tests/conftest.py)
 SHARED_ITEMS = {
@@ -150,13 +150,12 @@ def _shared() -> dict[str, Any]:
 
 
 def _default_model() -> dict[str, Any]:
-    try:
-        from emolib.models import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE
-    except Exception as exc:
-        return {"path": None, "exists": False, "error": _error(exc)}
+    from emolib.modelcards import CARD_FILE, DEFAULT_MODEL_DIR, MODEL_FILE, ONNX_FILE  # Keras-free
+
     return {"path": str(DEFAULT_MODEL_DIR),
             "exists": (DEFAULT_MODEL_DIR / MODEL_FILE).is_file(),
-            "card": (DEFAULT_MODEL_DIR / CARD_FILE).is_file()}
+            "card": (DEFAULT_MODEL_DIR / CARD_FILE).is_file(),
+            "onnx": (DEFAULT_MODEL_DIR / ONNX_FILE).is_file()}
 
 
 def _mixed_precision_advice(gpus: list[dict[str, Any]]) -> str | None:
@@ -182,8 +181,8 @@ def report() -> dict[str, Any]:
         ``gpu_names``, ``opencv`` (CascadeClassifier / Haar files / FaceDetectorYN present),
         ``shared`` (path and which datasets/models were found), ``default_model``,
         ``mixed_precision`` (current policy and advice), ``backend_source`` (see :mod:`emolib.backend`),
-        ``installed_backends``, ``errors`` (things that
-        stop emolib from working) and ``warnings`` (things that limit it).
+        ``installed_backends``, ``install`` (``full``, or ``light``: see :mod:`emolib.install`),
+        ``errors`` (things that stop emolib from working) and ``warnings`` (things that limit it).
     """
     errors: list[str] = []
     warnings: list[str] = []
@@ -194,9 +193,13 @@ def report() -> dict[str, Any]:
     model = _default_model()
     gpus = [d for d in keras_backend["devices"] if d["type"] == "GPU"]
     installed = backend.installed_backends()
+    missing_full = install.missing_full_requirements()
 
+    if missing_full:  # a light install: no Keras is expected, so its absence only limits emolib
+        warnings.append(f"light install: predict and serve run on ONNX Runtime; the rest needs the full "
+                        f"install: {install.FULL_INSTALL} (missing: {install.describe(missing_full)})")
     if keras_backend.get("error"):
-        errors.append(keras_backend["error"])
+        (warnings if missing_full else errors).append(keras_backend["error"])
     if opencv.get("error"):
         errors.append(f"import cv2 failed: {opencv['error']}")
     elif not (opencv["cascade_classifier"] and opencv["haar_files"]):
@@ -210,9 +213,7 @@ def report() -> dict[str, Any]:
         missing = [key for key, ok in shared["found"].items() if not ok]
         if missing:
             warnings.append(f"not found under {shared['path']}: {', '.join(missing)}")
-    if model.get("error"):
-        warnings.append(f"cannot locate the default model: {model['error']}")
-    elif not model["exists"]:
+    if not model["exists"]:
         warnings.append(f"default model not found: {model['path']} (train one, or pass --model)")
     if len(installed) > 1:
         warnings.append(f"several backend libraries installed ({', '.join(installed)}): one per "
@@ -248,6 +249,7 @@ def report() -> dict[str, Any]:
         "mixed_precision": {"policy": keras_backend["precision_policy"],
                             "advice": _mixed_precision_advice(gpus)},
         "installed_backends": installed,
+        "install": "light" if missing_full else "full",
         "errors": errors,
         "warnings": warnings,
     }
@@ -264,7 +266,7 @@ def format_report(info: dict[str, Any]) -> str:
     shared = info["shared"]
     model = info["default_model"]
     rows: list[tuple[str, str]] = [
-        ("emolib", info["emolib"]),
+        ("emolib", f"{info['emolib']} ({info['install']} install)"),
         ("python", f"{info['python']} ({info['executable']})"),
         ("platform", info["platform"]),
         ("keras", str(info["versions"]["keras"])),

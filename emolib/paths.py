@@ -18,15 +18,15 @@ from the current directory**. emolib's notebooks first make the project director
 directory (:func:`emolib.notebook.setup`), so a path in a notebook means what it means on the command
 line run from the repository root.
 
-Shipped models (``models/<name>/``) are found in the source checkout emolib is imported from, or, for
-an installed wheel, at the explicit path ``<sys.prefix>/share/emolib/models`` where the wheel's data
-files put them (pyproject's ``[tool.setuptools.data-files]``).
+Shipped models (``emolib/shipped_models/<name>/``) are package data, read through
+:mod:`importlib.resources`: found wherever the package is, whatever installed it (a source checkout,
+an editable install, a venv, ``pip install --user`` or ``--target``).
 """
 
 from __future__ import annotations
 
 import os
-import sys
+from importlib import resources
 from pathlib import Path
 
 SHARED_ENV = "EMOLIB_SHARED"
@@ -45,10 +45,11 @@ def _source_checkout() -> Path | None:
 
 #: The source checkout emolib is imported from (editable install, PYTHONPATH); None for a wheel.
 REPO_DIR: Path | None = _source_checkout()
-#: The shipped models: ``<checkout>/models``, or where an installed wheel put them.
-SHIPPED_MODELS_DIR = REPO_DIR / "models" if REPO_DIR else Path(sys.prefix) / "share" / "emolib" / "models"
+#: The shipped models (package data, pyproject's ``[tool.setuptools.package-data]``), in the package
+#: emolib is imported from.
+SHIPPED_MODELS_DIR = Path(str(resources.files("emolib") / "shipped_models"))
 #: The model used when none is given (a directory holding model.keras and model.json): the 8-class
-#: FER+ model, better than emolib-fer2013 on the 7 classes both know (see models/emolib-ferplus/README.md).
+#: FER+ model, better than emolib-fer2013 on the 7 classes both know (see its README.md).
 DEFAULT_MODEL_DIR = SHIPPED_MODELS_DIR / "emolib-ferplus"
 
 

@@ -60,7 +60,7 @@ class EmotionPredictor:
     model : path, LoadedModel or None
         Model directory, model file (``.keras`` / ``.onnx``) or card; a
         :class:`emolib.modelcards.LoadedModel`; or None for the model shipped with emolib
-        (``models/emolib-ferplus``).
+        (``emolib/shipped_models/emolib-ferplus``).
     detector : {"yunet", "haar"}, Detector or None
         Face detector; None picks YuNet when its file is available locally, else Haar. Created on
         first use, so ``whole_image`` predictions never need one.

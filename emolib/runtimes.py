@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emolib import modelcards
+from emolib import install, modelcards
 from emolib.files import sha256_file
 from emolib.registry import Registry
 
@@ -67,7 +67,8 @@ class OnnxModel:
 
 @register_runtime("keras")
 def load_keras(path: str | os.PathLike | None) -> modelcards.LoadedModel:
-    """The Keras model (``model.keras``), on the venv's Keras backend."""
+    """The Keras model (``model.keras``), on the venv's Keras backend (the full install's)."""
+    install.require_full_install("the Keras runtime (what runs a model without an up-to-date model.onnx)")
     from emolib import models  # imports Keras and its backend
 
     return models.load_model(path)

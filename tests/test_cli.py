@@ -145,7 +145,9 @@ def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
     assert doctor_json["opencv"]["cascade_classifier"] is True
     assert doctor_json["opencv"]["face_detector_yn"] is True
     assert set(doctor_json["shared"]["found"]) >= {"fer2013", "ferplus", "yunet"}
-    assert doctor_json["default_model"]["path"].endswith(os.path.join("models", "emolib-ferplus"))
+    shipped = os.path.join("emolib", "shipped_models", "emolib-ferplus")
+    assert doctor_json["default_model"]["path"].endswith(shipped) and doctor_json["default_model"]["onnx"]
+    assert doctor_json["install"] == "full"
     assert doctor_json["mixed_precision"]["advice"] is None  # no GPU, no advice
 
 
@@ -173,12 +175,13 @@ def test_doctor_table_is_readable(capsys, monkeypatch):
                    "found": {"fer2013": True, "yunet": False}},
         "default_model": {"path": "/m", "exists": False},
         "mixed_precision": {"policy": "float32", "advice": "use mixed_float16"},
-        "errors": ["boom"], "warnings": ["careful"],
+        "install": "light", "errors": ["boom"], "warnings": ["careful"],
     }
     monkeypatch.setattr(doctor, "report", lambda: info)
     assert doctor.run_cli(argparse.Namespace(json=False)) == 1  # errors → non-zero exit
     out = capsys.readouterr().out
     assert "jax 0.7.0" in out and "KERAS_BACKEND=jax" in out
+    assert re.search(r"emolib\s+0.0 \(light install\)\n", out)
     assert "GPU" in out and "NVIDIA H100" in out
     assert re.search(r"CascadeClassifier\s+yes\n", out) and re.search(r"FaceDetectorYN\s+no\n", out)
     assert re.search(r"yunet\s+not found", out)

@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[1]
 #: the extras environment.yml installs (gpu is the NVIDIA container's business)
-ENV_EXTRAS = ("cpu", "api", "dev", "ray")
+ENV_EXTRAS = ("full", "cpu", "dev", "ray")
 #: conda-side entries that are not project packages
 CONDA_TOOLING = {"python", "pip"}
 
@@ -223,3 +223,50 @@ def test_devcontainers_mount_shared_where_emolib_looks(flavour):
     assert config["containerEnv"]["EMOLIB_SHARED"] == shared[0]["target"]
     extensions = config["customizations"]["vscode"]["extensions"]
     assert {"ms-python.python", "ms-toolsai.jupyter"} <= set(extensions)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The light install (pip install emolib) and the full one (emolib[full])
+# ---------------------------------------------------------------------------------------------------
+
+
+def metadata_lines(requirements, extra: str) -> list[str]:
+    """Requirements as the wheel's metadata writes them (``Requires-Dist: NAME…; extra == "EXTRA"``)."""
+    return [f'{line}; extra == "{extra}"' for line in requirements]
+
+
+def test_the_full_extra_is_read_from_the_metadata_and_installed_here(pyproject):
+    from emolib import install
+
+    full = pyproject["project"]["optional-dependencies"][install.FULL_EXTRA]
+    lines = pyproject["project"]["dependencies"] + metadata_lines(full, "full") + metadata_lines(
+        pyproject["project"]["optional-dependencies"]["dev"], "dev")
+    assert install.missing_full_requirements(lines) == [], "this venv is the full install"
+    absent = metadata_lines(["emolib-no-such-dist>=1", "jupyter-bbox-widget>=0.6"], "full")
+    assert install.missing_full_requirements(lines + absent) == ["emolib-no-such-dist"]
+    assert install.missing_full_requirements(['emolib-no-such-dist; extra == "dev"']) == []
+
+
+def test_a_light_install_names_the_full_install_and_what_it_lacks():
+    from emolib import install
+
+    lines = metadata_lines([f"emolib-no-such-dist-{i}" for i in range(6)], "full")
+    expected = (r"^this command needs the full install: " + re.escape(install.FULL_INSTALL)
+                + r".*missing here: emolib-no-such-dist-0, .* and 2 more$")
+    with pytest.raises(install.FullInstallRequired, match=expected):
+        install.require_full_install("this command", lines)
+    install.require_full_install("this command", lines[:0])  # nothing missing: no error
+
+
+def test_the_cli_refuses_workbook_commands_in_a_light_install_but_predicts(monkeypatch, capsys, photos_dir):
+    from emolib import cli, install
+
+    monkeypatch.setattr(install, "missing_full_requirements", lambda requirements=None: ["keras", "pandas"])
+    assert cli.main(["data", "--dataset", "fer2013", "--data", "nowhere"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("emolib data: error: this command needs the full install: ")
+    assert "missing here: keras, pandas" in error
+    assert cli.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--runtime", "keras"]) == 2
+    assert "the Keras runtime (what runs a model without" in capsys.readouterr().err
+    assert cli.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--runtime", "onnx", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces_detected"] >= 1

@@ -40,7 +40,7 @@ def test_shipped_model_card_is_complete(name):
 
 def test_the_default_is_the_ferplus_model_as_it_wins_on_the_shared_classes():
     """The default is the model that scores higher on FER+ test restricted to the 7 classes both know
-    (the comparison that bench/shipped_models.py prints and models/emolib-ferplus/README.md records)."""
+    (the comparison that bench/shipped_models.py prints and the FER+ model's README.md records)."""
     assert M.DEFAULT_MODEL_DIR == M.SHIPPED_MODELS_DIR / "emolib-ferplus"
     assert set(M.list_models()) == set(SHIPPED)
 

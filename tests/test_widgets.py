@@ -369,7 +369,8 @@ def test_settings_list_the_shipped_models_with_classes_and_scores(monkeypatch):
     for name in ("emolib-fer2013", "emolib-ferplus"):
         label = labels[shipped[name]["path"]]
         accuracy = 100 * shipped[name]["metrics"]["test"]["accuracy"]
-        assert label.startswith(f"models/{name}") and f"{len(shipped[name]['labels'])} classes" in label
+        assert label.startswith(f"emolib/shipped_models/{name}")
+        assert f"{len(shipped[name]['labels'])} classes" in label
         assert f"test accuracy {accuracy:.1f} %" in label
     dashboard.model_select.value = shipped["emolib-ferplus"]["path"]
     assert "8 classes" in dashboard.model_info.value and "Mépris 😒" in dashboard.model_info.value

@@ -3,7 +3,7 @@
 #
 # 1. Freeze the image's own tensorflow / keras / numpy (and tf-keras, if any) into a constraints file.
 # 2. Make a venv at $VENV that sees the image's packages (--system-site-packages).
-# 3. pip install -e '.[api,dev]' into it under those constraints: no cpu/gpu extra, so no PyPI TensorFlow;
+# 3. pip install -e '.[full,dev]' into it under those constraints: no cpu/gpu extra, so no PyPI TensorFlow;
 #    if emolib's ranges cannot be met by the image's versions, pip stops with a clear conflict.
 # 4. Mark the venv as set up for `make` (stamp .installed-gpu), so `make test` / `make dashboard` use it.
 # PIP_CONSTRAINT (devcontainer.json) points at the same file: later `pip install`s in the container respect it.
@@ -27,7 +27,7 @@ echo "post-create: pinned from the image:"; sed 's/^/  /' "$CONSTRAINTS"
 
 # --without-pip: the venv uses the image's pip through the system site-packages (and needs no python3-venv).
 test -x "$VENV/bin/python" || "$SYSTEM_PYTHON" -m venv --system-site-packages --without-pip "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" -e '.[api,dev]'
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" -e '.[full,dev]'
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 touch "$VENV/.installed-gpu"
 

@@ -78,7 +78,8 @@ def _test_score(card: dict) -> str:
 
 def model_label(directory: Path) -> str:
     """A model's name in the settings: its path relative to the repository (and its card name), its
-    number of classes and its test score, e.g. ``models/emolib-ferplus · 8 classes · test accuracy …``."""
+    number of classes and its test score, e.g.
+    ``emolib/shipped_models/emolib-ferplus · 8 classes · test accuracy …``."""
     directory = Path(directory)
     try:
         shown = str(directory.resolve().relative_to(REPO_ROOT))
