@@ -121,8 +121,14 @@ def read_image_file(path: str | os.PathLike) -> bytes:
         raise UnsupportedImageError(f"cannot read {path}: {error.strerror or error}") from error
 
 
-def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image ``data`` (JPEG, PNG, WebP, BMP, GIF, TIFF, PPM) to RGB ``uint8``."""
+def open_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open encoded image ``data`` lazily: its header is read and checked (a format of
+    :data:`ALLOWED_FORMATS`, at most ``max_pixels``), no pixel is decoded. Close it after use.
+
+    Raises
+    ------
+    EmptyImageError, UnsupportedImageError, CorruptImageError, ImageTooLargeError
+    """
     if not data:
         raise EmptyImageError("empty image: no bytes received")
     try:
@@ -133,8 +139,17 @@ def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise ImageTooLargeError(f"image too large: {error} (emolib's limit is {_mp(max_pixels)})") from error
     except Exception as error:
         raise _not_an_image(data) from error
-    with image:
+    try:
         _check_pixels(image.size, max_pixels)
+    except ImageError:
+        image.close()
+        raise
+    return image
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image ``data`` (JPEG, PNG, WebP, BMP, GIF, TIFF, PPM) to RGB ``uint8``."""
+    with open_image(data, max_pixels=max_pixels) as image:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
