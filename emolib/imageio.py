@@ -283,11 +283,19 @@ _OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+def image_signature(head: bytes) -> str | None:
+    """The image format whose signature ``head`` (a file's first bytes) starts with, or None."""
+    for signature, name in _IMAGE_SIGNATURES:
+        if head.startswith(signature) and (name != "WebP" or head[8:12] == b"WEBP"):  # RIFF: AVI, WAV too
+            return name
+    return None
+
+
 def _not_an_image(data: bytes) -> ImageError:
     """The error for bytes PIL could not even open: a damaged known format, or not an image."""
-    for signature, name in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return CorruptImageError(f"corrupt or truncated {name} image: its header cannot be read")
+    name = image_signature(data)
+    if name:
+        return CorruptImageError(f"corrupt or truncated {name} image: its header cannot be read")
     head = data[:16].lstrip()
     for signature, what in _OTHER_SIGNATURES:
         if head.startswith(signature):

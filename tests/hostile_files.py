@@ -110,21 +110,6 @@ IMAGE_CASES: tuple[Case, ...] = (
 )
 
 
-def deny_read(monkeypatch_setattr, path: Path) -> None:
-    """Make reading ``path`` fail with ``PermissionError``, as ``chmod 000`` does for a user who is not
-    root (root reads any file, so tests running as root simulate it here: in ``Path.read_bytes``, the one
-    call emolib's image readers read a file with)."""
-    original = Path.read_bytes
-    target = str(path)
-
-    def read_bytes(self):
-        if str(self) == target:
-            raise PermissionError(13, "Permission denied", str(self))
-        return original(self)
-
-    monkeypatch_setattr(Path, "read_bytes", read_bytes)
-
-
 # --- layouts: good faces, with hostile files or label rows among them -----------------------------
 # In every layout the good face of class (or label code) i has gray value GOOD_VALUES[i], and a hostile
 # image is listed with code 0, so a face whose value does not match its label is a wrong label.
@@ -424,10 +409,14 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg(), "-y", "-loglevel", "error", *args], check=True, timeout=120)
 
 
-def clip(path: Path, size: str = "160x120", seconds: float = 1.0, rate: int = 10) -> Path:
-    """A plain test-pattern clip (H.264 in MP4)."""
-    _ffmpeg("-f", "lavfi", "-i", f"testsrc=s={size}:r={rate}:d={seconds}", "-c:v", "libx264",
-            "-pix_fmt", "yuv420p", str(path))
+def clip(path: Path, photo: Path, size: str = "320x240", seconds: float = 1.0, rate: int = 10,
+         filters: str = "", options: tuple[str, ...] = ()) -> Path:
+    """A clip of ``photo`` (scaled to half the frame height) on gray, then ``filters``, in H.264."""
+    height = int(size.split("x")[1])
+    graph = f"[1]scale=-2:{height // 2 // 2 * 2}[face];[0][face]overlay=x=(W-w)/2:y=(H-h)/2,format=yuv420p"
+    _ffmpeg("-f", "lavfi", "-i", f"color=c=gray:s={size}:r={rate}:d={seconds}", "-i", str(photo),
+            "-filter_complex", graph + (f",{filters}" if filters else ""), "-c:v", "libx264", *options,
+            str(path))
     return path
 
 
@@ -438,18 +427,20 @@ def audio_only(path: Path) -> Path:
 
 
 def zero_frames(path: Path) -> Path:
-    """An MP4 with a video stream of no frame (``-frames:v 0``)."""
+    """An MP4 whose video stream has no frame (``-frames:v 0``)."""
     _ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=10:d=1", "-frames:v", "0", "-c:v", "libx264",
             "-pix_fmt", "yuv420p", str(path))
     return path
 
 
-def variable_frame_rate(path: Path) -> Path:
-    """An MKV whose frames come at uneven times (10 fps for 1 s, then 2 fps for 1 s): 12 frames."""
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=10:d=2",
-            "-vf", "select='lt(t,1)+not(mod(n,5))'", "-fps_mode", "vfr", "-c:v", "libx264",
-            "-pix_fmt", "yuv420p", str(path))
-    return path
+#: the frame times of :func:`variable_frame_rate`'s clip: 10 fps for 1 s, then 1.0 and 1.5 s
+VFR_TIMES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5)
+
+
+def variable_frame_rate(path: Path, photo: Path) -> Path:
+    """An MKV whose frames come at uneven times (:data:`VFR_TIMES`)."""
+    return clip(path, photo, seconds=2, filters="select='lt(t\\,1)+not(mod(n\\,5))'",
+                options=("-fps_mode", "vfr"))
 
 
 def truncated(source: Path, path: Path, share: float = 0.5) -> Path:
@@ -459,10 +450,75 @@ def truncated(source: Path, path: Path, share: float = 0.5) -> Path:
     return path
 
 
-def image_as_video(path: Path) -> Path:
-    """A PNG photo saved under a video name."""
-    path.write_bytes(face_png(120, 96))
-    return path
+@dataclass(frozen=True)
+class VideoCase:
+    """A hostile video: ``make(folder, photo) -> path``, the owed outcome (``"error"`` or ``"ok"``),
+    and for ``"ok"`` the frames whose times the timeline must hold (one face each; ``None``: any)."""
+
+    name: str
+    make: Callable[[Path, Path], Path]
+    outcome: str
+    times: tuple[float, ...] | None = None
+    says: str | None = None  # what stderr must say
+
+
+def video_outcome(case: VideoCase, path: Path, out: Path, timeline=None, error: BaseException | None = None,
+                  stderr: str = "") -> tuple[str, str]:
+    """What a video reader did with ``case``'s ``path``, given the ``timeline`` it returned (and wrote to
+    ``out``) or the ``error`` it raised: ``case.outcome`` when right — ``"error"`` (a ``ValueError`` /
+    ``OSError`` naming the file, nothing written), ``"ok"`` (a face row at each of ``case.times``, the
+    same rows in ``out``) — else ``"crash"``, ``"unclear error"``, ``"wrong"``."""
+    import pandas as pd
+
+    if error is not None:
+        if not isinstance(error, ValueError | OSError):
+            return "crash", f"{type(error).__name__}: {error}"
+        if path.name not in str(error):
+            return "unclear error", str(error)
+        return ("error", str(error)) if not out.exists() else ("wrong", f"{out} written: {error}")
+    written = pd.read_csv(out)
+    times = sorted(timeline["time"].unique())
+    if len(written) != len(timeline) or not len(timeline):
+        return "wrong", f"{len(timeline)} rows returned, {len(written)} written"
+    expected = case.times
+    if expected is not None and (len(timeline) != len(expected) or len(times) != len(expected)
+                                 or not np.allclose(times, expected, atol=0.01)):
+        return "wrong", f"face rows at {times}, expected one at each of {list(expected)}"
+    if case.says and case.says not in stderr:
+        return "wrong", f"stderr does not say {case.says!r}: {stderr[-200:]!r}"
+    return "ok", f"{len(timeline)} face rows, {times[0]:.2f}-{times[-1]:.2f} s"
+
+
+def _cut_before_index(folder: Path, photo: Path) -> Path:
+    return truncated(clip(folder / "whole.mp4", photo, seconds=2), folder / "cut.mp4")
+
+
+def _cut_after_index(folder: Path, photo: Path) -> Path:
+    whole = clip(folder / "whole-faststart.mp4", photo, seconds=4,  # a key frame every 4: cut mid-clip
+                 options=("-movflags", "+faststart", "-g", "4", "-bf", "0"))
+    return truncated(whole, folder / "cut-faststart.mp4", 0.6)
+
+
+def _written(name: str, data: bytes):
+    def make(folder: Path, photo: Path) -> Path:
+        (folder / name).write_bytes(data)
+        return folder / name
+    return make
+
+
+VIDEO_CASES: tuple[VideoCase, ...] = (
+    VideoCase("truncated MP4 (cut before its index)", _cut_before_index, "error"),
+    VideoCase("truncated MP4, index first (faststart)", _cut_after_index, "ok", says="may be truncated"),
+    VideoCase("zero-byte .mp4", _written("empty.mp4", b""), "error"),
+    VideoCase("video stream of zero frames", lambda folder, photo: zero_frames(folder / "zero.mp4"), "error"),
+    VideoCase("audio only, no video stream", lambda folder, photo: audio_only(folder / "audio.mp4"), "error"),
+    VideoCase("variable frame rate", lambda folder, photo: variable_frame_rate(folder / "vfr.mkv", photo),
+              "ok", VFR_TIMES),
+    VideoCase("4K clip (3840x2160, 0.5 s)", lambda folder, photo: clip(folder / "4k.mp4", photo, "3840x2160",
+                                                                        0.5, 4), "ok", (0.0, 0.25)),
+    VideoCase("a PNG named .mp4", _written("photo.mp4", face_png(120, 96)), "error"),
+    VideoCase("text named .mp4", _written("notes.mp4", b"meeting notes, not a video\n" * 50), "error"),
+)
 
 
 # --- running a case through its reader -------------------------------------------------------------
