@@ -497,7 +497,7 @@ def decode_face(source: str, size: int, channels: int) -> np.ndarray:
 def read_image(source: str, channels: int) -> np.ndarray:
     """Read one image file as decoded by OpenCV (gray for 1 channel, else BGR).
 
-    Its header is checked first (:func:`emolib.imageio.open_image`: a photo format, at most
+    Its header is checked first (:func:`emolib.imageio.check_header`: a photo format, at most
     :data:`emolib.imageio.DEFAULT_MAX_PIXELS`), so a decompression bomb is refused before any pixel is
     decoded.
 
@@ -509,7 +509,7 @@ def read_image(source: str, channels: int) -> np.ndarray:
         Missing or unreadable.
     """
     data = imageio.read_image_file(source)
-    imageio.open_image(data).close()
+    imageio.check_header(data)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8),
                              cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)

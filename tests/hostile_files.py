@@ -323,6 +323,13 @@ def _per_image(broken: str):
     return write
 
 
+def _fifo_in_ferplus(root: Path) -> Path:
+    """A FER+ label.csv line naming a FIFO (reading it would block forever)."""
+    label_file = write_ferplus(root, {}, [vote_line("pipe.png", 2)])
+    os.mkfifo(label_file.parent / "pipe.png")
+    return label_file
+
+
 def _unknown_folder(classes):
     def write(root):
         write_folders(root, {}, classes)
@@ -357,6 +364,7 @@ TABLE_CASES: tuple[tuple, ...] = (
     ("ferplus", "zero-byte label.csv", _ferplus(replace=""), "error"),
     ("ferplus", "binary label.csv", _ferplus(replace="\x00\x01\x02PNG\x00\x7f"), "error"),
     ("ferplus", "listed image missing on disk", _ferplus(vote_line("fer0000042.png", 2)), "skip"),
+    ("ferplus", "listed image is a FIFO (a read would block)", _fifo_in_ferplus, "skip"),
     ("fer2013 (csv)", "row of 1000 pixels (not a square)", _fer2013(fer2013_row(3, count=1000)), "skip"),
     ("fer2013 (csv)", "row of 2116 pixels (46x46, not 48x48)", _fer2013(fer2013_row(3, count=2116)), "skip"),
     ("fer2013 (csv)", "non-numeric pixel", _fer2013(f"3,{_PIXELS} abc,Training"), "skip"),
