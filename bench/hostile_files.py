@@ -9,6 +9,7 @@ each layout; the video readers are ``emolib.video.analyze_video`` and the ``emol
 Usage (from the repository root)::
 
     PYTHONPATH=$PWD .venv/bin/python bench/hostile_files.py [--no-cli]
+    PYTHONPATH=$PWD .venv/bin/python bench/hostile_files.py --memory   # the 4K chunk's memory
 
 With ``PYTHONPATH`` pointing at another checkout, the same cases run against that checkout's emolib
 (e.g. the commit before the fixes).
@@ -112,6 +113,22 @@ def video_outcomes(cli: bool) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def video_memory(folder: Path) -> str:
+    """Peak RSS growth of ``analyze_video`` on a 3840x2160 clip of 16 frames (one chunk), model warmed."""
+    import resource
+
+    from emolib import video as V
+    from emolib.predict import EmotionPredictor
+
+    clip = H.clip(folder / "4k-16.mp4", PHOTO, "3840x2160", 4, 4)
+    predictor = EmotionPredictor(detector="yunet")
+    predictor.predict(PHOTO)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    table = V.analyze_video(clip, predictor, progress=False)
+    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return f"4K clip, 16 frames: {len(table)} face rows, peak RSS growth {growth:.0f} MB"
+
+
 def table(rows) -> str:
     """The markdown table: per reader, hostile files, what happened to them."""
     per_reader: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -133,8 +150,15 @@ def table(rows) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-cli", action="store_true", help="skip the `emolib video` command runs")
+    parser.add_argument("--memory", action="store_true",
+                        help="only measure analyze_video's peak memory on a 4K clip (a fresh process)")
     args = parser.parse_args()
     import emolib
+
+    if args.memory:
+        with tempfile.TemporaryDirectory() as folder:
+            print(f"emolib from {Path(emolib.__file__).parent}: {video_memory(Path(folder))}")
+        return
 
     started = time.perf_counter()
     rows = dataset_outcomes() + video_outcomes(cli=not args.no_cli)
