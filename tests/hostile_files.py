@@ -7,9 +7,11 @@ A :class:`Case` is one hostile file and the outcome a reader owes it:
 - ``"error"``: a ``ValueError`` or ``OSError`` whose message names the file;
 - ``"ok"``: read correctly (a PNG named ``.jpg``, a variable-frame-rate video …).
 
-:data:`IMAGE_CASES` are image files (in a class folder, or named by a label file); the ``*_CASES``
-lists per layout hold label-file and table cases; :data:`VIDEO_CASES` are videos (generated with
-ffmpeg). Used by tests/test_hostile_data.py, tests/test_hostile_video.py and bench/hostile_files.py.
+:data:`IMAGE_CASES` are image files, written into every layout of :data:`LAYOUTS` that holds image
+files (:func:`image_cases` adds a permission-denied image and a non-UTF-8 name); :data:`TABLE_CASES`
+are label-file and table cases per layout; :func:`run` loads one case and :func:`outcome` says what
+happened. :data:`VIDEO_CASES` are videos (generated with ffmpeg), judged by :func:`video_outcome`.
+Used by tests/test_hostile_data.py, tests/test_hostile_video.py and bench/hostile_files.py.
 """
 
 from __future__ import annotations
