@@ -46,8 +46,14 @@ def fer2013_faces(root: Path, count: int, size: int, seed: int = 0) -> tuple[np.
     listing = D.get_dataset("fer2013").scan(root, "train")
     rows = np.random.default_rng(seed).choice(len(listing.sources), min(count, len(listing.sources)),
                                               replace=False)
+    def face(row):
+        try:
+            return D.decode_face(listing.sources[row], size, 1)
+        except (ValueError, OSError):  # an unreadable file: left out
+            return None
+
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        faces = list(pool.map(lambda row: D.decode_face(listing.sources[row], size, 1), rows))
+        faces = list(pool.map(face, rows))
     keep = [i for i, face in enumerate(faces) if face is not None]
     images, labels = np.stack([faces[i] for i in keep]), listing.labels[rows[keep]]
     return np.resize(images, (count, size, size, 1)), np.resize(labels, count)

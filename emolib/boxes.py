@@ -110,9 +110,9 @@ class Crops:
 def read_box_file(path, root, sources: list[str], margin: float = 0.0, square: bool = True) -> Crops:
     """:class:`Crops` for ``sources`` from a CSV box file with columns ``path, x, y, w, h`` (paths relative
     to ``root``); a source without a row is cropped whole."""
-    import pandas as pd
+    from emolib.data import read_table
 
-    table = pd.read_csv(path)
+    table = read_table(Path(path), "the columns path,x,y,w,h")
     missing = {"path", "x", "y", "w", "h"} - set(table.columns)
     if missing:
         raise ValueError(f"{path} lacks column(s) {sorted(missing)} (expected path,x,y,w,h)")
@@ -122,11 +122,17 @@ def read_box_file(path, root, sources: list[str], margin: float = 0.0, square: b
     return Crops(boxes, margin=margin, square=square)
 
 
-def decode_crop(source: str, crops: Crops, row: int, size: int, channels: int) -> np.ndarray | None:
-    """Read the photo of ``source`` and cut row ``row``'s face → (size, size, channels) uint8, or None
-    when the photo cannot be decoded or the box is empty or outside it."""
+def decode_crop(source: str, crops: Crops, row: int, size: int, channels: int) -> np.ndarray:
+    """Read the photo of ``source`` and cut row ``row``'s face → (size, size, channels) uint8.
+
+    Raises what :func:`emolib.data.read_image` raises, and ``ValueError`` when the box is empty or
+    outside the photo."""
     from emolib.data import _fit, read_image
 
     image = read_image(source_file(source), channels)
-    face = None if image is None else crops.cut(image, row, size)
-    return None if face is None else _fit(face, size, channels)
+    face = crops.cut(image, row, size)
+    if face is None:
+        x, y, w, h = (float(v) for v in crops.boxes[row])
+        raise ValueError(f"its face box (x {x:g}, y {y:g}, w {w:g}, h {h:g}) is empty or outside the "
+                         f"{image.shape[1]}×{image.shape[0]} photo")
+    return _fit(face, size, channels)

@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolib import imageio, paths
 from emolib import labels as L
-from emolib import paths
 from emolib.boxes import Crops, decode_crop, read_box_file, source_file
 from emolib.files import atomic_path, write_json
 from emolib.registry import Registry, first_doc_line
@@ -95,6 +95,8 @@ class Listing:
     ``dropped`` counts rows the format discarded on purpose (FER+ unknown / not-a-face).
     ``crops`` holds face boxes where the faces are cut from larger photos (:mod:`emolib.boxes`).
     ``valence_arousal`` holds (n, 2) float targets in [-1, 1] where the format has them (NaN: none).
+    ``problems`` maps rows found unreadable while scanning (a bad fer2013.csv pixel row) to why:
+    :func:`load_split` skips them, with that reason.
     """
 
     sources: list[str]
@@ -105,6 +107,7 @@ class Listing:
     dropped: int = 0
     crops: Crops | None = None
     valence_arousal: np.ndarray | None = None
+    problems: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Split:
     """A decoded split: ``images`` (n, h, w, c) uint8 and ``labels`` (n,) indices into ``classes``.
 
     ``images`` is an array (memory-mapped from the cache, or in memory) or a :class:`Rows` view of one.
+    ``skipped`` lists the sources that could not be read, ``skip_reasons`` why (in the same order).
     """
 
     images: np.ndarray | Rows
@@ -123,6 +127,7 @@ class Split:
     fingerprint: str = ""
     dropped: int = 0
     valence_arousal: np.ndarray | None = None
+    skip_reasons: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -147,7 +152,8 @@ class Split:
                      [self.sources[i] for i in index], self.skipped,
                      None if self.soft_labels is None else self.soft_labels[index], self.fingerprint,
                      self.dropped,
-                     None if self.valence_arousal is None else self.valence_arousal[index])
+                     None if self.valence_arousal is None else self.valence_arousal[index],
+                     self.skip_reasons)
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,75 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
+def read_text(path: Path) -> str:
+    """A label file's text; a clear error naming it when it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                         f"{error.start}): save it as UTF-8") from None
+
+
+def read_table(path: Path, expected: str, **options):
+    """A CSV label file as a pandas table (``options`` for ``pandas.read_csv``); a clear error naming
+    it, and what it should hold (``expected``), when it cannot be read as CSV."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, encoding="utf-8", **options)
+    except UnicodeDecodeError:
+        read_text(path)  # raises the not-UTF-8 error
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = str(error).strip().replace("Error tokenizing data. C error: ", "")
+        raise ValueError(f"{path}: cannot read it as CSV ({reason}); expected {expected}") from None
+
+
+def numbers(table, columns, path: Path, expected: str, first_line: int, minimum: float = -np.inf,
+            whole: bool = False) -> np.ndarray:
+    """Columns ``columns`` (names, or a slice of positions) of ``table`` as a float array; a clear
+    error naming ``path`` and the line (``first_line``: the file line of the table's first row) of the
+    first value that is missing, not a number (a ``whole`` number), or below ``minimum``."""
+    import pandas as pd
+
+    part = table[list(columns)] if not isinstance(columns, slice) else table.iloc[:, columns]
+    values = part.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < minimum)
+    if whole:
+        bad |= np.isfinite(values) & (values != np.round(values))
+    rows = np.flatnonzero(bad.any(axis=1))
+    if len(rows):
+        row = rows[0]
+        found = ",".join("" if pd.isna(v) else str(v) for v in part.iloc[row])
+        raise ValueError(f"{path}:{first_line + row}: cannot read {found!r}: expected {expected}")
+    return values
+
+
+def check_unique(named_lines, path: Path, what: str = "image") -> None:
+    """A clear error naming ``path`` when one name of ``named_lines`` (``(name, line)`` pairs) is listed
+    twice: its face would count twice, perhaps with two labels."""
+    seen: dict[str, int] = {}
+    for name, line in named_lines:
+        if name in seen:
+            raise ValueError(f"{path}: {what} {name} is listed twice (lines {seen[name]} and {line}): "
+                             f"keep one line per {what}")
+        seen[name] = line
+
+
+def image_names(values, path: Path, first_line: int) -> list[str]:
+    """The image names of a label table's column ``values`` (a pandas Series): a clear error at the
+    first empty one, or at a name listed twice."""
+    import pandas as pd
+
+    names = []
+    for row, value in enumerate(values):
+        if pd.isna(value) or not str(value).strip():
+            raise ValueError(f"{path}:{first_line + row}: no image name: every line names its image")
+        names.append(str(value))
+    check_unique(zip(names, range(first_line, first_line + len(names))), path)
+    return names
+
+
 def scan_class_folders(split_dir: Path, folder_to_class: dict[str, str], classes: Sequence[str]) -> Listing:
     """Scan ``split_dir/<folder>/*`` where each folder name maps to a canonical class.
 
@@ -229,6 +304,24 @@ def _fer2013_csv(root: Path) -> Path | None:
 
 _FER2013_USAGE = {"train": ("Training",), "test": ("PublicTest", "PrivateTest"),
                   "public_test": ("PublicTest",), "private_test": ("PrivateTest",)}
+#: FER2013's faces are 48 × 48 gray: a pixels cell holds 2304 values in 0..255.
+FER2013_SIDE = 48
+
+
+def fer2013_pixels(text) -> np.ndarray:
+    """A fer2013.csv ``pixels`` cell → (48, 48) uint8; a ``ValueError`` saying what is wrong with it."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("no pixel values")
+    try:
+        values = np.array(text.split(), dtype=np.int64)
+    except ValueError:
+        raise ValueError("a pixel value is not a whole number") from None
+    if values.size != FER2013_SIDE ** 2:
+        raise ValueError(f"{values.size} pixel values, not {FER2013_SIDE ** 2} "
+                         f"({FER2013_SIDE}×{FER2013_SIDE})")
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError("a pixel value is outside 0..255")
+    return values.astype(np.uint8).reshape(FER2013_SIDE, FER2013_SIDE)
 
 
 @register_dataset("fer2013", _fer2013_splits)
@@ -238,27 +331,34 @@ def scan_fer2013(root: Path, split: str) -> Listing:
     if csv is None:
         folders = {name: name for name in L.EMOTIONS_7}
         return scan_class_folders(root / split, folders, L.EMOTIONS_7)
-    import pandas as pd
-
     if split not in _FER2013_USAGE:
         raise ValueError(f"fer2013.csv splits are {sorted(_FER2013_USAGE)}, not {split!r}")
-    table = pd.read_csv(csv)
+    table = read_table(csv, "the columns emotion,pixels,Usage", dtype={"pixels": str, "Usage": str})
     missing = {"emotion", "pixels", "Usage"} - set(table.columns)
     if missing:
-        raise ValueError(f"{csv} lacks column(s) {sorted(missing)}")
-    rows = table.index[table["Usage"].isin(_FER2013_USAGE[split])]
-    unknown = set(table.loc[rows, "emotion"]) - set(L.FER2013_IDS)
-    if unknown:
-        raise ValueError(f"{csv}: unknown emotion id(s) {sorted(unknown)}")
-    pixels, sources, targets = [], [], []
-    for row in rows:
-        values = np.array(table.at[row, "pixels"].split(), dtype=np.uint8)
-        side = int(round(len(values) ** 0.5))
-        # a row whose pixel count is not a square is unreadable: load_split reports it as skipped
-        pixels.append(values.reshape(side, side) if side and side * side == len(values) else None)
+        raise ValueError(f"{csv} lacks column(s) {sorted(missing)} (expected emotion,pixels,Usage)")
+    usages = sorted({u for names in _FER2013_USAGE.values() for u in names})
+    unknown = table.index[~table["Usage"].isin(usages)]
+    if len(unknown):  # such a row would belong to no split: lost without a word
+        usage = table.at[unknown[0], "Usage"]
+        raise ValueError(f"{csv}:{unknown[0] + 2}: Usage {usage if isinstance(usage, str) else ''!r} is "
+                         f"none of {usages}: every row belongs to one of them")
+    emotions = numbers(table, ["emotion"], csv, f"an emotion id in {sorted(L.FER2013_IDS)}", 2, whole=True)
+    unknown = np.flatnonzero(~np.isin(emotions[:, 0], list(L.FER2013_IDS)))
+    if len(unknown):
+        raise ValueError(f"{csv}:{unknown[0] + 2}: unknown emotion id {emotions[unknown[0], 0]:g} "
+                         f"(expected one of {sorted(L.FER2013_IDS)})")
+    pixels, sources, problems = [], [], {}
+    rows = np.flatnonzero(table["Usage"].isin(_FER2013_USAGE[split]).to_numpy())
+    for position, row in enumerate(rows):
+        try:
+            pixels.append(fer2013_pixels(table.at[row, "pixels"]))
+        except ValueError as error:  # an unreadable row: load_split skips it, with the reason
+            pixels.append(None)
+            problems[position] = f"line {row + 2}: {error}"
         sources.append(f"{csv}#row={row}")
-        targets.append(int(table.at[row, "emotion"]))
-    return Listing(sources, np.asarray(targets, dtype=np.int64), L.EMOTIONS_7, pixels=pixels)
+    return Listing(sources, emotions[rows, 0].astype(np.int64), L.EMOTIONS_7, pixels=pixels,
+                   problems=problems)
 
 
 def _rafdb_root(root: Path) -> Path:
@@ -279,7 +379,8 @@ def scan_rafdb(root: Path, split: str) -> Listing:
         image_dir = _require_dir(root / "Image" / "aligned", "RAF-DB aligned image folder")
         index = {name: i for i, name in enumerate(L.EMOTIONS_7)}
         sources, targets = [], []
-        for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+        names = []
+        for number, line in enumerate(read_text(label_file).splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -288,11 +389,13 @@ def scan_rafdb(root: Path, split: str) -> Listing:
             except (ValueError, KeyError):
                 raise ValueError(f"{label_file}:{number}: cannot read {line!r} (expected 'train_00001.jpg 5'"
                                  f" with a label 1..7)") from None
+            names.append((name, number))
             if not name.startswith(split + "_"):
                 continue
             stem = Path(name).stem
             sources.append(str(image_dir / f"{stem}_aligned{Path(name).suffix}"))
             targets.append(index[emotion])
+        check_unique(names, label_file)
         return Listing(sources, np.asarray(targets, dtype=np.int64), L.EMOTIONS_7)
     folders = {str(i): emotion for i, emotion in L.RAFDB_IDS.items()}
     return scan_class_folders(_rafdb_root(root) / split, folders, L.EMOTIONS_7)
@@ -330,25 +433,26 @@ def ferplus_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @register_dataset("ferplus", _ferplus_splits)
 def scan_ferplus(root: Path, split: str) -> Listing:
     """FER+: ``FER2013Train|Valid|Test/label.csv`` votes → majority label (8 classes with contempt)."""
-    import pandas as pd
-
     if split not in _FERPLUS_SPLITS:
         raise ValueError(f"FER+ splits are {list(_FERPLUS_SPLITS)}, not {split!r}")
     folder = _require_dir(root / _FERPLUS_SPLITS[split], "FER+ split folder")
     label_file = folder / "label.csv"
     if not label_file.is_file():
         raise FileNotFoundError(f"FER+ label file not found: {label_file}")
-    table = pd.read_csv(label_file, header=None)
+    expected = f"12 columns: image name, face box, then 10 vote counts ({', '.join(L.FERPLUS_VOTE_COLUMNS)})"
+    table = read_table(label_file, expected, header=None, dtype=str, keep_default_na=False)
     if table.shape[1] != 12:
-        raise ValueError(f"{label_file}: expected 12 columns (image, box, 10 votes), found {table.shape[1]}")
-    votes = table.iloc[:, 2:].to_numpy(dtype=np.int64)
+        raise ValueError(f"{label_file}: {table.shape[1]} columns; expected {expected}")
+    names = image_names(table.iloc[:, 0], label_file, 1)
+    votes = numbers(table, slice(2, None), label_file, f"{expected}, each a whole number ≥ 0", 1,
+                    minimum=0, whole=True).astype(np.int64)
     majority, soft = ferplus_majority(votes)
     # vote-column order → canonical 8-class order
     to_canonical = np.array([L.EMOTIONS_8.index(L.canonical(c)) for c in L.FERPLUS_VOTE_COLUMNS[:8]])
     keep = majority >= 0
     canonical_soft = np.zeros_like(soft)
     canonical_soft[:, to_canonical] = soft
-    sources = [str(folder / name) for name in table.iloc[:, 0][keep]]
+    sources = [str(folder / name) for name, k in zip(names, keep) if k]
     return Listing(sources, to_canonical[majority[keep]], L.EMOTIONS_8,
                    soft_labels=canonical_soft[keep].astype(np.float32), dropped=int((~keep).sum()))
 
@@ -385,21 +489,35 @@ def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None,
 # Decoding and the decode-once cache
 # ---------------------------------------------------------------------------------------------------
 
-def decode_face(source: str, size: int, channels: int) -> np.ndarray | None:
-    """Read one image file → (size, size, channels) uint8, or None when it cannot be decoded."""
-    image = read_image(source, channels)
-    return None if image is None else _fit(image, size, channels)
+def decode_face(source: str, size: int, channels: int) -> np.ndarray:
+    """Read one image file → (size, size, channels) uint8 (errors: :func:`read_image`)."""
+    return _fit(read_image(source, channels), size, channels)
 
 
-def read_image(source: str, channels: int) -> np.ndarray | None:
-    """Read one image file as decoded by OpenCV (gray for 1 channel, else BGR), or None."""
+def read_image(source: str, channels: int) -> np.ndarray:
+    """Read one image file as decoded by OpenCV (gray for 1 channel, else BGR).
+
+    Its header is checked first (:func:`emolib.imageio.check_header`: a photo format, at most
+    :data:`emolib.imageio.DEFAULT_MAX_PIXELS`), so a decompression bomb is refused before any pixel is
+    decoded.
+
+    Raises
+    ------
+    emolib.imageio.ImageError (a ValueError)
+        Empty, not an image, too large, corrupt or truncated; the message says which.
+    OSError
+        Missing or unreadable.
+    """
+    data = imageio.read_image_file(source)
+    imageio.check_header(data)
     try:
-        data = np.fromfile(source, dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                             cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        raise imageio.CorruptImageError(f"OpenCV cannot decode it: {error.err}") from None
+    if image is None:
+        raise imageio.CorruptImageError("corrupt or truncated image: OpenCV cannot decode it")
+    return image
 
 
 def _fit(image: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -427,9 +545,10 @@ def fingerprint(name: str, listing: Listing, size: int, channels: int, root: Pat
     for source in files:
         try:
             stat = os.stat(source)
-            digest.update(f"{source}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            line = f"{source}|{stat.st_size}|{stat.st_mtime_ns}\n"
         except OSError:
-            digest.update(f"{source}|missing\n".encode())
+            line = f"{source}|missing\n"
+        digest.update(line.encode(errors="surrogateescape"))  # a file name need not be UTF-8
     return digest.hexdigest()[:24]
 
 
@@ -452,20 +571,21 @@ def _read_cache(cache_dir: Path, key: str, count: int, size: int, channels: int)
 
 def _build_cache(cache_dir: Path, key: str, listing: Listing, size: int, channels: int, workers: int,
                  progress: bool):
-    """Decode ``listing`` chunk by chunk into the memory-mapped cache file; the images it maps and the
-    kept mask."""
+    """Decode ``listing`` chunk by chunk into the memory-mapped cache file; the images it maps, the
+    kept mask and why each other row was skipped."""
     count = len(listing.sources)
     if not count:  # nothing to decode, nor to map
-        return np.zeros((0, size, size, channels), dtype=np.uint8), np.zeros(0, dtype=bool)
+        return np.zeros((0, size, size, channels), dtype=np.uint8), np.zeros(0, dtype=bool), {}
     images_path, meta_path = _cache_paths(cache_dir, key)
     with atomic_path(images_path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, size, size, channels))
-        keep = _decode_into(listing, out, size, channels, workers, progress)
+        keep, reasons = _decode_into(listing, out, size, channels, workers, progress)
         out.flush()
         del out
-    meta = {"count": count, "kept": int(keep.sum()), "keep": keep.tolist()}
+    meta = {"count": count, "kept": int(keep.sum()), "keep": keep.tolist(),
+            "reasons": {str(row): reason for row, reason in reasons.items()}}
     write_json(meta_path, meta)  # written last: its presence means the images are complete
-    return _read_cache(cache_dir, key, count, size, channels)[0], keep
+    return _read_cache(cache_dir, key, count, size, channels)[0], keep, reasons
 
 
 def load_split(
@@ -495,7 +615,8 @@ def load_split(
     options
         Format options, e.g. ``classes=[...]`` for ``folders``.
 
-    Unreadable, corrupt or empty images are skipped and listed in ``Split.skipped``.
+    Unreadable, corrupt, empty or too large images are skipped: listed in ``Split.skipped``, with the
+    reason in ``Split.skip_reasons``.
     """
     root = Path(root).expanduser()
     if not root.exists():
@@ -507,13 +628,15 @@ def load_split(
     if cached is not None:
         images, meta = cached
         keep = np.asarray(meta["keep"], dtype=bool)
+        reasons = {int(row): reason for row, reason in meta.get("reasons", {}).items()}
     elif cache:
-        images, keep = _build_cache(cache_dir, key, listing, size, channels, workers, progress)
+        images, keep, reasons = _build_cache(cache_dir, key, listing, size, channels, workers, progress)
     else:
         images = np.empty((len(listing.sources), size, size, channels), dtype=np.uint8)
-        keep = _decode_into(listing, images, size, channels, workers, progress)
+        keep, reasons = _decode_into(listing, images, size, channels, workers, progress)
         images = images[:keep.sum()]
-    skipped = [s for s, k in zip(listing.sources, keep) if not k]
+    skipped_rows = np.flatnonzero(~keep)
+    skipped = [listing.sources[row] for row in skipped_rows]
     return Split(
         images=images,
         labels=listing.labels[keep],
@@ -524,39 +647,51 @@ def load_split(
         fingerprint=key,
         dropped=listing.dropped,
         valence_arousal=None if listing.valence_arousal is None else listing.valence_arousal[keep],
+        skip_reasons=[reasons.get(int(row), NO_REASON) for row in skipped_rows],
     )
 
 
+#: the skip reason of a cache built before reasons were recorded
+NO_REASON = "unreadable (the reason was not recorded: a cache from an older emolib)"
+
+
+def _decode_row(listing: Listing, row: int, size: int, channels: int) -> np.ndarray | str:
+    """Row ``row`` of ``listing`` decoded to (size, size, channels) uint8, or why it cannot be."""
+    try:
+        if listing.pixels is not None:
+            pixels = listing.pixels[row]
+            return listing.problems.get(row, "unreadable") if pixels is None else _fit(pixels, size, channels)
+        if listing.crops is not None:
+            return decode_crop(listing.sources[row], listing.crops, row, size, channels)
+        return decode_face(listing.sources[row], size, channels)
+    except (ValueError, OSError) as error:  # imageio's errors, a missing or unreadable file
+        return str(error) or type(error).__name__
+
+
 def _decode_into(listing: Listing, out: np.ndarray, size: int, channels: int, workers: int,
-                 progress: bool) -> np.ndarray:
+                 progress: bool) -> tuple[np.ndarray, dict[int, str]]:
     """Decode ``listing`` :data:`DECODE_CHUNK` images at a time into the first rows of ``out`` (the
-    readable images, in order); the mask of readable sources."""
+    readable images, in order); the mask of readable sources and why each other one was skipped."""
     from tqdm.auto import tqdm
 
     count = len(listing.sources)
     keep = np.zeros(count, dtype=bool)
+    reasons: dict[int, str] = {}
     kept = 0
     with ThreadPoolExecutor(max_workers=workers) as pool, \
             tqdm(total=count, desc="decoding", disable=not progress) as bar:
         for start in range(0, count, DECODE_CHUNK):
             stop = min(count, start + DECODE_CHUNK)
-            if listing.pixels is not None:
-                decoded = [None if p is None else _fit(p, size, channels)
-                           for p in listing.pixels[start:stop]]
-            elif listing.crops is not None:
-                decoded = list(pool.map(
-                    lambda row: decode_crop(listing.sources[row], listing.crops, row, size, channels),
-                    range(start, stop)))
-            else:
-                decoded = list(pool.map(lambda source: decode_face(source, size, channels),
-                                        listing.sources[start:stop]))
-            for offset, image in enumerate(decoded):
-                if image is not None:
+            decoded = pool.map(lambda row: _decode_row(listing, row, size, channels), range(start, stop))
+            for row, image in zip(range(start, stop), decoded):
+                if isinstance(image, str):
+                    reasons[row] = image
+                else:
                     out[kept] = image
                     kept += 1
-                    keep[start + offset] = True
+                    keep[row] = True
             bar.update(stop - start)
-    return keep
+    return keep, reasons
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -627,7 +762,8 @@ def summarize(name: str, root: str | os.PathLike, max_skipped: int = 10, **optio
             "rows": len(split) + len(split.skipped) + split.dropped,
             "dropped": split.dropped,
             "classes": class_counts(split.labels, split.classes),
-            "skipped": {"count": len(split.skipped), "first": split.skipped[:max_skipped]},
+            "skipped": {"count": len(split.skipped), "first": split.skipped[:max_skipped],
+                        "reasons": split.skip_reasons[:max_skipped]},
         }
         if split.valence_arousal is not None:  # faces with both values annotated
             summary["splits"][split_name]["valence_arousal"] = int(
@@ -661,8 +797,8 @@ def run_cli(args) -> int:
     for split_name, info in summary["splits"].items():
         counts = ", ".join(f"{k} {v}" for k, v in info["classes"].items())
         print(f"{split_name}: {info['images']} images ({counts}); skipped {info['skipped']['count']}")
-        for path in info["skipped"]["first"]:
-            print(f"  skipped: {path}")
+        for path, reason in zip(info["skipped"]["first"], info["skipped"]["reasons"]):
+            print(f"  skipped: {path}: {reason}")
     return 0
 
 

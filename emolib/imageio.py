@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from PIL import (  # noqa: F401 - importing a plugin registers its format with P
 #: Largest image accepted, in pixels (width × height); 40 MP is more than any phone camera.
 DEFAULT_MAX_PIXELS = 40_000_000
 _EXIF_ORIENTATION = 0x0112
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PIL formats that are decoded; everything else (EPS, PSD, ICNS …) is refused before decoding.
 ALLOWED_FORMATS: tuple[str, ...] = tuple(
     name for name in ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM") if name in Image.OPEN
@@ -121,8 +123,14 @@ def read_image_file(path: str | os.PathLike) -> bytes:
         raise UnsupportedImageError(f"cannot read {path}: {error.strerror or error}") from error
 
 
-def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image ``data`` (JPEG, PNG, WebP, BMP, GIF, TIFF, PPM) to RGB ``uint8``."""
+def open_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open encoded image ``data`` lazily: its header is read and checked (a format of
+    :data:`ALLOWED_FORMATS`, at most ``max_pixels``), no pixel is decoded. Close it after use.
+
+    Raises
+    ------
+    EmptyImageError, UnsupportedImageError, CorruptImageError, ImageTooLargeError
+    """
     if not data:
         raise EmptyImageError("empty image: no bytes received")
     try:
@@ -133,8 +141,55 @@ def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise ImageTooLargeError(f"image too large: {error} (emolib's limit is {_mp(max_pixels)})") from error
     except Exception as error:
         raise _not_an_image(data) from error
-    with image:
+    try:
         _check_pixels(image.size, max_pixels)
+    except ImageError:
+        image.close()
+        raise
+    return image
+
+
+def check_header(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse ``data`` from its header alone, as :func:`open_image` does. The size of a PNG or JPEG is
+    read straight from its header (a dataset of small faces pays next to nothing); other formats, and
+    headers that do not parse, are opened by PIL."""
+    size = _png_size(data) or _jpeg_size(data)
+    if size is None:
+        open_image(data, max_pixels=max_pixels).close()
+    else:
+        _check_pixels(size, max_pixels)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) >= 24 and data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
+#: JPEG frame markers (SOF0-15 but DHT, JPG and DAC) whose segment holds the image size
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, or None where the markers do not parse."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 9 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _JPEG_FRAMES:
+            height, width = struct.unpack(">HH", data[position + 5:position + 9])
+            return width, height
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        position += 2 + struct.unpack(">H", data[position + 2:position + 4])[0]
+    return None
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image ``data`` (JPEG, PNG, WebP, BMP, GIF, TIFF, PPM) to RGB ``uint8``."""
+    with open_image(data, max_pixels=max_pixels) as image:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -268,11 +323,19 @@ _OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+def image_signature(head: bytes) -> str | None:
+    """The image format whose signature ``head`` (a file's first bytes) starts with, or None."""
+    for signature, name in _IMAGE_SIGNATURES:
+        if head.startswith(signature) and (name != "WebP" or head[8:12] == b"WEBP"):  # RIFF: AVI, WAV too
+            return name
+    return None
+
+
 def _not_an_image(data: bytes) -> ImageError:
     """The error for bytes PIL could not even open: a damaged known format, or not an image."""
-    for signature, name in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return CorruptImageError(f"corrupt or truncated {name} image: its header cannot be read")
+    name = image_signature(data)
+    if name:
+        return CorruptImageError(f"corrupt or truncated {name} image: its header cannot be read")
     head = data[:16].lstrip()
     for signature, what in _OTHER_SIGNATURES:
         if head.startswith(signature):

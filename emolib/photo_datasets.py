@@ -12,7 +12,16 @@ import numpy as np
 
 from emolib import labels as L
 from emolib.boxes import Crops, eye_centres, face_source
-from emolib.data import Listing, _require_dir, register_dataset
+from emolib.data import (
+    Listing,
+    _require_dir,
+    check_unique,
+    image_names,
+    numbers,
+    read_table,
+    read_text,
+    register_dataset,
+)
 
 #: AffectNet's split names → (CSV release file, per-image release folder). AffectNet has no public
 #: test set: its validation set is emolib's ``test`` split; validation is carved from ``train``.
@@ -65,15 +74,26 @@ def scan_affectnet(root: Path, split: str, classes: int = 8, margin: float = 0.0
                                              f"{csv})"), classes, margin, square, align)
 
 
-def _affectnet_csv(root: Path, csv: Path, classes: int, margin: float, square: bool, align: bool) -> Listing:
-    import pandas as pd
+#: The columns of AffectNet's CSV release that emolib reads (``facial_landmarks`` too with ``align``).
+AFFECTNET_COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "expression",
+                     "valence", "arousal")
 
+
+def _affectnet_csv(root: Path, csv: Path, classes: int, margin: float, square: bool, align: bool) -> Listing:
     image_dir = _require_dir(root / "Manually_Annotated_Images", "AffectNet image folder")
-    table = pd.read_csv(csv, usecols=None if align else lambda c: c.strip() != "facial_landmarks")
+    table = read_table(csv, f"the columns {','.join(AFFECTNET_COLUMNS)}",
+                       usecols=None if align else lambda c: c.strip() != "facial_landmarks")
     table.columns = [c.strip() for c in table.columns]
-    keep, labels, names = _keep_classes(table["expression"].to_numpy(dtype=np.int64), classes)
-    table = table[keep]
-    boxes = table[["face_x", "face_y", "face_width", "face_height"]].to_numpy(dtype=np.float32)
+    missing = [c for c in (*AFFECTNET_COLUMNS, *(("facial_landmarks",) if align else ())) if c not in table]
+    if missing:
+        raise ValueError(f"{csv} lacks column(s) {missing} (expected {','.join(AFFECTNET_COLUMNS)})")
+    paths = image_names(table["subDirectory_filePath"], csv, 2)
+    codes = numbers(table, ["expression"], csv, "an expression code 0..10", 2, minimum=0, whole=True)
+    boxes = numbers(table, ["face_x", "face_y", "face_width", "face_height"], csv,
+                    "a face box of 4 numbers (face_x, face_y, face_width, face_height)", 2)
+    va = numbers(table, ["valence", "arousal"], csv, "valence and arousal numbers (-2: not annotated)", 2)
+    keep, labels, names = _keep_classes(codes[:, 0].astype(np.int64), classes)
+    table, boxes, va = table[keep], boxes[keep].astype(np.float32), va[keep]
     eyes = None
     if align:
         eyes = np.full((len(table), 4), np.nan, dtype=np.float32)
@@ -81,15 +101,24 @@ def _affectnet_csv(root: Path, csv: Path, classes: int, margin: float, square: b
             points = np.array(str(text).split(";"), dtype=np.float32) if isinstance(text, str) else []
             if len(points) == 136:
                 eyes[i] = eye_centres(points.reshape(1, 68, 2))[0]
-    return Listing([str(image_dir / p) for p in table["subDirectory_filePath"]], labels, names,
-                   crops=Crops(boxes, eyes, margin, square, align),
-                   valence_arousal=_valence_arousal(table[["valence", "arousal"]].to_numpy()),
+    return Listing([str(image_dir / p) for p, k in zip(paths, keep) if k], labels, names,
+                   crops=Crops(boxes, eyes, margin, square, align), valence_arousal=_valence_arousal(va),
                    dropped=int((~keep).sum()))
 
 
 def _npy_value(path: Path) -> np.ndarray:
-    """An annotation file's values as floats (the release stores them as strings)."""
-    return np.asarray(np.load(path), dtype=np.float64).ravel()
+    """An annotation file's values as floats (the release stores them as strings); a clear error
+    naming it when it is missing or holds no number."""
+    try:
+        values = np.asarray(np.load(path), dtype=np.float64).ravel()
+    except (OSError, ValueError) as error:  # missing, not .npy, pickled, not a number
+        reason = (error.strerror if isinstance(error, OSError) and error.strerror
+                  else str(error).split(". ")[0])
+        raise ValueError(f"{path}: cannot read this annotation ({reason}); every image of images/ needs "
+                         "<name>_exp.npy, _val.npy and _aro.npy holding a number") from None
+    if not values.size:
+        raise ValueError(f"{path}: an empty annotation; it should hold a number")
+    return values
 
 
 def _affectnet_per_image(folder: Path, classes: int, margin: float, square: bool, align: bool) -> Listing:
@@ -133,16 +162,17 @@ def scan_expw(root: Path, split: str, margin: float = 0.0, square: bool = True,
     image_dir = _require_dir(_first_existing(root / "origin", root / "image" / "origin"),
                              "ExpW origin folder")
     rows = []
-    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(label_file).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             name, face, top, left, right, bottom, _, code = line.split()
             rows.append((name, int(face), float(left), float(top), float(right) - float(left),
-                         float(bottom) - float(top), L.EXPW_IDS[int(code)]))
+                         float(bottom) - float(top), L.EXPW_IDS[int(code)], number))
         except (ValueError, KeyError):
             raise ValueError(f"{label_file}:{number}: cannot read {line!r} (expected 'image face_id top "
                              "left right bottom confidence expression', expression 0..6)") from None
+    check_unique(((face_source(row[0], row[1]), row[7]) for row in rows), label_file, "face")
     photos = sorted({row[0] for row in rows})
     order = np.random.default_rng(seed).permutation(len(photos))
     test = {photos[i] for i in order[:int(round(len(photos) * test_fraction))]}

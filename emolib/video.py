@@ -8,7 +8,8 @@ face). The timeline has one row per face per sampled frame, columns :func:`timel
 
     time, frame, track, x, y, w, h, emotion, confidence, uncertain, p_angry, ..., p_neutral
 
-``time`` is in seconds, ``confidence`` a percentage and ``uncertain`` the "not sure" flag (as in the
+``time`` is in seconds, the frame's own time stamp in the stream (so variable frame rates are right),
+``confidence`` a percentage and ``uncertain`` the "not sure" flag (as in the
 result dict), ``p_*`` probabilities in the model's label order. With ``out``, rows are appended to a
 CSV chunk by chunk (flushed and synced), so an interrupted analysis keeps whole rows; ``resume=True``
 continues after the last frame in that CSV.
@@ -20,6 +21,7 @@ emotion per track), :func:`plot_timeline` and :func:`contact_sheet` turn a timel
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -163,6 +165,10 @@ class VideoInfo:
     height: int
 
 
+#: Still-image formats refused as videos (an animated GIF is a video and is read).
+STILL_IMAGES = ("PNG", "JPEG", "BMP", "TIFF", "WebP")
+
+
 def open_video(path: str | os.PathLike) -> tuple[cv2.VideoCapture, VideoInfo]:
     """Open a video with OpenCV's FFmpeg backend.
 
@@ -171,15 +177,24 @@ def open_video(path: str | os.PathLike) -> tuple[cv2.VideoCapture, VideoInfo]:
     FileNotFoundError
         When ``path`` does not exist.
     ValueError
-        When it is not a video OpenCV can decode (a text file, an empty or truncated file …).
+        When it is not a video OpenCV can decode (a text file, an empty or truncated file, a container
+        without a video stream, a still image …).
     """
+    from emolib.imageio import image_signature
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such video file: {path}")
+    with open(path, "rb") as file:
+        still = image_signature(file.read(16))
+    if still in STILL_IMAGES:
+        raise ValueError(f"{path} is a {still} image, not a video: use `emolib predict {path}` for a photo")
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    if not capture.isOpened():
+    if not capture.isOpened() or capture.get(cv2.CAP_PROP_FRAME_WIDTH) <= 0:
         capture.release()
-        raise ValueError(f"{path}: not a readable video (OpenCV/FFmpeg cannot decode it)")
+        raise ValueError(f"{path}: not a readable video: OpenCV/FFmpeg cannot open it (not a video, a "
+                         "container without a video stream such as audio only, no frame, or a file cut "
+                         "before its index)")
     fps = capture.get(cv2.CAP_PROP_FPS)
     info = VideoInfo(fps=float(fps) if fps and fps > 0 else 25.0,
                      frames=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
@@ -203,16 +218,20 @@ def frame_step(info: VideoInfo, every: int | None = None, fps: float | None = No
     return 1
 
 
-def sampled_frames(capture: cv2.VideoCapture, step: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-    """``(frame index, RGB frame)`` of every ``step``-th frame from ``start`` (skipped frames are not
-    converted)."""
+def sampled_frames(capture: cv2.VideoCapture, step: int, start: int = 0, fps: float = 25.0,
+                   ) -> Iterator[tuple[int, float, np.ndarray]]:
+    """``(frame index, time in seconds, RGB frame)`` of every ``step``-th frame from ``start`` (skipped
+    frames are not converted). The time is the frame's time stamp in the stream (right for variable
+    frame rates too); ``index / fps`` where the stream has none."""
     index = 0
     while True:
         if index >= start and (index - start) % step == 0:
             ok, bgr = capture.read()
             if not ok:
                 return
-            yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            stamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+            seconds = stamp if np.isfinite(stamp) and (stamp > 0 or index == 0) else index / fps
+            yield index, seconds, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         elif not capture.grab():
             return
         index += 1
@@ -259,6 +278,10 @@ def analyze_video(path: str | os.PathLike, predictor=None, *, every: int | None 
             from emolib.predict import EmotionPredictor
 
             predictor = EmotionPredictor()
+        limit = getattr(predictor, "max_pixels", None)
+        if limit and info.width * info.height > limit:  # refused before a row is written
+            raise ValueError(f"{path}: its {info.width}×{info.height} frames are larger than the predictor's "
+                             f"{limit / 1e6:.0f} MP limit (EmotionPredictor(max_pixels=...))")
         columns = timeline_columns(predictor.labels)
         done = _read_partial(out, columns) if (out is not None and resume) else _empty(columns)
         tracker = tracker or IoUTracker()
@@ -266,18 +289,22 @@ def analyze_video(path: str | os.PathLike, predictor=None, *, every: int | None 
             tracker = IoUTracker.from_timeline(done, step, min_iou=tracker.min_iou,
                                                max_shift=tracker.max_shift, max_missed=tracker.max_missed)
         start = int(done["frame"].max()) + step if len(done) else 0
-        writer = _CsvAppender(out, columns, append=bool(len(done))) if out is not None else None
+        writer = None  # opened with the first decoded frames: a video refused midway writes nothing
         rows: list[list] = []
+        last_time = float(done["time"].max()) if len(done) else None
         try:
             bar = _progress_bar(info, step, start, progress)
-            frames = sampled_frames(capture, step, start)
-            decoded_any = bool(len(done))
+            frames = sampled_frames(capture, step, start, info.fps)
             while True:
-                batch = [item for _, item in zip(range(chunk_frames), frames, strict=False)]
+                # each frame is detected and cropped as it is read: a chunk holds face crops, not frames
+                batch = [(index, seconds, predictor.prepare(rgb))
+                         for index, seconds, rgb in itertools.islice(frames, chunk_frames)]
                 if not batch:
                     break
-                decoded_any = True
-                new = _analyse_chunk(batch, predictor, tracker, info.fps)
+                last_time = batch[-1][1]
+                if writer is None and out is not None:
+                    writer = _CsvAppender(out, columns, append=bool(len(done)))
+                new = _analyse_chunk(batch, predictor, tracker)
                 if writer is not None:
                     writer.append(new)
                 rows.extend(new)
@@ -286,24 +313,34 @@ def analyze_video(path: str | os.PathLike, predictor=None, *, every: int | None 
         finally:
             if writer is not None:
                 writer.close()
-        if not decoded_any:
+        if last_time is None:
             raise ValueError(f"{path}: no frame could be decoded (empty or truncated video)")
+        _warn_if_cut(path, info, step, last_time)
         timeline = pd.DataFrame(rows, columns=columns)
         return pd.concat([done, timeline], ignore_index=True) if len(done) else timeline
     finally:
         capture.release()
 
 
-def _analyse_chunk(batch, predictor, tracker: IoUTracker, video_fps: float) -> list[list]:
-    prepared = [predictor.prepare(rgb) for _, rgb in batch]
-    results = predictor.finish(prepared)  # one model call for every face of the chunk
+def _warn_if_cut(path, info: VideoInfo, step: int, last_time: float) -> None:
+    """Say so on stderr when the decoded frames end well before the duration the container announces
+    (a truncated file): the timeline holds every frame that could be decoded."""
+    announced = info.frames / info.fps
+    if info.frames and last_time < announced - (step + 1) / info.fps:
+        print(f"emolib video: {path}: the frames end at {last_time:.2f} s of the {announced:.2f} s the file "
+              "announces: it may be truncated (the timeline holds every frame that could be decoded)",
+              file=sys.stderr)
+
+
+def _analyse_chunk(batch, predictor, tracker: IoUTracker) -> list[list]:
+    results = predictor.finish([prepared for *_, prepared in batch])  # one model call for the chunk
     rows = []
-    for (index, _), result in zip(batch, results, strict=True):
+    for (index, seconds, _), result in zip(batch, results, strict=True):
         faces = result["predictions"]
         ids = tracker.update([(f["box"]["x"], f["box"]["y"], f["box"]["w"], f["box"]["h"]) for f in faces])
         for track, face in zip(ids, faces, strict=True):
             box = face["box"]
-            rows.append([round(index / video_fps, 4), index, track, box["x"], box["y"], box["w"], box["h"],
+            rows.append([round(seconds, 4), index, track, box["x"], box["y"], box["w"], box["h"],
                          face["emotion"], face["confidence"], face["uncertain"],
                          *face["probabilities"].values()])
     return rows

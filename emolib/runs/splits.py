@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from emolib import data as D
 from emolib.runs import finished_card, run_params
+
+#: Skipped files a run's data record (params.json, the model card's ``training_data``) lists by name.
+SKIPPED_LISTED = 10
 
 
 def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = D.VAL_FRACTION,
@@ -28,9 +32,15 @@ def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: 
     if test_split:
         test = D.load_split(dataset, root, test_split, input_size, channels, progress=True, **options)
         test = D.limit_per_class(test, max_per_class and max(1, max_per_class // 4), seed=seed)
+    loaded = [full, *([val] if val_split else []), *([test] if test is not None else [])]
+    skipped = {s: r for split in loaded for s, r in zip(split.skipped, split.skip_reasons)}
     info = {"dataset": dataset, "root": str(root), "val_fraction": None if val_split else val_fraction,
             "max_per_class": max_per_class, "seed": seed, "test_split": test_split,
-            "skipped": len(full.skipped) + (len(test.skipped) if test is not None else 0)}
+            "skipped": len(skipped), "skipped_first": dict(list(skipped.items())[:SKIPPED_LISTED])}
+    if skipped:
+        source, reason = next(iter(skipped.items()))
+        print(f"{dataset}: skipped {len(skipped)} unreadable file(s), listed with the reason in the run's "
+              f"card (training_data.skipped_first); the first: {source}: {reason}", file=sys.stderr)
     if val_split:
         info["val_split"] = val_split
     return train_split, val, test, info
