@@ -508,12 +508,15 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
     For fine-tuning a trained model with other settings (augmentation, learning rate) or on another
     dataset: a head with another number of classes keeps its fresh initialisation. Returns the names
     of the target's layers that were left as they were; a different architecture is an error. A
-    temperature (no weights) is left behind; a logit adjustment is refused.
+    temperature (no weights) is left behind; a logit adjustment is refused. A valence-arousal head that
+    only one of the two models has is left out: a new one keeps its fresh initialisation.
     """
     if any(isinstance(layer, LogitAdjustment) and any(layer.bias) for layer in leaf_layers(source)):
         raise ValueError("cannot initialise from a logit-adjusted model: use the run it came from")
-    sources = [layer for layer in leaf_layers(source) if layer.weights]
-    targets = [layer for layer in leaf_layers(target) if layer.weights]
+    both = has_valence_arousal(source) and has_valence_arousal(target)
+    sources, targets = ([layer for layer in leaf_layers(model) if layer.weights
+                         and (both or layer.name != VALENCE_AROUSAL)] for model in (source, target))
+    fresh = [] if both or not has_valence_arousal(target) else [VALENCE_AROUSAL]
     if len(sources) != len(targets):
         raise ValueError(f"cannot initialise from a model of another architecture "
                          f"({len(sources)} layers with weights, this one has {len(targets)})")
@@ -526,7 +529,7 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
             kept.append(to_layer.name)
     if len(kept) == len(targets):
         raise ValueError("no layer of the source model fits this one: is it the same backbone?")
-    return kept
+    return kept + fresh
 
 
 def git_commit(directory: Path | None = paths.REPO_DIR) -> str | None:

@@ -426,7 +426,9 @@ def _describe(name: str, result: dict) -> str:
     for i, face in enumerate(result["predictions"], start=1):
         box = face["box"]
         unsure = " (not sure)" if face.get("uncertain") else ""
+        affect = (f", valence {face['valence']:+.2f} arousal {face['arousal']:+.2f}"
+                  if "valence" in face else "")
         lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) "
-                     f"{face['confidence']:.1f} %{unsure} "
+                     f"{face['confidence']:.1f} %{unsure}{affect} "
                      f"at x={box['x']} y={box['y']} w={box['w']} h={box['h']}")
     return "\n".join(lines)
