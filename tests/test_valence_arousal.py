@@ -305,3 +305,15 @@ def test_an_expression_model_initialises_a_model_with_both_heads():
     assert M.transfer_weights(both, other) == []
     np.testing.assert_array_equal(other.get_layer("predictions").get_weights()[0],
                                   plain.get_layer("predictions").get_weights()[0])
+
+
+def test_temperature_and_logit_adjustment_keep_the_va_output():
+    from emolib import models as M
+
+    model = M.build_model("simple_cnn", 7, SIZE, 1, seed=0, valence_arousal=True)
+    faces = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 1)).astype(np.float32)
+    probabilities, values = model.predict_on_batch(faces)
+    for changed in (M.with_temperature(model, 2.0), M.with_logit_adjustment(model, [0.5] + [0.0] * 6)):
+        new_probabilities, new_values = changed.predict_on_batch(faces)
+        np.testing.assert_allclose(new_values, values, atol=1e-6)
+        assert not np.allclose(new_probabilities, probabilities)
