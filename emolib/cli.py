@@ -73,6 +73,18 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--dataset", required=True, choices=list_datasets(), help="dataset format")
     parser.add_argument("--data", required=True, help="dataset root folder (or fer2013.csv)")
+    formats = parser.add_argument_group("format options (only the formats that take them)")
+    formats.add_argument("--classes", help="affectnet: 7 or 8 (default 8; 7 leaves contempt out); folders: "
+                                           "comma-separated class folder names")
+    formats.add_argument("--margin", type=float, help="affectnet, expw, folders with --boxes: share of the "
+                                                      "box added on each side (default 0)")
+    formats.add_argument("--square", action=argparse.BooleanOptionalAction,
+                         help="affectnet, expw, folders with --boxes: widen the box to a square "
+                              "(default: yes)")
+    formats.add_argument("--align", action="store_true", default=None,
+                         help="affectnet: level the eye line from the landmarks")
+    formats.add_argument("--boxes", help="folders: CSV file path,x,y,w,h (paths relative to --data): crop "
+                                         "each listed image to its face box")
 
 
 def _train_arguments(train: argparse.ArgumentParser) -> None:
@@ -107,7 +119,6 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
 
 def _data_arguments(data: argparse.ArgumentParser) -> None:
     _dataset_arguments(data)
-    data.add_argument("--classes", help="comma-separated class folder names (folders format)")
     data.add_argument("--json", action="store_true", help="print JSON")
 
 

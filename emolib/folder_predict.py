@@ -172,7 +172,14 @@ class ParquetOutput:
         for row in rows:
             for face in row["predictions"] or []:
                 face["probabilities"] = dict(face["probabilities"])
+                for key in AFFECT_FIELDS:  # only models with a valence-arousal head give them
+                    if face.get(key) is None:
+                        face.pop(key, None)
         return rows
+
+
+#: a face's optional fields, from a model with a valence-arousal head (null in Parquet otherwise)
+AFFECT_FIELDS = ("valence", "arousal")
 
 
 def parquet_schema():
@@ -182,7 +189,8 @@ def parquet_schema():
     box = pa.struct([(k, pa.int64()) for k in ("x", "y", "w", "h")])
     face = pa.struct([("emotion", pa.string()), ("label", pa.string()), ("emoji", pa.string()),
                       ("confidence", pa.float64()), ("uncertain", pa.bool_()), ("box", box),
-                      ("probabilities", pa.map_(pa.string(), pa.float64()))])
+                      ("probabilities", pa.map_(pa.string(), pa.float64())),
+                      *((key, pa.float64()) for key in AFFECT_FIELDS)])
     return pa.schema([("path", pa.string()), ("error", pa.string()), ("faces_detected", pa.int64()),
                       ("detector", pa.string()), ("predictions", pa.list_(face))])
 

@@ -63,6 +63,8 @@ def _class_weights_option(text: str) -> str | None:
 
 
 TARGETS = ("auto", "labels", "votes")
+#: what a model predicts: its emotion's probabilities, or also each face's valence and arousal
+HEADS = ("expression", "expression+va")
 
 
 def parse_devices(text: str) -> str | int:
@@ -124,6 +126,13 @@ class TrainConfig:
     targets: str = field(default="auto", metadata={
         "help": "fit each face's label, or its annotators' vote distribution (auto: votes where the dataset "
                 "has them, e.g. ferplus)", "choices": TARGETS})
+    heads: str = field(default="expression", metadata={
+        "help": "expression: the emotion's probabilities; expression+va: also a valence-arousal head "
+                "(2 tanh units), fit on the faces whose dataset annotates them (affectnet)",
+        "choices": HEADS})
+    va_weight: float = field(default=1.0, metadata={
+        "help": "weight of the valence-arousal loss (squared error, 0 on unannotated faces) beside the "
+                "expression loss, with --heads expression+va"})
     devices: str | int = field(default=1, metadata={
         "help": "local devices to train on, data-parallel (JAX, TensorFlow): a number or 'all'; "
                 "--batch-size is the global batch, split evenly, and --lr applies to it",
@@ -249,6 +258,45 @@ def _loss(config: TrainConfig, train_split: D.Split):
     if _soft_targets(config, train_split):
         return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
+
+
+def _uses_valence_arousal(config: TrainConfig, train_split: D.Split) -> bool:
+    """Whether the model gets a valence-arousal head (``config.heads``); refused without annotations."""
+    if config.heads not in HEADS:
+        raise ValueError(f"heads must be one of {', '.join(HEADS)}, not {config.heads!r}")
+    if config.heads == "expression":
+        return False
+    values = train_split.valence_arousal
+    if values is None or not np.isfinite(values).any():
+        raise ValueError("--heads expression+va needs a dataset with valence and arousal (affectnet): "
+                         "this training split has none")
+    if config.va_weight <= 0:
+        raise ValueError(f"--va-weight must be positive, not {config.va_weight}")
+    return True
+
+
+def _compile(model, config: TrainConfig, train_split: D.Split, valence_arousal: bool) -> None:
+    """The optimizer and losses: the expression loss, plus ``va_weight`` × the valence-arousal one."""
+    from emolib.models import masked_squared_error
+
+    expression = _loss(config, train_split)
+    if not valence_arousal:
+        model.compile(optimizer=_optimizer(config), loss=expression, metrics=["accuracy"])
+        return
+    model.compile(optimizer=_optimizer(config), loss=[expression, masked_squared_error],
+                  loss_weights=[1.0, config.va_weight], metrics=[["accuracy"], []])
+
+
+def _fit_targets(config: TrainConfig, split: D.Split, train_split: D.Split, valence_arousal: bool,
+                 teacher_probabilities: np.ndarray | None = None):
+    """:func:`_targets`, with the (n, 2) valence and arousal (NaN where unknown) after them for a
+    valence-arousal model."""
+    targets = _targets(config, split, train_split, teacher_probabilities)
+    if not valence_arousal:
+        return targets
+    values = split.valence_arousal
+    return targets, (np.full((len(split), 2), np.nan, np.float32) if values is None
+                     else values.astype(np.float32))
 
 
 def _targets(config: TrainConfig, split: D.Split, train_split: D.Split,
@@ -378,7 +426,7 @@ def train(
     import keras
 
     from emolib import models as M
-    from emolib.fit_batches import EpochFollower, FaceBatches
+    from emolib.fit_batches import EpochFollower, ExpressionLogs, FaceBatches
 
     if run_dir is not None and (Path(run_dir) / runs.PARAMS_FILE).is_file():
         _record_new_budget(Path(run_dir), config)
@@ -395,6 +443,7 @@ def train(
                  "val_fingerprint": val_split.content_fingerprint(),
                  "train_class_counts": D.class_counts(train_split.labels, classes)}
 
+    valence_arousal = _uses_valence_arousal(config, train_split)
     where = DV.placement(config.devices, config.precision)
     DV.check_batch_size(config.batch_size, where)
     keras.utils.set_random_seed(config.seed + (len(json.loads(state_file.read_text())["history"])
@@ -409,11 +458,11 @@ def train(
             state = {"epoch": 0, "history": [], "wall_time_s": 0.0, "best_val_accuracy": -math.inf,
                      "best_epoch": -1, "callbacks": []}
             model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
-                                  config.weights, config.train_base, config.augment, config.seed)
+                                  config.weights, config.train_base, config.augment, config.seed,
+                                  valence_arousal=valence_arousal)
             if config.init_from:
                 _initialise_from(model, config.init_from, val_split, data_info)
-            model.compile(optimizer=_optimizer(config), loss=_loss(config, train_split),
-                          metrics=["accuracy"])
+            _compile(model, config, train_split, valence_arousal)
     image_size, channels = model.input_shape[1], model.input_shape[3]
     for split in (train_split, val_split, test_split):
         if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
@@ -445,15 +494,19 @@ def train(
     if _has_epochs_left(state, config):
         replicas = len(where.devices)
         # read from the (memory-mapped) images batch by batch; shuffled by the batches, per epoch
-        batches = FaceBatches(train_split.images, _targets(config, train_split, train_split, teacher),
+        batches = FaceBatches(train_split.images,
+                              _fit_targets(config, train_split, train_split, valence_arousal, teacher),
                               config.batch_size, seed=config.seed, multiple=replicas,
                               class_weight=_class_weight(config, train_split.labels, num_classes))
-        val_batches = FaceBatches(val_split.images, _targets(config, val_split, train_split),
+        val_batches = FaceBatches(val_split.images,
+                                  _fit_targets(config, val_split, train_split, valence_arousal),
                                   config.batch_size, multiple=replicas)
+        renamed = [ExpressionLogs()] if valence_arousal else []
         with DV.scope(where):
             model.fit(batches, validation_data=val_batches, epochs=config.epochs, shuffle=False,
                       initial_epoch=state["epoch"], verbose=verbose,
-                      callbacks=[EpochFollower(batches), scheduler, early, checkpointer, *(callbacks or [])])
+                      callbacks=[EpochFollower(batches), *renamed, scheduler, early, checkpointer,
+                                 *(callbacks or [])])
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
     if where.distribution is not None:  # evaluated and saved as an ordinary one-device model
@@ -536,15 +589,21 @@ def run_cli(args) -> int:
         config = config_from_arguments(args)
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class, "val_split": args.val_split,
-                  "seed": config.seed if args.split_seed is None else args.split_seed}
+                  "seed": config.seed if args.split_seed is None else args.split_seed,
+                  "options": D.format_options(args)}
     backbone = M.get_backbone(config.backbone)
     train_split, val_split, test_split, info = load_recorded_data(
         record, config.input_size or backbone.input_size, config.channels or backbone.channels)
     result = train(config, train_split, val_split, test_split, output=args.output,
                    name=args.name or config.backbone, run_dir=args.resume, data_info=info,
                    verbose=2)
-    summary = {"run_dir": str(result.run_dir), **{k: result.metrics[result.metrics["evaluated_split"]][k]
-                                                    for k in ("accuracy", "balanced_accuracy", "macro_f1")}}
-    print(json.dumps(summary, indent=2) if args.json else
-          f"run {result.run_dir}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}")
+    scores = result.metrics[result.metrics["evaluated_split"]]
+    summary = {"run_dir": str(result.run_dir),
+               **{k: scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", *E.AFFECT_DIMENSIONS)
+                  if k in scores}}
+    line = f"run {result.run_dir}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"
+    for name in E.AFFECT_DIMENSIONS:
+        if name in summary and summary[name]["ccc"] is not None:
+            line += f", {name} CCC {summary[name]['ccc']:.3f} (RMSE {summary[name]['rmse']:.3f})"
+    print(json.dumps(summary, indent=2) if args.json else line)
     return 0

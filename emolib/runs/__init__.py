@@ -90,7 +90,8 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
     metrics.json (val and, when given, test; plus ``metrics_fields``), report.txt, confusion.png and
     reliability.png (the last split evaluated), curves.png (``history``), model.keras and model.json
     (``card_fields`` are added to the card, and ``uncertain_below``: the "not sure" threshold chosen
-    on val for ``target_precision``, see :func:`emolib.evaluate.uncertainty_threshold`).
+    on val for ``target_precision``, see :func:`emolib.evaluate.uncertainty_threshold`). A model with a
+    valence-arousal head has ``valence`` and ``arousal`` scores (RMSE, Pearson, CCC) in both.
     """
     import matplotlib.pyplot as plt
 
@@ -122,8 +123,8 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
                                         target_precision)
     card = M.make_card(
         model, backbone=backbone, labels=classes, name=run_dir.name,
-        metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
-                                                    "weighted_f1", "ece", "samples")},
+        metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+                                                    "ece", "samples", *E.AFFECT_DIMENSIONS) if k in final},
                  "val_accuracy": metrics["val"]["accuracy"], "val_ece": metrics["val"]["ece"]},
         **{"uncertain_below": {**threshold, "fitted_on": "val"}, **card_fields})
     M.save_model(model, run_dir, card)  # model.json last: the run is complete
