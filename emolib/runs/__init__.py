@@ -3,7 +3,8 @@
 A run directory (``results/runs/<timestamp>-<name>/``)::
 
     params.json        configuration and data description (written first, by emolib.train.train)
-    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume);
+    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume; state.json
+                       commits them, see emolib.train.commit_checkpoint);
                        with keep_snapshots, snapshots/epoch-NNN.weights.h5 too (for ``emolib average``)
     history.csv        one row per finished epoch
     metrics.json       validation and test metrics (scikit-learn; calibration: ECE, MCE, NLL, Brier)
