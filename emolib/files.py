@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable
@@ -38,7 +39,9 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -76,7 +79,10 @@ def remove_stale_temporaries(folder: str | os.PathLike, stem: str | None = None)
         match = writer.match(candidate.name)
         if match and (stem is None or match["stem"] == stem) and not _is_running(int(match["pid"])):
             try:
-                candidate.unlink()
+                if candidate.is_dir():  # a directory made whole before its rename (a new run directory)
+                    shutil.rmtree(candidate)
+                else:
+                    candidate.unlink()
                 removed.append(candidate)
             except FileNotFoundError:  # another process removed it first
                 pass

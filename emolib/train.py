@@ -450,12 +450,14 @@ def train(
     teacher = (_teacher_probabilities(config, train_split, val_split, data_info)
                if config.teacher and _has_epochs_left(state, config) else None)
     # the run directory is made once the model is ready: a refused configuration leaves nothing behind
-    run_dir = Path(run_dir) if run_dir is not None else runs.new_run_dir(output or paths.runs_dir(),
-                                                                           name or config.backbone)
+    params = {"config": asdict(config), "data": data_info, "classes": list(classes),
+              "placement": where.record(), "code_version": code_version()}
+    if run_dir is None:
+        run_dir = runs.new_run_dir(output or paths.runs_dir(), name or config.backbone, params)
+    elif not resuming:
+        runs.write_params(run_dir, params)
+    run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINT_DIR
-    if not resuming:
-        runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
-                                    "placement": where.record(), "code_version": code_version()})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(

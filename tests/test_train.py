@@ -344,6 +344,25 @@ def test_a_kill_after_the_last_state_is_written_keeps_the_whole_history(fer_smal
     assert json.loads((run_dir / "model.json").read_text())["epochs_run"] == 2
 
 
+def test_a_kill_while_a_run_directory_is_made_leaves_no_run_directory(tmp_path, monkeypatch):
+    """Issue 38's kill campaign: a kill while train wrote params.json left a run directory holding only
+    a temporary file, which --resume refuses and the next run leaves behind."""
+    import socket
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # a pid that no longer runs: the killed process that was making a run directory
+    stale = tmp_path / f".20261207-000000-small.tmp-{socket.gethostname()}-{finished.pid}-abc123"
+    stale.mkdir()
+    (stale / "params.json").write_text('{"config": {"backb')
+    run_dir = runs.new_run_dir(tmp_path, "small", {"config": {"backbone": "simple_cnn"}})
+    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]
+    assert json.loads((run_dir / "params.json").read_text()) == {"config": {"backbone": "simple_cnn"}}
+    monkeypatch.setattr(runs, "write_params", lambda *a: (_ for _ in ()).throw(Killed("killed")))
+    with pytest.raises(Killed):
+        runs.new_run_dir(tmp_path, "other", {"config": {}})
+    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]
+
+
 def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_resumes(fer_small, tmp_path, monkeypatch, capsys):
     """Issue 38, a full disk: the epoch-2 checkpoint cannot be written; the epoch-1 one stays whole, the
     command says what to do, and the same command with --resume finishes once space is free."""
