@@ -10,6 +10,7 @@ or ``data``).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -306,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: how a command goes on from what it wrote before a failure
+RESUME_HINTS = {"train": "with --resume RUN_DIR: it goes on from the last checkpoint",
+                "video": "with --resume: it goes on after the rows already written",
+                "predict": "the images already in --out are skipped",
+                "experiments": "finished runs are skipped, the others resume"}
+
+
+def _disk_full(error: BaseException) -> bool:
+    """True when ``error`` (or one it came from) is a full disk or quota (ENOSPC, EDQUOT), as libraries
+    that wrap OSError (h5py, Keras) also say it."""
+    while error is not None:
+        if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -315,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run_cli(args) or 0)
     except (ValueError, OSError, RuntimeError) as error:  # bad input, files, a refused step: one line
         print(f"emolib {args.command}: error: {error}", file=sys.stderr)
+        if _disk_full(error):
+            print(f"emolib {args.command}: the disk is full. What was written before is intact: free some "
+                  f"space, then run the same command again ({RESUME_HINTS.get(args.command, 'it goes on')})",
+                  file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
         if error.name not in backend.BACKEND_LIBRARIES.values():

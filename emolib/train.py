@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -20,7 +21,7 @@ from emolib import data as D
 from emolib import devices as DV
 from emolib import evaluate as E
 from emolib import paths, runs
-from emolib.files import atomic_path, write_json
+from emolib.files import atomic_path, remove_stale_temporaries, write_json
 from emolib.provenance import code_version
 from emolib.runs import CHECKPOINT_DIR, SNAPSHOT_DIR, RunResult, is_complete, load_run
 from emolib.runs.splits import load_data, load_recorded_data
@@ -353,14 +354,38 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+#: checkpoint files replaced every epoch; each is first written as ``pending-<epoch>-<name>`` and
+#: renamed onto its name once state.json records that epoch (state.json is the commit)
+_CHECKPOINT_FILES = ("last.keras", "best.weights.h5")
+
+
+def _pending(checkpoint: Path, epochs: int, name: str) -> Path:
+    return checkpoint / f"pending-{epochs:04d}-{name}"
+
+
+def commit_checkpoint(run_dir: Path, state: dict) -> None:
+    """Complete the checkpoint that ``state`` (as in state.json) records: rename its pending files onto
+    their names, remove those of an epoch it does not record (a kill before its state.json), and write
+    history.csv from the state. Run after each state.json write, and when a run resumes."""
+    checkpoint = run_dir / CHECKPOINT_DIR
+    remove_stale_temporaries(checkpoint)
+    for pending in checkpoint.glob("pending-*-*"):
+        epochs, name = pending.name.split("-", 2)[1:]
+        if int(epochs) == state["epoch"] and name in _CHECKPOINT_FILES:
+            os.replace(pending, checkpoint / name)
+        else:
+            pending.unlink()
+    runs.write_history(run_dir, state["history"])
+
+
 def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list, keep_snapshots: bool):
     import keras
 
     checkpoint = run_dir / CHECKPOINT_DIR
 
     class RunCheckpoint(keras.callbacks.Callback):
-        """After every epoch: history row, best weights, last model with optimizer, counters (atomically);
-        with ``keep_snapshots`` also this epoch's weights."""
+        """After every epoch: history row, best weights, last model with optimizer, counters, committed
+        together (see :func:`commit_checkpoint`); with ``keep_snapshots`` also this epoch's weights."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self._started = time.perf_counter()
@@ -374,18 +399,18 @@ def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list, keep_s
             score = logs.get("val_accuracy", -math.inf)
             if score > state["best_val_accuracy"]:
                 state["best_val_accuracy"], state["best_epoch"] = score, epoch
-                with atomic_path(checkpoint / "best.weights.h5") as tmp:
+                with atomic_path(_pending(checkpoint, epoch + 1, "best.weights.h5")) as tmp:
                     self.model.save_weights(tmp)
             if keep_snapshots:
                 with atomic_path(checkpoint / SNAPSHOT_DIR / f"epoch-{epoch + 1:03d}.weights.h5") as tmp:
                     self.model.save_weights(tmp)
-            with atomic_path(checkpoint / "last.keras") as tmp:
+            with atomic_path(_pending(checkpoint, epoch + 1, "last.keras")) as tmp:
                 self.model.save(tmp)
             state["epoch"] = epoch + 1
             state["stopped"] = bool(self.model.stop_training)  # early stopping decided after this epoch
             state["callbacks"] = [cb.state() for cb in stateful]
             write_json(checkpoint / "state.json", state)
-            runs.write_history(run_dir, state["history"])
+            commit_checkpoint(run_dir, state)
 
     return RunCheckpoint()
 
@@ -434,6 +459,8 @@ def train(
     if finished and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
     state_file = Path(run_dir) / CHECKPOINT_DIR / "state.json" if run_dir is not None else None
+    if state_file is not None and state_file.is_file():  # a kill may have come between commit and rename
+        commit_checkpoint(Path(run_dir), json.loads(state_file.read_text()))
     resuming = bool(state_file and state_file.is_file() and (state_file.parent / "last.keras").is_file())
     classes = train_split.classes
     num_classes = len(classes)
@@ -472,12 +499,14 @@ def train(
     teacher = (_teacher_probabilities(config, train_split, val_split, data_info)
                if config.teacher and _has_epochs_left(state, config) else None)
     # the run directory is made once the model is ready: a refused configuration leaves nothing behind
-    run_dir = Path(run_dir) if run_dir is not None else runs.new_run_dir(output or paths.runs_dir(),
-                                                                           name or config.backbone)
+    params = {"config": asdict(config), "data": data_info, "classes": list(classes),
+              "placement": where.record(), "code_version": code_version()}
+    if run_dir is None:
+        run_dir = runs.new_run_dir(output or paths.runs_dir(), name or config.backbone, params)
+    elif not resuming:
+        runs.write_params(run_dir, params)
+    run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINT_DIR
-    if not resuming:
-        runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
-                                    "placement": where.record(), "code_version": code_version()})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(

@@ -3,7 +3,8 @@
 A run directory (``results/runs/<timestamp>-<name>/``)::
 
     params.json        configuration and data description (written first, by emolib.train.train)
-    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume);
+    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume; state.json
+                       commits them, see emolib.train.commit_checkpoint);
                        with keep_snapshots, snapshots/epoch-NNN.weights.h5 too (for ``emolib average``)
     history.csv        one row per finished epoch
     metrics.json       validation and test metrics (scikit-learn; calibration: ECE, MCE, NLL, Brier)
@@ -32,7 +33,7 @@ import numpy as np
 
 from emolib import data as D
 from emolib import evaluate as E
-from emolib.files import atomic_path, write_atomic, write_json
+from emolib.files import atomic_path, remove_stale_temporaries, write_atomic, write_json
 from emolib.modelcards import CARD_FILE
 
 CHECKPOINT_DIR = "checkpoint"
@@ -50,18 +51,33 @@ class RunResult:
     history: list[dict]
 
 
-def new_run_dir(output: str | Path, name: str) -> Path:
-    """A fresh ``<output>/<timestamp>-<name>`` directory; never reuses an existing one."""
+def new_run_dir(output: str | Path, name: str, params: dict | None = None) -> Path:
+    """A fresh ``<output>/<timestamp>-<name>`` directory; never reuses an existing one.
+
+    With ``params``, the directory appears with its params.json already whole (made under a temporary
+    name, then renamed): a kill never leaves a run directory that is not one.
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    if params is not None:
+        remove_stale_temporaries(output)  # run directories that killed processes were making
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
         candidate = output / (f"{stamp}-{name}" + (f"-{attempt}" if attempt else ""))
         try:
-            candidate.mkdir()
+            if params is None:
+                candidate.mkdir()
+                return candidate
+            if candidate.exists():
+                continue
+            with atomic_path(candidate) as tmp:
+                tmp.mkdir()
+                write_params(tmp, params)
             return candidate
-        except FileExistsError:
-            continue
+        except (FileExistsError, OSError) as error:
+            if isinstance(error, FileExistsError) or candidate.exists():
+                continue
+            raise
     raise RuntimeError(f"could not create a new run directory in {output}")
 
 
