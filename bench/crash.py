@@ -281,6 +281,8 @@ class TrainJob(Job):
         import keras
         import pandas as pd
 
+        import emolib.models  # noqa: F401  (registers emolib's layers, which model.keras files use)
+
         problems = audit(state)
         run_dirs = sorted(p for p in (state / "runs").glob("*") if (p / "params.json").is_file())
         if len(run_dirs) != 1:
