@@ -310,16 +310,24 @@ def _fail_on_call(monkeypatch, target, name: str, call: int, error: BaseExceptio
     monkeypatch.setattr(target, name, failing)
 
 
+def _killed_run(fer_small, config, output, monkeypatch, target, name: str, message: str):
+    """The run directory of a training killed at the second call of ``target.name``."""
+    train_split, val_split, test_split, info = fer_small
+    _fail_on_call(monkeypatch, target, name, 2, Killed(message))
+    with pytest.raises(Killed):
+        T.train(config, train_split, val_split, test_split, output=output, data_info=info, verbose=0)
+    monkeypatch.undo()
+    (run_dir,) = list(output.iterdir())
+    return run_dir
+
+
 def test_a_kill_before_the_state_is_written_resumes_from_the_recorded_epoch(fer_small, tmp_path, monkeypatch):
     """Issue 38's kill campaign: last.keras was replaced before state.json, so a kill between the two
     resumed epoch 1 from the model that had already trained it (an epoch trained twice)."""
     train_split, val_split, test_split, info = fer_small
     config = _config(epochs=2)
-    _fail_on_call(monkeypatch, T, "write_json", 2, Killed("killed before epoch 1's state.json"))
-    with pytest.raises(Killed):
-        T.train(config, train_split, val_split, test_split, output=tmp_path, data_info=info, verbose=0)
-    monkeypatch.undo()
-    (run_dir,) = list(tmp_path.iterdir())
+    run_dir = _killed_run(fer_small, config, tmp_path, monkeypatch, T, "write_json",
+                          "killed before epoch 1's state.json")
     checkpoint = run_dir / T.CHECKPOINT_DIR
     assert json.loads((checkpoint / "state.json").read_text())["epoch"] == 1
     per_epoch = _iterations(checkpoint / "last.keras")
@@ -334,11 +342,8 @@ def test_a_kill_after_the_last_state_is_written_keeps_the_whole_history(fer_smal
     the last epoch left a finished run whose history.csv missed that epoch."""
     train_split, val_split, test_split, info = fer_small
     config = _config(epochs=2)
-    _fail_on_call(monkeypatch, runs, "write_history", 2, Killed("killed before epoch 1's history row"))
-    with pytest.raises(Killed):
-        T.train(config, train_split, val_split, test_split, output=tmp_path, data_info=info, verbose=0)
-    monkeypatch.undo()
-    (run_dir,) = list(tmp_path.iterdir())
+    run_dir = _killed_run(fer_small, config, tmp_path, monkeypatch, runs, "write_history",
+                          "killed before epoch 1's history row")
     T.train(config, train_split, val_split, test_split, run_dir=run_dir, data_info=info, verbose=0)
     assert [row["epoch"] for row in _history(run_dir)] == [0, 1]
     assert json.loads((run_dir / "model.json").read_text())["epochs_run"] == 2
