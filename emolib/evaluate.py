@@ -222,11 +222,21 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
     accurate those are. A model with a valence-arousal output, on a split that has those values, also
     gets ``valence`` and ``arousal`` (:func:`valence_arousal_metrics`, on the scored faces).
     """
+    keep = np.isin(split.labels, sorted(L.label_mapping(split.classes, model_labels)))
+    probs, valence_arousal = predict_outputs(model, split.subset(keep).images, batch_size, flip_tta)
+    return score_outputs(split, model_labels, probs, valence_arousal, flip_tta, uncertain_below)
+
+
+def score_outputs(split, model_labels: Sequence[str], probs: np.ndarray,
+                  valence_arousal: np.ndarray | None = None, flip_tta: bool = False,
+                  uncertain_below: float | None = None) -> dict:
+    """:func:`evaluate_split`'s metrics from outputs already predicted (:func:`predict_outputs`) for
+    the faces of ``split`` whose class ``model_labels`` shares, in their order."""
     mapping = L.label_mapping(split.classes, model_labels)  # dataset index -> model index
     shared = sorted(mapping)
     keep = np.isin(split.labels, shared)
-    scored = split.subset(keep)
-    probs, valence_arousal = predict_outputs(model, scored.images, batch_size, flip_tta)  # batch by batch
+    if len(probs) != int(keep.sum()):
+        raise ValueError(f"{len(probs)} predictions for the {int(keep.sum())} faces of shared classes")
     model_columns = [mapping[i] for i in shared]
     predicted = np.asarray(shared)[np.argmax(probs[:, model_columns], axis=1)] if len(probs) else []
     classes = [split.classes[i] for i in shared]
@@ -243,8 +253,8 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
         result["kept"] = {"uncertain_below": uncertain_below,
                           "coverage": float(sure.mean()) if len(sure) else 0.0,
                           "accuracy": float(right[sure].mean()) if sure.any() else 0.0}
-    if valence_arousal is not None and scored.valence_arousal is not None:
-        result.update(valence_arousal_metrics(scored.valence_arousal, valence_arousal))
+    if valence_arousal is not None and split.valence_arousal is not None:
+        result.update(valence_arousal_metrics(split.valence_arousal[keep], valence_arousal))
     result["left_out"] = int((~keep).sum())
     result["flip_tta"] = flip_tta
     return result

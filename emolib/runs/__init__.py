@@ -113,15 +113,17 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
 
     from emolib import models as M
 
-    metrics = {"val": E.evaluate_split(model, val_split, classes)}
+    outputs = {"val": E.predict_outputs(model, val_split.images)}  # each split predicted once
+    metrics = {"val": E.score_outputs(val_split, classes, *outputs["val"])}
     evaluated = "val"
     if test_split is not None:
-        metrics["test"] = E.evaluate_split(model, test_split, classes)
+        outputs["test"] = E.predict_outputs(model, test_split.images)
+        metrics["test"] = E.score_outputs(test_split, classes, *outputs["test"])
         evaluated = "test"
     metrics.update(evaluated_split=evaluated, **metrics_fields)
     final = metrics[evaluated]
     split = test_split if test_split is not None else val_split
-    y_pred = np.argmax(E.predict_proba(model, split.images), axis=1)
+    y_pred = np.argmax(outputs[evaluated][0], axis=1)
     write_atomic(run_dir / "report.txt", f"{evaluated} split\n\n" +
                  E.classification_report(split.labels, y_pred, classes))
     for filename, figure in (
@@ -135,8 +137,7 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
             figure.savefig(tmp, dpi=110)
         plt.close(figure)
     write_json(run_dir / "metrics.json", metrics)
-    threshold = E.uncertainty_threshold(E.predict_proba(model, val_split.images), val_split.labels,
-                                        target_precision)
+    threshold = E.uncertainty_threshold(outputs["val"][0], val_split.labels, target_precision)
     card = M.make_card(
         model, backbone=backbone, labels=classes, name=run_dir.name,
         metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
