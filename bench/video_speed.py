@@ -1,4 +1,4 @@
-"""Speed of ``emolib video``: sampled frames per second on a generated clip, Keras and ONNX Runtime interleaved.
+"""Speed of ``emolib video``: sampled frames/s on a generated clip, Keras and ONNX Runtime interleaved.
 
     .venv/bin/python bench/video_speed.py [--seconds 20] [--rounds 3] [--model emolib-ferplus]
 
@@ -45,7 +45,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, predictor in predictors.items():
                 started = time.perf_counter()
-                timeline = video.analyze_video(clip, predictor, out=Path(folder) / f"{name}.csv", progress=False)
+                timeline = video.analyze_video(clip, predictor, out=Path(folder) / f"{name}.csv",
+                                               progress=False)
                 rates[name].append(timeline["frame"].nunique() / (time.perf_counter() - started))
             loads.append(os.getloadavg()[0])
     print(f"{args.seconds:g} s clip at 10 fps, 640×480, two faces, every frame sampled; model {args.model}; "
