@@ -623,6 +623,9 @@ def campaign(job: Job, work: Path, points: int, chain: int, rng: random.Random) 
         if not problems and not failed:
             tally.resumed_ok += kills_here
         shutil.rmtree(state, ignore_errors=True)
+        print(f"{job.name}: {tally.points} kill points, {tally.resumed_ok} resumed OK, {tally.mismatches} "
+              f"mismatches, {tally.lost} lost records, {tally.orphans} orphans, {tally.failed_reruns} failed "
+              f"re-runs ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     tally.seconds = time.perf_counter() - started
     return tally
 
