@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/wild.py [--faces 140] [--seed 0] [--models emolib-ferplus,emolib-fer2013]
                                     [--settings default,min_face 40,align,margin,fallback,no-square]
+    .venv/bin/python bench/wild.py --thresholds     # only YuNet's detection per score threshold
 
 Each model is measured on its own dataset's test faces (the default 8-class ``emolib-ferplus`` on FER+
 test with its majority labels, ``emolib-fer2013`` on FER2013 test), a seeded sample of ``--faces``. Every
@@ -12,7 +13,10 @@ predictor setting the table gives the share of faces **detected** (a detection o
 with IoU ≥ 0.3), the share **classified** (detected, or classified whole by the fallback), the
 **end-to-end** accuracy (the matched prediction's emotion; a missed face counts as wrong) and, beside it,
 the **crop** accuracy of the same faces given to the model as 48 px crops (the ceiling).
-Deterministic for a seed; a few minutes on 2 CPU cores.
+Deterministic for a seed; a few minutes on 2 CPU cores. ``--thresholds`` measures YuNet alone (second
+look on) at each score threshold of :data:`THRESHOLDS` — the share of the FER+ faces found over all
+conditions, and the faces found in 180 faceless scenes (100 of 640×480, 40 of 1600×1200, 40 of those in
+low light) — what chose ``detect.YUNET_SCORE_THRESHOLD``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from _photos import SHARED, background  # noqa: E402
 from emolib.detect import box_iou  # noqa: E402
 
 MATCH_IOU = 0.3
+#: YuNet score thresholds of ``--thresholds``
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 #: predictor options of each setting compared (EmotionPredictor keywords)
 SETTINGS = {
     "default": {},
@@ -149,13 +155,43 @@ def enlargement_table(faces: np.ndarray) -> str:
             "|---|---|---|---|---|---|\n| faces found (%) | " + " | ".join(cells) + " |")
 
 
+def threshold_table(count: int, seed: int) -> str:
+    """Markdown table: per score threshold, the share of ``count`` FER+ test faces YuNet finds over all
+    conditions, and the faces it finds in faceless scenes."""
+    from emolib import detect
+
+    faces, _ = sample_faces("ferplus", count, seed)
+    photos = []
+    for number, make in enumerate(CONDITIONS.values()):
+        rng = np.random.default_rng([seed, number])
+        photos += [make(face, rng) for face in faces]
+    rng = np.random.default_rng([seed, 99])
+    scenes = [background(480, 640, rng) for _ in range(100)]
+    scenes += [background(1200, 1600, rng) for _ in range(40)]
+    scenes += [low_light(scene, rng) for scene in scenes[:40]]
+    found, false = [], []
+    for threshold in THRESHOLDS:
+        yunet = detect.get_detector("yunet", score_threshold=threshold)
+        found.append(np.mean([any(box_iou(f.box, box) >= MATCH_IOU for f in yunet.detect(image))
+                              for image, box in photos]))
+        false.append(sum(len(yunet.detect(scene)) for scene in scenes))
+    return (f"| YuNet score threshold | {' | '.join(map(str, THRESHOLDS))} |\n"
+            f"|---|{'---|' * len(THRESHOLDS)}\n"
+            f"| FER+ faces found, all conditions (%) | {' | '.join(f'{100 * v:.1f}' for v in found)} |\n"
+            f"| false faces in {len(scenes)} faceless scenes | {' | '.join(map(str, false))} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=int, default=140)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--thresholds", action="store_true")
     args = parser.parse_args()
+    if args.thresholds:
+        print(threshold_table(args.faces, args.seed))
+        return 0
 
     from emolib import labels as L
     from emolib.predict import EmotionPredictor

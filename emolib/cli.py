@@ -10,6 +10,7 @@ or ``data``).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -73,6 +74,18 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--dataset", required=True, choices=list_datasets(), help="dataset format")
     parser.add_argument("--data", required=True, help="dataset root folder (or fer2013.csv)")
+    formats = parser.add_argument_group("format options (only the formats that take them)")
+    formats.add_argument("--classes", help="affectnet: 7 or 8 (default 8; 7 leaves contempt out); folders: "
+                                           "comma-separated class folder names")
+    formats.add_argument("--margin", type=float, help="affectnet, expw, folders with --boxes: share of the "
+                                                      "box added on each side (default 0)")
+    formats.add_argument("--square", action=argparse.BooleanOptionalAction,
+                         help="affectnet, expw, folders with --boxes: widen the box to a square "
+                              "(default: yes)")
+    formats.add_argument("--align", action="store_true", default=None,
+                         help="affectnet: level the eye line from the landmarks")
+    formats.add_argument("--boxes", help="folders: CSV file path,x,y,w,h (paths relative to --data): crop "
+                                         "each listed image to its face box")
 
 
 def _train_arguments(train: argparse.ArgumentParser) -> None:
@@ -107,7 +120,6 @@ def _evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
 
 def _data_arguments(data: argparse.ArgumentParser) -> None:
     _dataset_arguments(data)
-    data.add_argument("--classes", help="comma-separated class folder names (folders format)")
     data.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -295,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: how a command goes on from what it wrote before a failure
+RESUME_HINTS = {"train": "with --resume RUN_DIR: it goes on from the last checkpoint",
+                "video": "with --resume: it goes on after the rows already written",
+                "predict": "the images already in --out are skipped",
+                "experiments": "finished runs are skipped, the others resume"}
+
+
+def _disk_full(error: BaseException) -> bool:
+    """True when ``error`` (or one it came from) is a full disk or quota (ENOSPC, EDQUOT), as libraries
+    that wrap OSError (h5py, Keras) also say it."""
+    while error is not None:
+        if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -304,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run_cli(args) or 0)
     except (ValueError, OSError, RuntimeError) as error:  # bad input, files, a refused step: one line
         print(f"emolib {args.command}: error: {error}", file=sys.stderr)
+        if _disk_full(error):
+            print(f"emolib {args.command}: the disk is full. What was written before is intact: free some "
+                  f"space, then run the same command again ({RESUME_HINTS.get(args.command, 'it goes on')})",
+                  file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
         if error.name not in backend.BACKEND_LIBRARIES.values():

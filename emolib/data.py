@@ -11,6 +11,7 @@ memory never gets copied whole.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -172,6 +173,29 @@ DATASETS: Registry = Registry("dataset")
 def register_dataset(name: str, splits: Callable[[Path], list[str]]):
     """Decorator: register ``scan(root, split, **options)`` as dataset format ``name``."""
     return DATASETS.register(name, lambda scan: DatasetFormat(name, scan, splits, first_doc_line(scan)))
+
+
+#: the format options that ``emolib data``, ``train`` and ``evaluate`` take as flags
+FORMAT_OPTIONS = ("classes", "margin", "square", "align", "boxes")
+
+
+def format_options(args) -> dict:
+    """The format options given on a command line (``--classes 7``, ``--margin 0.1`` …), as keywords
+    of :func:`load_split`; the ones not given are left out (the format's defaults apply)."""
+    options = {name: getattr(args, name) for name in FORMAT_OPTIONS if getattr(args, name, None) is not None}
+    if "classes" in options:  # a number is a class count (affectnet 7|8), else class folder names
+        text = options["classes"]
+        options["classes"] = int(text) if text.isdigit() else text.split(",")
+    return options
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse an option that format ``name`` does not take (a ValueError naming the ones it takes)."""
+    parameters = list(inspect.signature(get_dataset(name).scan).parameters)[2:]  # after root, split
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        raise ValueError(f"the {name} format takes no option {', '.join(unknown)} "
+                         f"(its options: {', '.join(parameters) or 'none'})")
 
 
 def list_datasets() -> list[str]:
@@ -621,6 +645,7 @@ def load_split(
     root = Path(root).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset folder not found: {root}")
+    check_options(name, options)
     listing = get_dataset(name).scan(root, split, **options)
     key = f"{name}-{split}-{size}x{size}x{channels}-{fingerprint(name, listing, size, channels, root)}"
     cache_dir = Path(cache) if isinstance(cache, (str, os.PathLike)) else paths.cache_dir()
@@ -787,10 +812,7 @@ def plot_distribution(counts_by_split: dict[str, dict[str, int]], title: str = "
 
 def run_cli(args) -> int:
     """``emolib data``: print the dataset summary."""
-    options = {}
-    if args.classes:  # a number is a class count (affectnet 7|8), else class folder names
-        options["classes"] = int(args.classes) if args.classes.isdigit() else args.classes.split(",")
-    summary = summarize(args.dataset, args.data, progress=True, **options)
+    summary = summarize(args.dataset, args.data, progress=True, **format_options(args))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

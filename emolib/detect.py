@@ -47,14 +47,12 @@ MIN_DETECTION_SIDE = 160
 #: FaceDetectorYN pads its input up to a multiple of this itself; issue 34 saw leftovers of earlier
 #: images leak into that padding (not reproduced with OpenCV 4.14), so YuNetDetector pads with zeros.
 YUNET_STRIDE = 32
-#: YuNet's default score threshold. On bench/wild.py's FER+ faces (second look on) 0.6 found 96.0 % of
-#: them, 0.5 96.8 %, 0.4 97.5 %, 0.3 98.0 %; on 180 faceless textured scenes (40 of them dark) 0.3 found
-#: 3 false faces and 0.4-0.6 none. 0.5 keeps a margin from the false faces (before: 0.7, 94.9 % with
-#: the second look).
+#: YuNet's default score threshold, chosen by ``bench/wild.py --thresholds`` (second look on): of the FER+
+#: faces over all its conditions, 0.7 found 94.7 %, 0.6 95.9 %, 0.5 96.8 %, 0.4 97.5 %, 0.3 98.0 %; in
+#: 180 faceless scenes 0.3 found 5 false faces, 0.4-0.7 none. 0.5 keeps a margin from the false faces.
 YUNET_SCORE_THRESHOLD = 0.5
-#: Mean gray level (0-255) under which an image without a found face is looked at again brightened:
-#: on bench/wild.py's low-light scenes (mean about 40) the second look took YuNet from 85 % to 93 %
-#: of the faces found, and no faceless textured scene gained a false face.
+#: Mean gray level (0-255) under which an image without a found face is looked at again brightened
+#: (bench/wild.py's low-light scenes have means of 12-32, median 23, over 20 of them).
 DARK_MEAN = 90
 #: Mean brightness (0-1) :func:`brighten` lifts a dark image to.
 BRIGHT_MEAN = 0.45

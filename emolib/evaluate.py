@@ -10,9 +10,10 @@ import numpy as np
 from emolib import labels as L
 
 
-def predict_proba(model, images: np.ndarray, batch_size: int | None = None,
-                  flip_tta: bool = False) -> np.ndarray:
-    """Class probabilities of ``images`` (n, h, w, c) raw 0..255; ``flip_tta`` averages with the mirror.
+def predict_outputs(model, images: np.ndarray, batch_size: int | None = None,
+                    flip_tta: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities of ``images`` (n, h, w, c) raw 0..255, and their (n, 2) valence and arousal
+    where the model has that output (else None); ``flip_tta`` averages each with the mirror's.
 
     The images are read batch by batch, at most ``batch_size`` (default 256) faces and at most
     :data:`emolib.data.CHUNK_VALUES` values at a time (:func:`emolib.data.chunk_rows`), so memory holds
@@ -21,21 +22,69 @@ def predict_proba(model, images: np.ndarray, batch_size: int | None = None,
     from tqdm.auto import tqdm
 
     from emolib.data import chunk_rows
+    from emolib.modelcards import split_outputs
 
-    out = []
+    probabilities, valence_arousal = [], []
     rows = chunk_rows(images.shape[1:], batch_size)
     rows = max(1, rows // 2) if flip_tta else rows  # each face goes in twice
     steps = range(0, len(images), rows)
     for start in tqdm(steps, desc="predicting", disable=len(steps) < 20):
         batch = np.asarray(images[start:start + rows], dtype=np.float32)
         if flip_tta:
-            both = np.concatenate([batch, batch[:, :, ::-1]])
-            probs = np.asarray(model.predict_on_batch(both))
-            probs = (probs[: len(batch)] + probs[len(batch):]) / 2
-        else:
-            probs = np.asarray(model.predict_on_batch(batch))
-        out.append(probs)
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
+        outputs = split_outputs(model.predict_on_batch(batch))
+        if flip_tta:
+            outputs = tuple(None if out is None else (out[:len(out) // 2] + out[len(out) // 2:]) / 2
+                            for out in outputs)
+        probabilities.append(outputs[0])
+        valence_arousal.append(outputs[1])
+    if not probabilities:
+        classes = model.outputs[0].shape[-1] if hasattr(model, "outputs") else model.output_shape[-1]
+        return np.zeros((0, classes), dtype=np.float32), None
+    return (np.concatenate(probabilities),
+            None if valence_arousal[0] is None else np.concatenate(valence_arousal))
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int | None = None,
+                  flip_tta: bool = False) -> np.ndarray:
+    """Class probabilities of ``images`` (see :func:`predict_outputs`)."""
+    return predict_outputs(model, images, batch_size, flip_tta)[0]
+
+
+#: the two continuous targets of a valence-arousal head, in its output order
+AFFECT_DIMENSIONS = ("valence", "arousal")
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
+    """``rmse``, ``pearson`` and ``ccc`` (Lin's concordance correlation) of predictions, and ``samples``.
+
+    CCC = 2 cov / (var_true + var_pred + (mean_true − mean_pred)²), with population (co)variances: it
+    is 1 only when the predictions equal the truth, where Pearson's r is 1 for any increasing line.
+    A correlation that is undefined (fewer than 2 values, or constant ones) is None.
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if not len(y_true):
+        return {"rmse": None, "pearson": None, "ccc": None, "samples": 0}
+    mean_true, mean_pred = y_true.mean(), y_pred.mean()
+    var_true, var_pred = y_true.var(), y_pred.var()
+    cov = np.mean((y_true - mean_true) * (y_pred - mean_pred))
+    pearson = cov / np.sqrt(var_true * var_pred) if var_true > 0 and var_pred > 0 else None
+    spread = var_true + var_pred + (mean_true - mean_pred) ** 2
+    return {"rmse": float(np.sqrt(np.mean((y_true - y_pred) ** 2))),
+            "pearson": None if pearson is None else float(pearson),
+            "ccc": float(2 * cov / spread) if spread > 0 and len(y_true) > 1 else None,
+            "samples": int(len(y_true))}
+
+
+def valence_arousal_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """:func:`regression_metrics` of valence and of arousal, each on the faces where it is annotated
+    (``y_true`` (n, 2), NaN where not)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    result = {}
+    for column, name in enumerate(AFFECT_DIMENSIONS):
+        known = np.isfinite(y_true[:, column])
+        result[name] = regression_metrics(y_true[known, column], y_pred[known, column])
+    return result
 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
@@ -170,12 +219,24 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
     images of other classes are left out, and predictions are restricted to the shared classes (their
     probabilities renormalised, for the calibration metrics). With ``uncertain_below`` (a model card's
     "not sure" confidence, in %), ``kept`` says which share of the answers is at or above it and how
-    accurate those are.
+    accurate those are. A model with a valence-arousal output, on a split that has those values, also
+    gets ``valence`` and ``arousal`` (:func:`valence_arousal_metrics`, on the scored faces).
     """
+    keep = np.isin(split.labels, sorted(L.label_mapping(split.classes, model_labels)))
+    probs, valence_arousal = predict_outputs(model, split.subset(keep).images, batch_size, flip_tta)
+    return score_outputs(split, model_labels, probs, valence_arousal, flip_tta, uncertain_below)
+
+
+def score_outputs(split, model_labels: Sequence[str], probs: np.ndarray,
+                  valence_arousal: np.ndarray | None = None, flip_tta: bool = False,
+                  uncertain_below: float | None = None) -> dict:
+    """:func:`evaluate_split`'s metrics from outputs already predicted (:func:`predict_outputs`) for
+    the faces of ``split`` whose class ``model_labels`` shares, in their order."""
     mapping = L.label_mapping(split.classes, model_labels)  # dataset index -> model index
     shared = sorted(mapping)
     keep = np.isin(split.labels, shared)
-    probs = predict_proba(model, split.subset(keep).images, batch_size, flip_tta)  # read batch by batch
+    if len(probs) != int(keep.sum()):
+        raise ValueError(f"{len(probs)} predictions for the {int(keep.sum())} faces of shared classes")
     model_columns = [mapping[i] for i in shared]
     predicted = np.asarray(shared)[np.argmax(probs[:, model_columns], axis=1)] if len(probs) else []
     classes = [split.classes[i] for i in shared]
@@ -192,6 +253,8 @@ def evaluate_split(model, split, model_labels: Sequence[str], batch_size: int | 
         result["kept"] = {"uncertain_below": uncertain_below,
                           "coverage": float(sure.mean()) if len(sure) else 0.0,
                           "accuracy": float(right[sure].mean()) if sure.any() else 0.0}
+    if valence_arousal is not None and split.valence_arousal is not None:
+        result.update(valence_arousal_metrics(split.valence_arousal[keep], valence_arousal))
     result["left_out"] = int((~keep).sum())
     result["flip_tta"] = flip_tta
     return result
@@ -271,7 +334,8 @@ def run_cli(args) -> int:
 
     loaded = models.load_model(args.model)
     height, _ = loaded.input_size
-    split = data.load_split(args.dataset, args.data, args.split, size=height, channels=loaded.channels)
+    split = data.load_split(args.dataset, args.data, args.split, size=height, channels=loaded.channels,
+                            **data.format_options(args))
     result = evaluate_split(loaded.model, split, loaded.labels, args.batch_size, args.flip_tta,
                             (loaded.card.get("uncertain_below") or {}).get("confidence"))
     result.update(model=str(loaded.path), dataset=args.dataset, split=args.split,

@@ -1,10 +1,19 @@
-"""Atomic file writes: a reader never sees a half-written file that looks complete."""
+"""Atomic file writes: a reader never sees a half-written file that looks complete.
+
+A temporary file is named ``.<stem>.tmp-<host>-<pid>-<random><suffix>``, beside its target: a writer
+killed before its rename leaves it behind, and the next atomic write of the same target (on the same
+host) removes the temporaries of writers that are no longer running (:func:`remove_stale_temporaries`).
+"""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -20,17 +29,64 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)  # keep compound endings such as .weights.h5
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.tmp-", suffix=suffix, dir=path.parent)
+    stem, suffix = _split_name(path)
+    remove_stale_temporaries(path.parent, stem)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(stem)}{os.getpid()}-", suffix=suffix,
+                               dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # writers such as keras refuse to overwrite; they create it themselves
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _split_name(path: Path) -> tuple[str, str]:
+    """``(stem, suffix)`` of ``path``'s name, the suffix compound (``.weights.h5``)."""
+    suffix = "".join(path.suffixes)  # keep compound endings such as .weights.h5
+    return (path.name[: len(path.name) - len(suffix)] if suffix else path.name), suffix
+
+
+def _temporary_prefix(stem: str) -> str:
+    """The start of this host's temporary names for targets named ``stem`` (a glob pattern may be given)."""
+    return f".{stem}.tmp-{socket.gethostname()}-"
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, stem: str | None = None) -> list[Path]:
+    """Remove the temporary files that atomic writes killed on this host left in ``folder`` (those of
+    targets named ``stem``, or all), keeping those of writers still running. Returns the paths removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host = re.escape(socket.gethostname())
+    writer = re.compile(rf"\.(?P<stem>.*)\.tmp-{host}-(?P<pid>\d+)-")
+    removed = []
+    for candidate in folder.glob(_temporary_prefix(glob.escape(stem) if stem is not None else "*") + "*"):
+        match = writer.match(candidate.name)
+        if match and (stem is None or match["stem"] == stem) and not _is_running(int(match["pid"])):
+            try:
+                if candidate.is_dir():  # a directory made whole before its rename (a new run directory)
+                    shutil.rmtree(candidate)
+                else:
+                    candidate.unlink()
+                removed.append(candidate)
+            except FileNotFoundError:  # another process removed it first
+                pass
+    return removed
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Path], None]) -> Path:

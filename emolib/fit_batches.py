@@ -19,8 +19,9 @@ class FaceBatches(keras.utils.PyDataset):
     ----------
     images : array or emolib.data.Rows
         Anything that gives rows by integer index: a memory map, a :class:`emolib.data.Rows` view.
-    targets : np.ndarray
-        (n,) class indices or (n, k) rows of probabilities.
+    targets : np.ndarray or tuple of np.ndarray
+        (n,) class indices or (n, k) rows of probabilities; a tuple gives one target per model output
+        (the first one the classes, e.g. ``(labels, valence_arousal)``).
     batch_size : int
     seed : int, optional
         Shuffle with ``np.random.default_rng([seed, epoch])`` each epoch; ``None`` keeps the order.
@@ -35,9 +36,11 @@ class FaceBatches(keras.utils.PyDataset):
     def __init__(self, images, targets: np.ndarray, batch_size: int, seed: int | None = None,
                  class_weight: dict | None = None, multiple: int = 1):
         super().__init__()
-        if len(images) != len(targets):
-            raise ValueError(f"{len(images)} images but {len(targets)} targets")
-        self.images, self.targets, self.batch_size = images, np.asarray(targets), batch_size
+        self.outputs = tuple(np.asarray(t) for t in targets) if isinstance(targets, tuple) else None
+        self.targets = self.outputs[0] if self.outputs else np.asarray(targets)
+        if any(len(images) != len(t) for t in self.outputs or (self.targets,)):
+            raise ValueError(f"{len(images)} images but {len(self.targets)} targets")
+        self.images, self.batch_size = images, batch_size
         self.seed, self.multiple = seed, multiple
         self.weights = None if class_weight is None else _class_weights_of(self.targets, class_weight)
         if self.weights is None and len(self.targets) % batch_size % multiple:  # one structure per batch
@@ -64,7 +67,8 @@ class FaceBatches(keras.utils.PyDataset):
         if pad:
             weights = np.concatenate([weights, np.zeros(pad, np.float32)])
             rows = np.concatenate([rows, np.repeat(rows[:1], pad)])
-        batch = (np.asarray(self.images[rows], dtype=np.float32), self.targets[rows])
+        targets = tuple(t[rows] for t in self.outputs) if self.outputs else self.targets[rows]
+        batch = (np.asarray(self.images[rows], dtype=np.float32), targets)
         return batch if weights is None else (*batch, weights)
 
 
@@ -79,6 +83,19 @@ class EpochFollower(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.set_epoch(epoch)
+
+
+class ExpressionLogs(keras.callbacks.Callback):
+    """A two-output model's epoch logs under the names of an expression model's: Keras calls its
+    accuracy ``predictions_accuracy``; early stopping, the checkpoint and the history read
+    ``accuracy`` and ``val_accuracy`` (the losses of each head stay, as ``predictions_loss`` and
+    ``valence_arousal_loss``). Put it before the callbacks that read them."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        for prefix in ("", "val_"):
+            key = f"{prefix}predictions_accuracy"
+            if logs is not None and key in logs:
+                logs[f"{prefix}accuracy"] = logs.pop(key)
 
 
 def _class_weights_of(targets: np.ndarray, class_weight: dict) -> np.ndarray:

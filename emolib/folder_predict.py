@@ -12,8 +12,8 @@ that cannot be used gets ``"error": "<why>"``, ``faces_detected`` null and no pr
 
 Outputs (chosen by the suffix of ``out``):
 
-- ``.jsonl``: one JSON line per record; each chunk is appended in one write and synced. A torn last
-  line left by a kill is cut off when the file is opened again.
+- ``.jsonl``: one JSON line per record; each chunk is appended and synced (a failed write, e.g. on a
+  full disk, is cut back off). A torn last line left by a kill is cut off when the file is opened again.
 - ``.parquet``: a folder of part files (``part-00000.parquet``...), each chunk one part written
   atomically (temporary file, then rename); ``pandas.read_parquet(out)`` reads them as one table.
 
@@ -125,11 +125,17 @@ class JsonlOutput:
             return {json.loads(line)["path"] for line in file if line.strip()}
 
     def write(self, records: Sequence[dict]) -> None:
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        """Append ``records`` and sync; on an error (a full disk) the file is cut back to its former end."""
+        data = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        end = os.lseek(fd, 0, os.SEEK_END)
         try:
-            os.write(fd, data)
+            while data:  # a write may take only part of the data (a disk filling up)
+                data = data[os.write(fd, data):]
             os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
         finally:
             os.close(fd)
 
@@ -172,7 +178,14 @@ class ParquetOutput:
         for row in rows:
             for face in row["predictions"] or []:
                 face["probabilities"] = dict(face["probabilities"])
+                for key in AFFECT_FIELDS:  # only models with a valence-arousal head give them
+                    if face.get(key) is None:
+                        face.pop(key, None)
         return rows
+
+
+#: a face's optional fields, from a model with a valence-arousal head (null in Parquet otherwise)
+AFFECT_FIELDS = ("valence", "arousal")
 
 
 def parquet_schema():
@@ -182,7 +195,8 @@ def parquet_schema():
     box = pa.struct([(k, pa.int64()) for k in ("x", "y", "w", "h")])
     face = pa.struct([("emotion", pa.string()), ("label", pa.string()), ("emoji", pa.string()),
                       ("confidence", pa.float64()), ("uncertain", pa.bool_()), ("box", box),
-                      ("probabilities", pa.map_(pa.string(), pa.float64()))])
+                      ("probabilities", pa.map_(pa.string(), pa.float64())),
+                      *((key, pa.float64()) for key in AFFECT_FIELDS)])
     return pa.schema([("path", pa.string()), ("error", pa.string()), ("faces_detected", pa.int64()),
                       ("detector", pa.string()), ("predictions", pa.list_(face))])
 

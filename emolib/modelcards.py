@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from emolib import paths
 from emolib.paths import DEFAULT_MODEL_DIR, SHIPPED_MODELS_DIR  # noqa: F401 - the locations live in paths
 
@@ -20,6 +22,22 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
 #: The same model as ONNX (``emolib export MODEL --format onnx``), beside ``model.keras``.
 ONNX_FILE = "model.onnx"
+#: Name of the second output of a model trained with valence and arousal (``TrainConfig.heads``):
+#: (n, 2) values in [-1, 1], valence then arousal, after the class probabilities.
+VALENCE_AROUSAL = "valence_arousal"
+
+
+def split_outputs(outputs) -> tuple:
+    """A model call's outputs → ``(probabilities, valence_arousal or None)`` as NumPy arrays.
+
+    An expression model gives its probabilities alone; a model with a valence-arousal head gives the
+    list ``[probabilities, valence_arousal]`` (Keras' ``predict_on_batch`` and the ONNX runtime alike).
+    """
+    if isinstance(outputs, (list, tuple)):
+        if len(outputs) == 1:
+            return np.asarray(outputs[0]), None
+        return np.asarray(outputs[0]), np.asarray(outputs[1])
+    return np.asarray(outputs), None
 
 
 def model_search_dirs() -> tuple[Path, ...]:

@@ -27,6 +27,7 @@ from emolib.modelcards import (  # noqa: F401 - re-exported: the Keras-free fact
     DEFAULT_MODEL_DIR,
     MODEL_FILE,
     SHIPPED_MODELS_DIR,
+    VALENCE_AROUSAL,
     LoadedModel,
     find_card,
     list_models,
@@ -117,17 +118,37 @@ class LogitAdjustment(layers.Layer):
         return {**super().get_config(), "bias": self.bias, "temperature": self.temperature}
 
 
+def _with_probabilities(model: keras.Model, probabilities) -> keras.Model:
+    """``model`` with ``probabilities`` in place of its first output (a valence-arousal output stays)."""
+    outputs = [probabilities, *model.outputs[1:]]
+    return keras.Model(model.inputs, outputs if len(outputs) > 1 else probabilities, name=model.name)
+
+
 def with_logit_adjustment(model: keras.Model, bias) -> keras.Model:
     """``model`` followed by a :class:`LogitAdjustment` layer (same input, same weights)."""
-    outputs = LogitAdjustment(bias, name="logit_adjustment")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=model.name)
+    return _with_probabilities(model, LogitAdjustment(bias, name="logit_adjustment")(model.outputs[0]))
 
 
 def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     """``model`` whose probabilities are temperature-scaled (a :class:`LogitAdjustment` with no bias)."""
-    outputs = LogitAdjustment([0.0] * model.output_shape[-1], temperature,
-                              name="temperature_scaling")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=model.name)
+    classes = model.outputs[0].shape[-1]
+    return _with_probabilities(model, LogitAdjustment([0.0] * classes, temperature,
+                                                      name="temperature_scaling")(model.outputs[0]))
+
+
+@keras.saving.register_keras_serializable(package="emolib")
+def masked_squared_error(y_true, y_pred):
+    """The valence-arousal head's loss: mean squared error over each face's annotated values (a NaN
+    target is not annotated and adds 0)."""
+    y_true = ops.cast(y_true, "float32")
+    known = ops.logical_not(ops.isnan(y_true))
+    error = ops.where(known, ops.cast(y_pred, "float32") - ops.where(known, y_true, 0.0), 0.0)
+    return ops.mean(ops.square(error), axis=-1)
+
+
+def has_valence_arousal(model: keras.Model) -> bool:
+    """Whether ``model`` has a valence-arousal output after its probabilities (``build_model``)."""
+    return len(model.outputs) > 1
 
 
 @keras.saving.register_keras_serializable(package="emolib")
@@ -315,9 +336,13 @@ def get_backbone(name: str) -> Backbone:
     return BACKBONES.lookup(name)
 
 
+#: name of every backbone's last layer, the softmax classifier
+_CLASSIFIER = "predictions"
+
+
 def _classifier(x, num_classes: int):
     # float32 output so that mixed precision keeps a numerically safe softmax
-    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name=_CLASSIFIER)(x)
 
 
 def _conv_bn(x, filters: int, name: str):
@@ -421,6 +446,7 @@ def build_model(
     train_base: bool | int = True,
     augment: bool | dict | Augmentation | None = None,
     seed: int | None = None,
+    valence_arousal: bool = False,
 ) -> keras.Model:
     """Build backbone ``name`` with in-graph preprocessing (and augmentation, if asked).
 
@@ -439,6 +465,9 @@ def build_model(
         Fine-tune all of the base (True), none (False), or its last ``k`` blocks.
     augment : bool, dict or Augmentation
         Training-time augmentation layers (``True`` = ``Augmentation.standard()``).
+    valence_arousal : bool
+        Also a second output, ``valence_arousal`` (2 tanh units on the features the classifier sees):
+        the model returns ``[probabilities, valence_arousal]``.
     """
     backbone = get_backbone(name)
     size = input_size or backbone.input_size
@@ -452,7 +481,12 @@ def build_model(
         x = augmentation(x)
     x = FacePreprocess(backbone.preprocessing, backbone.network_channels(in_channels), name="preprocess")(x)
     outputs = backbone.build(x, num_classes, weights=weights, train_base=train_base)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    if not valence_arousal:
+        return model
+    features = model.get_layer(_CLASSIFIER).input  # every backbone ends in _classifier
+    va = layers.Dense(2, activation="tanh", dtype="float32", name=VALENCE_AROUSAL)(features)
+    return keras.Model(inputs, [outputs, va], name=name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -474,12 +508,15 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
     For fine-tuning a trained model with other settings (augmentation, learning rate) or on another
     dataset: a head with another number of classes keeps its fresh initialisation. Returns the names
     of the target's layers that were left as they were; a different architecture is an error. A
-    temperature (no weights) is left behind; a logit adjustment is refused.
+    temperature (no weights) is left behind; a logit adjustment is refused. A valence-arousal head that
+    only one of the two models has is left out: a new one keeps its fresh initialisation.
     """
     if any(isinstance(layer, LogitAdjustment) and any(layer.bias) for layer in leaf_layers(source)):
         raise ValueError("cannot initialise from a logit-adjusted model: use the run it came from")
-    sources = [layer for layer in leaf_layers(source) if layer.weights]
-    targets = [layer for layer in leaf_layers(target) if layer.weights]
+    both = has_valence_arousal(source) and has_valence_arousal(target)
+    sources, targets = ([layer for layer in leaf_layers(model) if layer.weights
+                         and (both or layer.name != VALENCE_AROUSAL)] for model in (source, target))
+    fresh = [] if both or not has_valence_arousal(target) else [VALENCE_AROUSAL]
     if len(sources) != len(targets):
         raise ValueError(f"cannot initialise from a model of another architecture "
                          f"({len(sources)} layers with weights, this one has {len(targets)})")
@@ -492,7 +529,7 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
             kept.append(to_layer.name)
     if len(kept) == len(targets):
         raise ValueError("no layer of the source model fits this one: is it the same backbone?")
-    return kept
+    return kept + fresh
 
 
 def git_commit(directory: Path | None = paths.REPO_DIR) -> str | None:

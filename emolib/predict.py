@@ -32,7 +32,7 @@ import numpy as np
 from emolib import detect as D
 from emolib import imageio, runtimes
 from emolib import labels as L
-from emolib.modelcards import LoadedModel
+from emolib.modelcards import LoadedModel, split_outputs
 
 #: Faces per model call at most (larger sets are split; memory stays bounded).
 MAX_BATCH = 256
@@ -251,43 +251,52 @@ class EmotionPredictor:
         counts = [len(p.boxes) for p in prepared]
         if sum(counts) == 0:
             return [self._result(p, np.zeros((0, len(self.labels)))) for p in prepared]
-        probabilities = self.classify(np.concatenate([p.crops for p in prepared]))
+        probabilities, valence_arousal = self.model_outputs(np.concatenate([p.crops for p in prepared]))
         results, start = [], 0
         for item, count in zip(prepared, counts, strict=True):
-            results.append(self._result(item, probabilities[start:start + count]))
+            results.append(self._result(item, probabilities[start:start + count],
+                                        None if valence_arousal is None
+                                        else valence_arousal[start:start + count]))
             start += count
         return results
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, classes)`` of face crops ``(n, h, w, c)`` (uint8 or float, 0..255).
+        """Class probabilities ``(n, classes)`` of face crops ``(n, h, w, c)`` (uint8 or float, 0..255)."""
+        return self.model_outputs(crops)[0]
 
-        One model call for all crops (and their mirrors with flip TTA), split only beyond
+    def model_outputs(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities ``(n, classes)`` of face crops, and their (n, 2) valence and arousal
+        where the model has that head (else None).
+
+        One model call for all crops (and their mirrors with flip TTA, averaged), split only beyond
         :data:`MAX_BATCH` faces.
         """
         crops = np.asarray(crops)
         n = len(crops)
         if n == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+            return np.zeros((0, len(self.labels)), dtype=np.float32), None
         batch = crops.astype(np.float32, copy=False)
         if self.flip_tta:
             batch = np.concatenate([batch, batch[:, :, ::-1]])
-        outputs = []
+        parts = []
         with self._model_lock:
             for start in range(0, len(batch), MAX_BATCH):
-                outputs.append(np.asarray(self.model.predict_on_batch(batch[start:start + MAX_BATCH])))
-        probabilities = np.concatenate(outputs).astype(np.float64)
+                parts.append(split_outputs(self.model.predict_on_batch(batch[start:start + MAX_BATCH])))
+        outputs = [None if parts[0][k] is None
+                   else np.concatenate([part[k] for part in parts]).astype(np.float64) for k in (0, 1)]
         if self.flip_tta:
-            probabilities = (probabilities[:n] + probabilities[n:]) / 2
-        return probabilities
+            outputs = [None if out is None else (out[:n] + out[n:]) / 2 for out in outputs]
+        return outputs[0], outputs[1]
 
-    def _result(self, prepared: _Prepared, probabilities: np.ndarray) -> dict:
+    def _result(self, prepared: _Prepared, probabilities: np.ndarray,
+                valence_arousal: np.ndarray | None = None) -> dict:
         predictions = []
-        for box, probs in zip(prepared.boxes, probabilities, strict=True):
+        for index, (box, probs) in enumerate(zip(prepared.boxes, probabilities, strict=True)):
             best = int(np.argmax(probs))
             emotion = self.labels[best]
             label, emoji = self._display[emotion]
             confidence = round(float(probs[best]) * 100.0, 2)
-            predictions.append({
+            face = {
                 "emotion": emotion,
                 "label": label,
                 "emoji": emoji,
@@ -296,7 +305,10 @@ class EmotionPredictor:
                 "box": box,
                 "probabilities": {name: round(float(p), 6)
                                   for name, p in zip(self.labels, probs, strict=True)},
-            })
+            }
+            if valence_arousal is not None:  # a model with a valence-arousal head: -1..1 each
+                face["valence"], face["arousal"] = (round(float(v), 4) for v in valence_arousal[index])
+            predictions.append(face)
         return {"faces_detected": len(predictions), "detector": prepared.detector, "predictions": predictions}
 
 
@@ -414,7 +426,9 @@ def _describe(name: str, result: dict) -> str:
     for i, face in enumerate(result["predictions"], start=1):
         box = face["box"]
         unsure = " (not sure)" if face.get("uncertain") else ""
+        affect = (f", valence {face['valence']:+.2f} arousal {face['arousal']:+.2f}"
+                  if "valence" in face else "")
         lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) "
-                     f"{face['confidence']:.1f} %{unsure} "
+                     f"{face['confidence']:.1f} %{unsure}{affect} "
                      f"at x={box['x']} y={box['y']} w={box['w']} h={box['h']}")
     return "\n".join(lines)

@@ -46,7 +46,8 @@ class OnnxModel:
     Parameters
     ----------
     path : path
-        The ``.onnx`` file (one input: faces ``(n, h, w, c)`` float32; one output: probabilities).
+        The ``.onnx`` file (one input: faces ``(n, h, w, c)`` float32; outputs: probabilities, and
+        for a model with a valence-arousal head its (n, 2) values, as Keras gives them).
     threads : int or None
         Intra-op threads (None: ONNX Runtime's default, one per core).
     """
@@ -60,9 +61,11 @@ class OnnxModel:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
-    def predict_on_batch(self, faces: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, classes)`` of raw faces ``(n, h, w, c)``."""
-        return self.session.run(None, {self.input_name: np.asarray(faces, dtype=np.float32)})[0]
+    def predict_on_batch(self, faces: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities ``(n, classes)`` of raw faces ``(n, h, w, c)``; for a two-output model
+        the list ``[probabilities, valence_arousal]`` (see :func:`emolib.modelcards.split_outputs`)."""
+        outputs = self.session.run(None, {self.input_name: np.asarray(faces, dtype=np.float32)})
+        return outputs[0] if len(outputs) == 1 else outputs
 
 
 @register_runtime("keras")

@@ -95,6 +95,10 @@ class FacePrediction(BaseModel):
                                                "threshold (its card's uncertain_below, chosen on validation)")
     box: Box = Field(description="face box in image pixels")
     probabilities: dict[str, float] = Field(description="probability (0-1) of every emotion")
+    valence: float | None = Field(None, description="how pleasant the face looks, -1..1: only from a model "
+                                                    "with a valence-arousal head (absent otherwise)")
+    arousal: float | None = Field(None, description="how excited (calm -1 .. excited 1): only from a model "
+                                                    "with a valence-arousal head (absent otherwise)")
     saliency: Saliency | None = Field(None, description="only with explain=true")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -20,7 +21,7 @@ from emolib import data as D
 from emolib import devices as DV
 from emolib import evaluate as E
 from emolib import paths, runs
-from emolib.files import atomic_path, write_json
+from emolib.files import atomic_path, remove_stale_temporaries, write_json
 from emolib.provenance import code_version
 from emolib.runs import CHECKPOINT_DIR, SNAPSHOT_DIR, RunResult, is_complete, load_run
 from emolib.runs.splits import load_data, load_recorded_data
@@ -63,6 +64,8 @@ def _class_weights_option(text: str) -> str | None:
 
 
 TARGETS = ("auto", "labels", "votes")
+#: what a model predicts: its emotion's probabilities, or also each face's valence and arousal
+HEADS = ("expression", "expression+va")
 
 
 def parse_devices(text: str) -> str | int:
@@ -124,6 +127,13 @@ class TrainConfig:
     targets: str = field(default="auto", metadata={
         "help": "fit each face's label, or its annotators' vote distribution (auto: votes where the dataset "
                 "has them, e.g. ferplus)", "choices": TARGETS})
+    heads: str = field(default="expression", metadata={
+        "help": "expression: the emotion's probabilities; expression+va: also a valence-arousal head "
+                "(2 tanh units), fit on the faces whose dataset annotates them (affectnet)",
+        "choices": HEADS})
+    va_weight: float = field(default=1.0, metadata={
+        "help": "weight of the valence-arousal loss (squared error, 0 on unannotated faces) beside the "
+                "expression loss, with --heads expression+va"})
     devices: str | int = field(default=1, metadata={
         "help": "local devices to train on, data-parallel (JAX, TensorFlow): a number or 'all'; "
                 "--batch-size is the global batch, split evenly, and --lr applies to it",
@@ -251,6 +261,45 @@ def _loss(config: TrainConfig, train_split: D.Split):
     return keras.losses.SparseCategoricalCrossentropy()
 
 
+def _uses_valence_arousal(config: TrainConfig, train_split: D.Split) -> bool:
+    """Whether the model gets a valence-arousal head (``config.heads``); refused without annotations."""
+    if config.heads not in HEADS:
+        raise ValueError(f"heads must be one of {', '.join(HEADS)}, not {config.heads!r}")
+    if config.heads == "expression":
+        return False
+    values = train_split.valence_arousal
+    if values is None or not np.isfinite(values).any():
+        raise ValueError("--heads expression+va needs a dataset with valence and arousal (affectnet): "
+                         "this training split has none")
+    if config.va_weight <= 0:
+        raise ValueError(f"--va-weight must be positive, not {config.va_weight}")
+    return True
+
+
+def _compile(model, config: TrainConfig, train_split: D.Split, valence_arousal: bool) -> None:
+    """The optimizer and losses: the expression loss, plus ``va_weight`` × the valence-arousal one."""
+    from emolib.models import masked_squared_error
+
+    expression = _loss(config, train_split)
+    if not valence_arousal:
+        model.compile(optimizer=_optimizer(config), loss=expression, metrics=["accuracy"])
+        return
+    model.compile(optimizer=_optimizer(config), loss=[expression, masked_squared_error],
+                  loss_weights=[1.0, config.va_weight], metrics=[["accuracy"], []])
+
+
+def _fit_targets(config: TrainConfig, split: D.Split, train_split: D.Split, valence_arousal: bool,
+                 teacher_probabilities: np.ndarray | None = None):
+    """:func:`_targets`, with the (n, 2) valence and arousal (NaN where unknown) after them for a
+    valence-arousal model."""
+    targets = _targets(config, split, train_split, teacher_probabilities)
+    if not valence_arousal:
+        return targets
+    values = split.valence_arousal
+    return targets, (np.full((len(split), 2), np.nan, np.float32) if values is None
+                     else values.astype(np.float32))
+
+
 def _targets(config: TrainConfig, split: D.Split, train_split: D.Split,
              teacher_probabilities: np.ndarray | None = None) -> np.ndarray:
     """The fit targets of ``split``: class indices, or rows of probabilities.
@@ -305,14 +354,38 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+#: checkpoint files replaced every epoch; each is first written as ``pending-<epoch>-<name>`` and
+#: renamed onto its name once state.json records that epoch (state.json is the commit)
+_CHECKPOINT_FILES = ("last.keras", "best.weights.h5")
+
+
+def _pending(checkpoint: Path, epochs: int, name: str) -> Path:
+    return checkpoint / f"pending-{epochs:04d}-{name}"
+
+
+def commit_checkpoint(run_dir: Path, state: dict) -> None:
+    """Complete the checkpoint that ``state`` (as in state.json) records: rename its pending files onto
+    their names, remove those of an epoch it does not record (a kill before its state.json), and write
+    history.csv from the state. Run after each state.json write, and when a run resumes."""
+    checkpoint = run_dir / CHECKPOINT_DIR
+    remove_stale_temporaries(checkpoint)
+    for pending in checkpoint.glob("pending-*-*"):
+        epochs, name = pending.name.split("-", 2)[1:]
+        if int(epochs) == state["epoch"] and name in _CHECKPOINT_FILES:
+            os.replace(pending, checkpoint / name)
+        else:
+            pending.unlink()
+    runs.write_history(run_dir, state["history"])
+
+
 def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list, keep_snapshots: bool):
     import keras
 
     checkpoint = run_dir / CHECKPOINT_DIR
 
     class RunCheckpoint(keras.callbacks.Callback):
-        """After every epoch: history row, best weights, last model with optimizer, counters (atomically);
-        with ``keep_snapshots`` also this epoch's weights."""
+        """After every epoch: history row, best weights, last model with optimizer, counters, committed
+        together (see :func:`commit_checkpoint`); with ``keep_snapshots`` also this epoch's weights."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self._started = time.perf_counter()
@@ -326,18 +399,18 @@ def _make_checkpoint_callback(run_dir: Path, state: dict, stateful: list, keep_s
             score = logs.get("val_accuracy", -math.inf)
             if score > state["best_val_accuracy"]:
                 state["best_val_accuracy"], state["best_epoch"] = score, epoch
-                with atomic_path(checkpoint / "best.weights.h5") as tmp:
+                with atomic_path(_pending(checkpoint, epoch + 1, "best.weights.h5")) as tmp:
                     self.model.save_weights(tmp)
             if keep_snapshots:
                 with atomic_path(checkpoint / SNAPSHOT_DIR / f"epoch-{epoch + 1:03d}.weights.h5") as tmp:
                     self.model.save_weights(tmp)
-            with atomic_path(checkpoint / "last.keras") as tmp:
+            with atomic_path(_pending(checkpoint, epoch + 1, "last.keras")) as tmp:
                 self.model.save(tmp)
             state["epoch"] = epoch + 1
             state["stopped"] = bool(self.model.stop_training)  # early stopping decided after this epoch
             state["callbacks"] = [cb.state() for cb in stateful]
             write_json(checkpoint / "state.json", state)
-            runs.write_history(run_dir, state["history"])
+            commit_checkpoint(run_dir, state)
 
     return RunCheckpoint()
 
@@ -378,7 +451,7 @@ def train(
     import keras
 
     from emolib import models as M
-    from emolib.fit_batches import EpochFollower, FaceBatches
+    from emolib.fit_batches import EpochFollower, ExpressionLogs, FaceBatches
 
     if run_dir is not None and (Path(run_dir) / runs.PARAMS_FILE).is_file():
         _record_new_budget(Path(run_dir), config)
@@ -386,6 +459,8 @@ def train(
     if finished and not _extends_finished_run(Path(run_dir), config):
         return load_run(run_dir)
     state_file = Path(run_dir) / CHECKPOINT_DIR / "state.json" if run_dir is not None else None
+    if state_file is not None and state_file.is_file():  # a kill may have come between commit and rename
+        commit_checkpoint(Path(run_dir), json.loads(state_file.read_text()))
     resuming = bool(state_file and state_file.is_file() and (state_file.parent / "last.keras").is_file())
     classes = train_split.classes
     num_classes = len(classes)
@@ -395,6 +470,7 @@ def train(
                  "val_fingerprint": val_split.content_fingerprint(),
                  "train_class_counts": D.class_counts(train_split.labels, classes)}
 
+    valence_arousal = _uses_valence_arousal(config, train_split)
     where = DV.placement(config.devices, config.precision)
     DV.check_batch_size(config.batch_size, where)
     keras.utils.set_random_seed(config.seed + (len(json.loads(state_file.read_text())["history"])
@@ -409,11 +485,11 @@ def train(
             state = {"epoch": 0, "history": [], "wall_time_s": 0.0, "best_val_accuracy": -math.inf,
                      "best_epoch": -1, "callbacks": []}
             model = M.build_model(config.backbone, num_classes, config.input_size, config.channels,
-                                  config.weights, config.train_base, config.augment, config.seed)
+                                  config.weights, config.train_base, config.augment, config.seed,
+                                  valence_arousal=valence_arousal)
             if config.init_from:
                 _initialise_from(model, config.init_from, val_split, data_info)
-            model.compile(optimizer=_optimizer(config), loss=_loss(config, train_split),
-                          metrics=["accuracy"])
+            _compile(model, config, train_split, valence_arousal)
     image_size, channels = model.input_shape[1], model.input_shape[3]
     for split in (train_split, val_split, test_split):
         if split is not None and split.images.shape[1:] != (image_size, image_size, channels):
@@ -423,12 +499,14 @@ def train(
     teacher = (_teacher_probabilities(config, train_split, val_split, data_info)
                if config.teacher and _has_epochs_left(state, config) else None)
     # the run directory is made once the model is ready: a refused configuration leaves nothing behind
-    run_dir = Path(run_dir) if run_dir is not None else runs.new_run_dir(output or paths.runs_dir(),
-                                                                           name or config.backbone)
+    params = {"config": asdict(config), "data": data_info, "classes": list(classes),
+              "placement": where.record(), "code_version": code_version()}
+    if run_dir is None:
+        run_dir = runs.new_run_dir(output or paths.runs_dir(), name or config.backbone, params)
+    elif not resuming:
+        runs.write_params(run_dir, params)
+    run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINT_DIR
-    if not resuming:
-        runs.write_params(run_dir, {"config": asdict(config), "data": data_info, "classes": list(classes),
-                                    "placement": where.record(), "code_version": code_version()})
     state["budget"] = config.epochs
     saved = state["callbacks"] + [{}] * (2 - len(state["callbacks"]))
     early = _resumable(keras.callbacks.EarlyStopping, ("wait", "best", "best_epoch", "stopped_epoch"))(
@@ -445,15 +523,19 @@ def train(
     if _has_epochs_left(state, config):
         replicas = len(where.devices)
         # read from the (memory-mapped) images batch by batch; shuffled by the batches, per epoch
-        batches = FaceBatches(train_split.images, _targets(config, train_split, train_split, teacher),
+        batches = FaceBatches(train_split.images,
+                              _fit_targets(config, train_split, train_split, valence_arousal, teacher),
                               config.batch_size, seed=config.seed, multiple=replicas,
                               class_weight=_class_weight(config, train_split.labels, num_classes))
-        val_batches = FaceBatches(val_split.images, _targets(config, val_split, train_split),
+        val_batches = FaceBatches(val_split.images,
+                                  _fit_targets(config, val_split, train_split, valence_arousal),
                                   config.batch_size, multiple=replicas)
+        renamed = [ExpressionLogs()] if valence_arousal else []
         with DV.scope(where):
             model.fit(batches, validation_data=val_batches, epochs=config.epochs, shuffle=False,
                       initial_epoch=state["epoch"], verbose=verbose,
-                      callbacks=[EpochFollower(batches), scheduler, early, checkpointer, *(callbacks or [])])
+                      callbacks=[EpochFollower(batches), *renamed, scheduler, early, checkpointer,
+                                 *(callbacks or [])])
     if (checkpoint / "best.weights.h5").is_file():
         model.load_weights(checkpoint / "best.weights.h5")
     if where.distribution is not None:  # evaluated and saved as an ordinary one-device model
@@ -536,15 +618,21 @@ def run_cli(args) -> int:
         config = config_from_arguments(args)
         record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
                   "max_per_class": args.max_per_class, "val_split": args.val_split,
-                  "seed": config.seed if args.split_seed is None else args.split_seed}
+                  "seed": config.seed if args.split_seed is None else args.split_seed,
+                  "options": D.format_options(args)}
     backbone = M.get_backbone(config.backbone)
     train_split, val_split, test_split, info = load_recorded_data(
         record, config.input_size or backbone.input_size, config.channels or backbone.channels)
     result = train(config, train_split, val_split, test_split, output=args.output,
                    name=args.name or config.backbone, run_dir=args.resume, data_info=info,
                    verbose=2)
-    summary = {"run_dir": str(result.run_dir), **{k: result.metrics[result.metrics["evaluated_split"]][k]
-                                                    for k in ("accuracy", "balanced_accuracy", "macro_f1")}}
-    print(json.dumps(summary, indent=2) if args.json else
-          f"run {result.run_dir}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}")
+    scores = result.metrics[result.metrics["evaluated_split"]]
+    summary = {"run_dir": str(result.run_dir),
+               **{k: scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", *E.AFFECT_DIMENSIONS)
+                  if k in scores}}
+    line = f"run {result.run_dir}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"
+    for name in E.AFFECT_DIMENSIONS:
+        if name in summary and summary[name]["ccc"] is not None:
+            line += f", {name} CCC {summary[name]['ccc']:.3f} (RMSE {summary[name]['rmse']:.3f})"
+    print(json.dumps(summary, indent=2) if args.json else line)
     return 0

@@ -383,16 +383,26 @@ class _CsvAppender:
 
 
 def _read_partial(path: str | os.PathLike, columns: Sequence[str]) -> pd.DataFrame:
-    """Rows already in ``path`` (an unfinished last line is cut off); empty when there is no file."""
+    """Rows already in ``path``, but those of its last frame, which are cut off (empty when there is no
+    file): a kill in the middle of an append may have written some of that frame's faces and not the
+    others (and cut a row, also dropped), so the frame is analysed again."""
     path = Path(path)
-    if cut_torn_line(path) == 0:  # no file, or not one whole line (a row cut by a kill is dropped)
+    if cut_torn_line(path) == 0:  # no file, or not one whole line
         return _empty(columns)
     with open(path, encoding="utf-8") as file:
         header = file.readline().strip()
     if header.split(",") != list(columns):
         raise ValueError(f"{path}: cannot resume: its columns are not this model's timeline columns "
                          f"({header[:80]}…); remove it or choose another --out")
-    return read_timeline(path)
+    timeline = read_timeline(path)
+    if not len(timeline):
+        return timeline
+    kept = timeline[timeline["frame"] < timeline["frame"].max()]
+    with open(path, "rb+") as file:  # the header and the kept rows stay, byte for byte
+        for _ in range(1 + len(kept)):
+            file.readline()
+        file.truncate(file.tell())
+    return kept.reset_index(drop=True)
 
 
 def read_timeline(path: str | os.PathLike) -> pd.DataFrame:

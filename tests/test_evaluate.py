@@ -142,6 +142,32 @@ def test_eight_class_model_on_seven_class_split_never_predicts_the_missing_class
     assert result["accuracy"] == 1.0 and result["macro_f1"] == 1.0
 
 
+def test_scores_of_outputs_predicted_once_equal_evaluate_split_and_check_their_count():
+    truth = ["happy", "sad", "contempt", "angry"]
+    split = _split(truth, L.EMOTIONS_8)
+    model = PixelModel(L.EMOTIONS_7)
+    scored = split.subset([0, 1, 3])  # contempt is not a class of the model
+    probs, _ = E.predict_outputs(model, scored.images)
+    assert E.score_outputs(split, L.EMOTIONS_7, probs) == E.evaluate_split(model, split, L.EMOTIONS_7)
+    with pytest.raises(ValueError, match="4 predictions for the 3 faces"):
+        E.score_outputs(split, L.EMOTIONS_7, E.predict_outputs(model, split.images)[0])
+
+
+def test_a_runs_results_predict_each_split_once(monkeypatch, tmp_path):
+    from emolib import runs
+
+    split = _split(["happy", "sad", "angry", "neutral"], L.EMOTIONS_7, size=48)
+    model = M.build_model("simple_cnn", num_classes=7, input_size=48, channels=1, seed=0)
+    predicted = []
+    monkeypatch.setattr(E, "predict_outputs", lambda model, images, *rest: predicted.append(len(images))
+                        or (np.full((len(images), 7), 1 / 7), None))
+    metrics = runs.write_results(tmp_path, model, "simple_cnn", L.EMOTIONS_7, split, split.subset([0, 1]),
+                                 [{"epoch": 1, "loss": 1.0}], {})
+    assert predicted == [4, 2]  # val, then test; the report and the "not sure" threshold reuse them
+    assert metrics["val"]["samples"] == 4 and metrics["test"]["samples"] == 2
+    assert (tmp_path / "model.json").is_file() and "test split" in (tmp_path / "report.txt").read_text()
+
+
 def test_no_shared_images_gives_empty_metrics():
     split = _split(["contempt", "contempt"], L.EMOTIONS_8)
     result = E.evaluate_split(PixelModel(L.EMOTIONS_7), split, L.EMOTIONS_7)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 
-from emolib.files import cut_torn_line, write_atomic
+from emolib.files import cut_torn_line, remove_stale_temporaries, write_atomic
 
 
 @pytest.mark.parametrize(("data", "kept"), [
@@ -28,3 +34,37 @@ def test_an_atomic_write_replaces_the_whole_file(tmp_path):
     write_atomic(path, b"second")
     assert path.read_text() == "second"
     assert [p.name for p in path.parent.iterdir()] == ["a.txt"]  # no temporary file left behind
+
+
+def _temporary(folder, stem, suffix, pid):
+    """A temporary file as an atomic write by process ``pid`` names it."""
+    path = folder / f".{stem}.tmp-{socket.gethostname()}-{pid}-abc123{suffix}"
+    path.write_bytes(b"half")
+    return path
+
+
+def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    """Issue 38's kill campaign: each kill during an atomic write left its temporary file for good (a
+    whole cache file's size, a model's), one more per kill."""
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its pid names a process that no longer runs
+    dead = _temporary(tmp_path, "cache", ".npy", finished.pid)
+    live = _temporary(tmp_path, "cache", ".npy", os.getpid())
+    other = _temporary(tmp_path, "best", ".weights.h5", finished.pid)
+    write_atomic(tmp_path / "cache.npy", b"whole")
+    assert not dead.exists() and live.exists() and other.exists()
+    assert remove_stale_temporaries(tmp_path) == [other]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cache.npy", live.name])
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    """Issue 38, a full disk: the write fails half way; the file keeps its former content."""
+    path = write_atomic(tmp_path / "state.json", "before")
+
+    def disk_full(tmp):
+        tmp.write_bytes(b"hal")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(path, disk_full)
+    assert path.read_text() == "before" and [p.name for p in tmp_path.iterdir()] == ["state.json"]

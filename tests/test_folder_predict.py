@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -87,3 +88,33 @@ def test_without_ray_installed_ray_says_how_to_install(photo_folder, tiny_model_
     assert predict(photo_folder, tmp_path / "p.jsonl", tiny_model_dir, "--ray") == 2
     assert 'pip install -e ".[ray]"' in capsys.readouterr().err
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_a_full_disk_keeps_whole_records_says_so_and_the_rerun_finishes(photo_folder, tiny_model_dir,
+                                                                       tmp_path, monkeypatch, capsys):
+    """Issue 38, a full disk: the second chunk's append fits only in part (a short write, then ENOSPC).
+    The part written was kept as if complete (os.write's count unchecked); now the file is cut back to
+    its whole records, the command says the disk is full, and the same command later finishes."""
+    import errno
+
+    out = tmp_path / "p.jsonl"
+    original, calls = os.write, []
+
+    def filling_disk(fd, data):
+        calls.append(1)
+        if len(calls) == 2:
+            return original(fd, bytes(data[:len(data) // 2]))  # what still fitted
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(fd, data)
+
+    monkeypatch.setattr(folder_predict.os, "write", filling_disk)
+    assert predict(photo_folder, out, tiny_model_dir, "--recursive") == 2
+    err = capsys.readouterr().err
+    assert "No space left" in err and "the disk is full" in err and "already in --out are skipped" in err
+    monkeypatch.undo()
+    kept = folder_predict.JsonlOutput(out).read()  # every line whole: the first chunk only
+    assert len(kept) == 2 and out.read_bytes().endswith(b"\n")
+    predict(photo_folder, out, tiny_model_dir, "--recursive", "--json")
+    assert json.loads(capsys.readouterr().out)["skipped"] == 2
+    assert len({r["path"] for r in folder_predict.JsonlOutput(out).read()}) == 4

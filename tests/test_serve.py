@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from emolib import detect
+
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 1_000_000  # upload limit used by the test app (the default is 10 MB)
 
@@ -287,4 +289,5 @@ def test_health_and_the_web_page_are_in_the_schema(client):
     health = spec["paths"]["/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert health == {"$ref": "#/components/schemas/Health"}
     assert {"model", "detector", "max_pixels"} <= set(spec["components"]["schemas"]["Health"]["properties"])
-    assert client.get("/health").json()["detector"]["score_threshold"] == 0.7  # the detector's own settings
+    # the detector's own settings
+    assert client.get("/health").json()["detector"]["score_threshold"] == detect.YUNET_SCORE_THRESHOLD

@@ -292,6 +292,112 @@ def test_killed_run_resumes_where_it_stopped(fer_small, tmp_path, schedule):
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 3
 
 
+def _iterations(model_file: Path) -> int:
+    """Optimizer steps a checkpointed model has taken."""
+    return int(keras.ops.convert_to_numpy(keras.saving.load_model(model_file).optimizer.iterations))
+
+
+def _fail_on_call(monkeypatch, target, name: str, call: int, error: BaseException):
+    """Make ``target.name`` raise ``error`` on its ``call``-th call (a kill, or a full disk, just there)."""
+    original, calls = getattr(target, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, failing)
+
+
+def _killed_run(fer_small, config, output, monkeypatch, target, name: str, message: str):
+    """The run directory of a training killed at the second call of ``target.name``."""
+    train_split, val_split, test_split, info = fer_small
+    _fail_on_call(monkeypatch, target, name, 2, Killed(message))
+    with pytest.raises(Killed):
+        T.train(config, train_split, val_split, test_split, output=output, data_info=info, verbose=0)
+    monkeypatch.undo()
+    (run_dir,) = list(output.iterdir())
+    return run_dir
+
+
+def test_a_kill_before_the_state_is_written_resumes_from_the_recorded_epoch(fer_small, tmp_path, monkeypatch):
+    """Issue 38's kill campaign: last.keras was replaced before state.json, so a kill between the two
+    resumed epoch 1 from the model that had already trained it (an epoch trained twice)."""
+    train_split, val_split, test_split, info = fer_small
+    config = _config(epochs=2)
+    run_dir = _killed_run(fer_small, config, tmp_path, monkeypatch, T, "write_json",
+                          "killed before epoch 1's state.json")
+    checkpoint = run_dir / T.CHECKPOINT_DIR
+    assert json.loads((checkpoint / "state.json").read_text())["epoch"] == 1
+    per_epoch = _iterations(checkpoint / "last.keras")
+    T.train(config, train_split, val_split, test_split, run_dir=run_dir, data_info=info, verbose=0)
+    assert [row["epoch"] for row in _history(run_dir)] == [0, 1]
+    assert _iterations(checkpoint / "last.keras") == 2 * per_epoch, "an epoch was trained twice"
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["best.weights.h5", "last.keras", "state.json"]
+
+
+def test_a_kill_after_the_last_state_is_written_keeps_the_whole_history(fer_small, tmp_path, monkeypatch):
+    """Issue 38's kill campaign: history.csv was written after state.json; a kill between the two at
+    the last epoch left a finished run whose history.csv missed that epoch."""
+    train_split, val_split, test_split, info = fer_small
+    config = _config(epochs=2)
+    run_dir = _killed_run(fer_small, config, tmp_path, monkeypatch, runs, "write_history",
+                          "killed before epoch 1's history row")
+    T.train(config, train_split, val_split, test_split, run_dir=run_dir, data_info=info, verbose=0)
+    assert [row["epoch"] for row in _history(run_dir)] == [0, 1]
+    assert json.loads((run_dir / "model.json").read_text())["epochs_run"] == 2
+
+
+def test_a_kill_while_a_run_directory_is_made_leaves_no_run_directory(tmp_path, monkeypatch):
+    """Issue 38's kill campaign: a kill while train wrote params.json left a run directory holding only
+    a temporary file, which --resume refuses and the next run leaves behind."""
+    import socket
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # a pid that no longer runs: the killed process that was making a run directory
+    stale = tmp_path / f".20261207-000000-small.tmp-{socket.gethostname()}-{finished.pid}-abc123"
+    stale.mkdir()
+    (stale / "params.json").write_text('{"config": {"backb')
+    run_dir = runs.new_run_dir(tmp_path, "small", {"config": {"backbone": "simple_cnn"}})
+    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]
+    assert json.loads((run_dir / "params.json").read_text()) == {"config": {"backbone": "simple_cnn"}}
+    monkeypatch.setattr(runs, "write_params", lambda *a: (_ for _ in ()).throw(Killed("killed")))
+    with pytest.raises(Killed):
+        runs.new_run_dir(tmp_path, "other", {"config": {}})
+    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_resumes(fer_small, tmp_path, monkeypatch, capsys):
+    """Issue 38, a full disk: the epoch-2 checkpoint cannot be written; the epoch-1 one stays whole, the
+    command says what to do, and the same command with --resume finishes once space is free."""
+    import errno
+
+    train_split, val_split, test_split, info = fer_small
+    config = _config(epochs=2)
+
+    original = keras.Model.save
+
+    def save(self, path, *args, **kwargs):
+        if "pending-0002" in str(path):  # the epoch-2 checkpoint's model
+            Path(path).write_bytes(b"PK\x03\x04 half a model")  # what fitted before the disk was full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", save)
+    with pytest.raises(OSError, match="No space left"):
+        T.train(config, train_split, val_split, test_split, output=tmp_path, data_info=info, verbose=0)
+    monkeypatch.undo()
+    (run_dir,) = list(tmp_path.iterdir())
+    checkpoint = run_dir / T.CHECKPOINT_DIR
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["best.weights.h5", "last.keras", "state.json"]
+    assert json.loads((checkpoint / "state.json").read_text())["epoch"] == 1
+    keras.saving.load_model(checkpoint / "last.keras")
+    assert [row["epoch"] for row in _history(run_dir)] == [0]
+    T.train(config, train_split, val_split, test_split, run_dir=run_dir, data_info=info, verbose=0)
+    assert T.is_complete(run_dir) and [row["epoch"] for row in _history(run_dir)] == [0, 1]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Class weights, schedules, run directories
 # ---------------------------------------------------------------------------------------------------

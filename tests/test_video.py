@@ -142,6 +142,24 @@ def test_interrupted_analysis_keeps_whole_rows_and_resumes(clip, predictor, time
     pd.testing.assert_frame_equal(pd.read_csv(out), full, check_dtype=False)
 
 
+def test_a_frame_torn_between_its_faces_is_analysed_again(clip, predictor, timeline, tmp_path):
+    """Issue 38's kill campaign: a kill in the middle of an append wrote the first face of the chunk's
+    last frame and not the second; resuming after that frame lost the second face's row."""
+    full, _ = timeline
+    assert full.groupby("frame").size().max() == 2, "the clip should show two faces at once"
+    out = tmp_path / "timeline.csv"
+    with pytest.raises(KeyboardInterrupt):
+        V.analyze_video(clip, _InterruptedPredictor(predictor), out=out, chunk_frames=16, progress=False)
+    lines = out.read_text().splitlines(keepends=True)
+    last = max(int(line.split(",")[1]) for line in lines[1:])
+    rows_of_last = [line for line in lines[1:] if int(line.split(",")[1]) == last]
+    assert len(rows_of_last) == 2
+    out.write_text("".join(lines[:-1]))  # the frame's second face never reached the file
+    resumed = V.analyze_video(clip, predictor, out=out, resume=True, progress=False)
+    pd.testing.assert_frame_equal(resumed, full, check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_csv(out), full, check_dtype=False)
+
+
 def test_tracker_bridges_missed_detections_and_starts_new_tracks():
     tracker = V.IoUTracker(max_missed=2)
     assert tracker.update([(0, 0, 50, 50), (200, 0, 50, 50)]) == [1, 2]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -269,3 +272,26 @@ def test_remote_predictor_explains_a_face_through_the_api(api_server, photos_dir
     assert remote.explain_face(image, face) is entry  # the photo is explained once, for all its faces
     with pytest.raises(ValueError, match="not found again"):
         remote.explain_face(image, {**face, "box": {"x": 0, "y": 0, "w": 10, "h": 10}})
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the page's card() function")
+def test_the_page_shows_valence_and_arousal_when_a_face_has_them(tmp_path):
+    """The web page's ``card()`` under Node with a minimal DOM: a face from a model with a valence-arousal
+    head gets a line with both values; other faces do not."""
+    page = (REPO / "emolib" / "static" / "index.html").read_text(encoding="utf-8")
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    functions = "\n".join(re.findall(r"^function (?:element|card)\(.*?^}\n", script, re.S | re.M))
+    harness = tmp_path / "card.js"
+    harness.write_text(
+        "const document = {createElement: tag => ({tag, children: [], "
+        "append(...c) { this.children.push(...c); }})};\n"
+        + functions + "\n"
+        "const text = node => typeof node === 'string' ? node : (node.textContent || '') + "
+        "(node.children || []).map(text).join('');\n"
+        "const face = {emoji: '😄', label: 'Joie', confidence: 80, emotion: 'happy', "
+        "probabilities: {happy: 1}};\n"
+        "console.log(JSON.stringify([text(card({...face, valence: 0.5, arousal: -0.25}, 0, '#000')), "
+        "text(card(face, 0, '#000'))]));\n", encoding="utf-8")
+    with_va, without = json.loads(subprocess.run(["node", str(harness)], capture_output=True, text=True,
+                                                 check=True).stdout)
+    assert "valence 0.50 · arousal -0.25" in with_va and "valence" not in without

@@ -16,6 +16,16 @@ from emolib.modelcards import CARD_FILE
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
+def _full_config(config: dict) -> dict:
+    """A params.json config with every field of today's TrainConfig (defaults where a run recorded
+    before a field existed lacks it), so that a field added later does not split an idea in two."""
+    from dataclasses import asdict
+
+    from emolib.train import TrainConfig
+
+    return {**asdict(TrainConfig()), **config}
+
+
 def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Finished run directories (metrics.json + model card) at or below ``paths`` (missing paths: none)."""
     from emolib.train import is_complete
@@ -54,7 +64,7 @@ def run_row(run_dir: str | os.PathLike) -> dict:
         "run": run_dir.name,
         "idea": idea_of(run_dir, record),
         "seed": config.get("seed"),
-        "setup": json.dumps({**{k: v for k, v in config.items() if k != "seed"},  # all but the seed
+        "setup": json.dumps({**{k: v for k, v in _full_config(config).items() if k != "seed"},  # but the seed
                              **{f"data.{k}": data.get(k) for k in ("dataset", "max_per_class", "fraction")}},
                             sort_keys=True, default=str),
         "notebook": Path(record["notebook"]).stem if record.get("notebook") else None,

@@ -102,8 +102,8 @@ def plot_augmented(images, augment=True, copies: int = 3, seed: int = 0):
 
 
 def show_run(run_dir: str | os.PathLike) -> dict:
-    """Display a run inline (headline metrics, learning curves, confusion matrix, reliability diagram,
-    report); return metrics."""
+    """Display a run inline (headline metrics, valence and arousal scores where the model has that head,
+    learning curves, confusion matrix, reliability diagram, report); return metrics."""
     from IPython.display import Image, Markdown, display
 
     run_dir = Path(run_dir)
@@ -112,6 +112,12 @@ def show_run(run_dir: str | os.PathLike) -> dict:
     scores = ", ".join(f"{name.replace('_', ' ')} **{metrics[split][name]:.3f}**" for name in METRICS)
     display(Markdown(f"`{run_dir.name}` — {split} split ({metrics[split]['samples']} images): {scores}; "
                      f"best epoch {metrics['best_epoch'] + 1} of {metrics['epochs_run']}."))
+    affect = [f"{name} CCC **{metrics[split][name]['ccc']:.3f}**, RMSE {metrics[split][name]['rmse']:.3f}, "
+              f"Pearson {metrics[split][name]['pearson']:.3f} ({metrics[split][name]['samples']} faces)"
+              for name in ("valence", "arousal") if (metrics[split].get(name) or {}).get("ccc") is not None
+              and metrics[split][name]["pearson"] is not None]
+    if affect:  # a model with a valence-arousal head
+        display(Markdown("; ".join(affect) + "."))
     for figure in ("curves.png", "confusion.png", "reliability.png"):
         if (run_dir / figure).is_file():
             display(Image(filename=str(run_dir / figure)))

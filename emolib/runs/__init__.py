@@ -3,7 +3,8 @@
 A run directory (``results/runs/<timestamp>-<name>/``)::
 
     params.json        configuration and data description (written first, by emolib.train.train)
-    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume);
+    checkpoint/        last.keras + best.weights.h5 + state.json, every epoch (for resume; state.json
+                       commits them, see emolib.train.commit_checkpoint);
                        with keep_snapshots, snapshots/epoch-NNN.weights.h5 too (for ``emolib average``)
     history.csv        one row per finished epoch
     metrics.json       validation and test metrics (scikit-learn; calibration: ECE, MCE, NLL, Brier)
@@ -32,7 +33,7 @@ import numpy as np
 
 from emolib import data as D
 from emolib import evaluate as E
-from emolib.files import atomic_path, write_atomic, write_json
+from emolib.files import atomic_path, remove_stale_temporaries, write_atomic, write_json
 from emolib.modelcards import CARD_FILE
 
 CHECKPOINT_DIR = "checkpoint"
@@ -50,18 +51,33 @@ class RunResult:
     history: list[dict]
 
 
-def new_run_dir(output: str | Path, name: str) -> Path:
-    """A fresh ``<output>/<timestamp>-<name>`` directory; never reuses an existing one."""
+def new_run_dir(output: str | Path, name: str, params: dict | None = None) -> Path:
+    """A fresh ``<output>/<timestamp>-<name>`` directory; never reuses an existing one.
+
+    With ``params``, the directory appears with its params.json already whole (made under a temporary
+    name, then renamed): a kill never leaves a run directory that is not one.
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    if params is not None:
+        remove_stale_temporaries(output)  # run directories that killed processes were making
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
         candidate = output / (f"{stamp}-{name}" + (f"-{attempt}" if attempt else ""))
         try:
-            candidate.mkdir()
+            if params is None:
+                candidate.mkdir()
+                return candidate
+            if candidate.exists():
+                continue
+            with atomic_path(candidate) as tmp:
+                tmp.mkdir()
+                write_params(tmp, params)
             return candidate
-        except FileExistsError:
-            continue
+        except (FileExistsError, OSError) as error:
+            if isinstance(error, FileExistsError) or candidate.exists():
+                continue
+            raise
     raise RuntimeError(f"could not create a new run directory in {output}")
 
 
@@ -90,21 +106,24 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
     metrics.json (val and, when given, test; plus ``metrics_fields``), report.txt, confusion.png and
     reliability.png (the last split evaluated), curves.png (``history``), model.keras and model.json
     (``card_fields`` are added to the card, and ``uncertain_below``: the "not sure" threshold chosen
-    on val for ``target_precision``, see :func:`emolib.evaluate.uncertainty_threshold`).
+    on val for ``target_precision``, see :func:`emolib.evaluate.uncertainty_threshold`). A model with a
+    valence-arousal head has ``valence`` and ``arousal`` scores (RMSE, Pearson, CCC) in both.
     """
     import matplotlib.pyplot as plt
 
     from emolib import models as M
 
-    metrics = {"val": E.evaluate_split(model, val_split, classes)}
+    outputs = {"val": E.predict_outputs(model, val_split.images)}  # each split predicted once
+    metrics = {"val": E.score_outputs(val_split, classes, *outputs["val"])}
     evaluated = "val"
     if test_split is not None:
-        metrics["test"] = E.evaluate_split(model, test_split, classes)
+        outputs["test"] = E.predict_outputs(model, test_split.images)
+        metrics["test"] = E.score_outputs(test_split, classes, *outputs["test"])
         evaluated = "test"
     metrics.update(evaluated_split=evaluated, **metrics_fields)
     final = metrics[evaluated]
     split = test_split if test_split is not None else val_split
-    y_pred = np.argmax(E.predict_proba(model, split.images), axis=1)
+    y_pred = np.argmax(outputs[evaluated][0], axis=1)
     write_atomic(run_dir / "report.txt", f"{evaluated} split\n\n" +
                  E.classification_report(split.labels, y_pred, classes))
     for filename, figure in (
@@ -118,12 +137,11 @@ def write_results(run_dir: Path, model, backbone: str, classes, val_split: D.Spl
             figure.savefig(tmp, dpi=110)
         plt.close(figure)
     write_json(run_dir / "metrics.json", metrics)
-    threshold = E.uncertainty_threshold(E.predict_proba(model, val_split.images), val_split.labels,
-                                        target_precision)
+    threshold = E.uncertainty_threshold(outputs["val"][0], val_split.labels, target_precision)
     card = M.make_card(
         model, backbone=backbone, labels=classes, name=run_dir.name,
-        metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1",
-                                                    "weighted_f1", "ece", "samples")},
+        metrics={evaluated: {k: final[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+                                                    "ece", "samples", *E.AFFECT_DIMENSIONS) if k in final},
                  "val_accuracy": metrics["val"]["accuracy"], "val_ece": metrics["val"]["ece"]},
         **{"uncertain_below": {**threshold, "fitted_on": "val"}, **card_fields})
     M.save_model(model, run_dir, card)  # model.json last: the run is complete

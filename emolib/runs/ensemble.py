@@ -21,11 +21,12 @@ def ensemble_model(members, name: str = "ensemble"):
     """A model that feeds its input face to every one of ``members`` and averages their probabilities.
 
     The members take the same input (size, channels) and predict the same classes in the same order.
+    Only the probabilities are averaged: a member's valence-arousal output is left out.
     """
     import keras
 
     shapes = {tuple(member.input_shape[1:]) for member in members}
-    classes = {member.output_shape[-1] for member in members}
+    classes = {member.outputs[0].shape[-1] for member in members}
     if len(members) < 2 or len(shapes) > 1 or len(classes) > 1:
         raise ValueError(f"an ensemble needs at least 2 members with one input shape and one number of "
                          f"classes (got {len(members)} members, inputs {sorted(shapes)}, "

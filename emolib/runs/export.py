@@ -10,7 +10,7 @@ import numpy as np
 
 from emolib import paths
 from emolib.files import atomic_path, sha256_file, write_atomic, write_json
-from emolib.modelcards import ONNX_FILE
+from emolib.modelcards import ONNX_FILE, split_outputs
 from emolib.models import CARD_FILE, MODEL_FILE, LoadedModel, load_model
 from emolib.runs import finished_card
 
@@ -96,14 +96,21 @@ def check_faces(loaded: LoadedModel, count: int = CHECK_FACES, seed: int = 0) ->
 
 def check_onnx(loaded: LoadedModel, onnx_path: str | os.PathLike, faces: np.ndarray) -> dict:
     """Keras vs ONNX Runtime on ``faces``: ``faces``, ``max_abs_diff`` (largest probability
-    difference) and ``argmax_agreement`` (share of faces given the same class)."""
+    difference), ``argmax_agreement`` (share of faces given the same class) and, for a model with a
+    valence-arousal head, ``valence_arousal_max_abs_diff``."""
     from emolib.runtimes import OnnxModel
 
     faces = np.asarray(faces, dtype=np.float32)
-    expected = np.asarray(loaded.model.predict_on_batch(faces))
-    got = OnnxModel(onnx_path).predict_on_batch(faces)
-    return {"faces": len(faces), "max_abs_diff": float(np.abs(expected - got).max()),
-            "argmax_agreement": float(np.mean(expected.argmax(1) == got.argmax(1)))}
+    expected, expected_va = split_outputs(loaded.model.predict_on_batch(faces))
+    got, got_va = split_outputs(OnnxModel(onnx_path).predict_on_batch(faces))
+    if (expected_va is None) != (got_va is None):
+        raise ValueError(f"{onnx_path} has {'no' if got_va is None else 'a'} valence-arousal output, "
+                         "the Keras model " + ("has one" if got_va is None else "none"))
+    check = {"faces": len(faces), "max_abs_diff": float(np.abs(expected - got).max()),
+             "argmax_agreement": float(np.mean(expected.argmax(1) == got.argmax(1)))}
+    if expected_va is not None:
+        check["valence_arousal_max_abs_diff"] = float(np.abs(expected_va - got_va).max())
+    return check
 
 
 def run_cli(args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,23 +15,27 @@ SKIPPED_LISTED = 10
 
 def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = D.VAL_FRACTION,
               max_per_class: int | None = None, seed: int = 0, test_split: str | None = "test",
-              val_split: str | None = None, **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
+              val_split: str | None = None, cache: bool | str | os.PathLike = True,
+              **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
     """Train / validation / test splits and their description.
 
     The validation split is the dataset's own ``val_split`` (e.g. FER+'s ``valid``) where given, else
     carved from train (stratified, ``val_fraction``, ``seed``). The test split is only evaluated.
+    ``cache`` is :func:`emolib.data.load_split`'s; ``options`` are the format's (``classes``, ``margin``,
+    ``square``, ``align``, ``boxes``), which the description records (as ``options``) when given.
     """
-    full = D.load_split(dataset, root, "train", input_size, channels, progress=True, **options)
+    full = D.load_split(dataset, root, "train", input_size, channels, cache, progress=True, **options)
     if val_split:
         train_split = full
-        val = D.load_split(dataset, root, val_split, input_size, channels, progress=True, **options)
+        val = D.load_split(dataset, root, val_split, input_size, channels, cache, progress=True, **options)
     else:
         train_split, val = D.train_val_split(full, val_fraction, seed)
     train_split = D.limit_per_class(train_split, max_per_class, seed=seed)
     val = D.limit_per_class(val, max_per_class and max(1, max_per_class // 4), seed=seed)
     test = None
     if test_split:
-        test = D.load_split(dataset, root, test_split, input_size, channels, progress=True, **options)
+        test = D.load_split(dataset, root, test_split, input_size, channels, cache, progress=True,
+                            **options)
         test = D.limit_per_class(test, max_per_class and max(1, max_per_class // 4), seed=seed)
     loaded = [full, *([val] if val_split else []), *([test] if test is not None else [])]
     skipped = {s: r for split in loaded for s, r in zip(split.skipped, split.skip_reasons)}
@@ -43,6 +48,9 @@ def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: 
               f"card (training_data.skipped_first); the first: {source}: {reason}", file=sys.stderr)
     if val_split:
         info["val_split"] = val_split
+    if options:
+        info["options"] = {key: os.fspath(value) if isinstance(value, os.PathLike) else value
+                           for key, value in options.items()}
     return train_split, val, test, info
 
 
@@ -50,7 +58,7 @@ def load_recorded_data(record: dict, input_size: int, channels: int):
     """:func:`load_data` of a run's ``data`` record (params.json): the same splits, the same val carve."""
     return load_data(record["dataset"], record["root"], input_size, channels, record["val_fraction"],
                      record["max_per_class"], record["seed"], record.get("test_split", "test"),
-                     record.get("val_split"))
+                     record.get("val_split"), **record.get("options", {}))
 
 
 def load_run_data(run_dir: str | Path):

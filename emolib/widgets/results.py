@@ -156,6 +156,27 @@ def probability_bars_html(probabilities: dict, language: str = "fr", color: str 
     return f'<div class="emolib-bars">{"".join(rows)}</div>'
 
 
+#: Side in pixels of a face's valence-arousal plot.
+AFFECT_PLOT_SIDE = 84
+
+
+def valence_arousal_html(valence: float, arousal: float, color: str = COLORS[0],
+                         side: int = AFFECT_PLOT_SIDE) -> str:
+    """A small valence-arousal plot (inline SVG: valence across, arousal up, both -1..1) with the face
+    as a dot, and the two values written beside it."""
+    half = side / 2
+    x, y = half + float(valence) * (half - 4), half - float(arousal) * (half - 4)
+    svg = (f'<svg class="emolib-affect-plot" width="{side}" height="{side}" viewBox="0 0 {side} {side}" '
+           f'role="img" aria-label="valence {valence:.2f}, arousal {arousal:.2f}">'
+           f'<rect x="0.5" y="0.5" width="{side - 1}" height="{side - 1}" fill="#fafafa" stroke="#ccc"/>'
+           f'<line x1="0" y1="{half}" x2="{side}" y2="{half}" stroke="#ccc"/>'
+           f'<line x1="{half}" y1="0" x2="{half}" y2="{side}" stroke="#ccc"/>'
+           f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"/></svg>')
+    values = (f'<div class="emolib-affect-values">valence <b class="emolib-valence">{valence:+.2f}</b><br>'
+              f'arousal <b class="emolib-arousal">{arousal:+.2f}</b></div>')
+    return f'<div class="emolib-affect">{svg}{values}</div>'
+
+
 #: ``explainer(image, face)`` → the face's ``"saliency"`` entry (``EmotionPredictor.explain_face``).
 Explainer = Callable[[np.ndarray, dict], dict]
 
@@ -187,8 +208,9 @@ def why_toggle(prediction: dict, image, explainer: Explainer) -> widgets.VBox:
 
 def face_card(prediction: dict, index: int, image=None, language: str = "fr",
               explainer: Explainer | None = None) -> widgets.Widget:
-    """One face: thumbnail, emoji, emotion name, confidence, its probability bars, and with an
-    ``explainer`` (or a ``"saliency"`` entry) a "🔍 Why?" toggle. A face whose answer is ``uncertain``
+    """One face: thumbnail, emoji, emotion name, confidence, its probability bars, its valence-arousal
+    plot where the model gives them, and with an ``explainer`` (or a ``"saliency"`` entry) a "🔍 Why?"
+    toggle. A face whose answer is ``uncertain``
     gets a grey card that says "not sure"."""
     uncertain = bool(prediction.get("uncertain"))
     color = UNCERTAIN_COLOR if uncertain else color_for(index)
@@ -211,7 +233,10 @@ def face_card(prediction: dict, index: int, image=None, language: str = "fr",
     if image is not None and prediction.get("box") and (explainer or prediction.get("saliency")):
         parts.append(why_toggle(prediction, image, explainer))
     bars = widgets.HTML(probability_bars_html(prediction.get("probabilities", {}), language, color))
-    text = widgets.VBox([widgets.HTML(title), bars], layout=widgets.Layout(flex="1"))
+    shown = [widgets.HTML(title), bars]
+    if prediction.get("valence") is not None and prediction.get("arousal") is not None:
+        shown.append(widgets.HTML(valence_arousal_html(prediction["valence"], prediction["arousal"], color)))
+    text = widgets.VBox(shown, layout=widgets.Layout(flex="1"))
     card = widgets.HBox(parts + [text], layout=widgets.Layout(
         border=f"2px solid {color}", padding="8px", margin="4px 0", gap="12px", align_items="flex-start",
         max_width="720px"))
