@@ -60,10 +60,15 @@ lab: $(STAMP)
 # The backend-sensitive tests (marker `backend`, see pyproject.toml) run again on JAX in `make test`,
 # and on PyTorch with `make test-torch` (its CUDA-enabled wheels, 6.5 GB installed, keep it out of `make test`).
 BACKEND_TESTS := -m backend tests
+# The JAX run goes on beside the TensorFlow one (much of a test's time is waiting: subprocesses, kernels,
+# servers, a browser); its log is printed when both have ended, and either failing fails `make test`.
+JAX_TEST_LOG := $(or $(TMPDIR),/tmp)/emolib-test-jax.log
 
 test: $(STAMP) $(call stamp_of,jax) browser
-	$(PY) -m pytest -p no:cacheprovider --nbval-lax tests notebooks dashboards
-	$(call venv_of,jax)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
+	@$(call venv_of,jax)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS) > $(JAX_TEST_LOG) 2>&1 & jax=$$!; \
+	$(PY) -m pytest -p no:cacheprovider --nbval-lax tests notebooks dashboards; tensorflow=$$?; \
+	wait $$jax; jax=$$?; echo "== the backend tests again, on JAX ($(JAX_TEST_LOG)):"; cat $(JAX_TEST_LOG); \
+	exit $$(( tensorflow || jax ))
 
 test-torch: $(call stamp_of,torch)
 	$(call venv_of,torch)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)

@@ -7,6 +7,8 @@ Jobs, on tiny inputs built in a scratch folder (``--work``, default a temporary 
 - ``train``: ``emolib train`` (simple_cnn, 2 epochs, FER2013 at most 5 faces per class); after a kill
   the same command with ``--resume RUN_DIR`` (without, while no run directory has its params.json).
 - ``experiments``: ``emolib experiments run GRID`` (local), a grid of three runs of a tiny notebook.
+- ``experiments-ray``: the same with ``--ray --jobs 2``, on a local Ray head (2 CPUs) started once for
+  the campaign: a kill stops the driver while Ray's workers run the notebooks.
 - ``predict-jsonl``, ``predict-parquet``: ``emolib predict DIR --out`` over 12 photos, 2 per chunk
   (ONNX Runtime where the tiny model can be exported, as for ``video``).
 - ``video``: ``emolib video CLIP --out timeline.csv --resume`` over a 3-second generated clip of two faces.
@@ -22,8 +24,10 @@ records, rows, cache files, training history and model; every output file must p
 Parquet, .npy, .keras, .h5, PNG) and no temporary or pending file may be left.
 
 A kill point counts as resumed OK when the run after it did not fail and the comparison at the end of
-its chain found nothing. Processes the killed one leaves (a notebook's kernel) are counted as orphans
-if still alive 15 s later, then killed. Prints a markdown table (``--json``: one JSON object).
+its chain found nothing. Processes the killed one leaves in its process group, and notebook kernels (in
+sessions of their own, found by an environment variable every process of the campaign inherits, Ray's
+workers included), are counted as orphans if still alive 15 s after the run ended, then killed. Prints
+a markdown table (``--json``: one JSON object).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +54,8 @@ PHOTOS = SHARED / "data" / "photos"
 FER2013 = SHARED / "data" / "fer2013"
 YUNET = SHARED / "models" / "face_detection_yunet_2023mar.onnx"
 ORPHAN_GRACE_S = 15
+#: set to the campaign's scratch folder in every process the campaign starts (see left_kernels)
+CAMPAIGN_VARIABLE = "EMOLIB_CRASH_CAMPAIGN"
 
 # ---------------------------------------------------------------------------------------------------
 # The child: an emolib command whose file writes are counted, the N-th one a SIGKILL
@@ -449,8 +455,44 @@ class ExperimentsJob(Job):
         return problems, len(expected), lost
 
 
-JOBS = {"train": TrainJob, "experiments": ExperimentsJob, "predict-jsonl": PredictJob,
-        "predict-parquet": ParquetJob, "video": VideoJob, "cache": CacheJob}
+class RayExperimentsJob(ExperimentsJob):
+    """The grid on Ray (``env`` holds ``RAY_ADDRESS``)."""
+
+    def command(self, state):
+        return [*super().command(state), "--ray", "--jobs", "2"]
+
+
+
+def left_kernels(mark: str) -> int:
+    """Kill and count the notebook kernels started under the campaign ``mark`` (an environment value
+    every process of the campaign inherits) still alive ORPHAN_GRACE_S after their run ended: a kernel
+    starts a session of its own, so the process-group check does not see it."""
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while (kernels := _kernels_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in kernels:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(kernels)
+
+
+def _kernels_marked(mark: str) -> list[int]:
+    """The ``ipykernel`` processes whose environment holds ``CAMPAIGN_VARIABLE=mark``."""
+    wanted, kernels = f"{CAMPAIGN_VARIABLE}={mark}".encode(), []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"ipykernel" in (process / "cmdline").read_bytes() and \
+                    wanted in (process / "environ").read_bytes().split(b"\0"):
+                kernels.append(int(process.name))
+        except OSError:
+            continue
+    return kernels
+
+
+JOBS = {"train": TrainJob, "experiments": ExperimentsJob, "experiments-ray": RayExperimentsJob,
+        "predict-jsonl": PredictJob, "predict-parquet": ParquetJob, "video": VideoJob, "cache": CacheJob}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -558,7 +600,7 @@ def campaign(job: Job, work: Path, points: int, chain: int, rng: random.Random) 
                                  f"{rng.choice(['temporary', 'renamed', 'torn', 'whole'])}"}
             last = kills_here >= chain or tally.points + kills_here >= points
             outcome = run_once(job.command(state), {**os.environ, **job.env}, **({} if last else kill))
-            tally.orphans += outcome.orphans
+            tally.orphans += outcome.orphans + left_kernels(os.environ[CAMPAIGN_VARIABLE])
             if outcome.killed:
                 kills_here += 1
                 tally.during_write += not timed
@@ -611,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown job(s) {unknown}; expected {', '.join(JOBS)}")
     os.environ.setdefault("PYTHONPATH", str(REPO))
     work = Path(args.work or tempfile.mkdtemp(prefix="emolib-crash-"))
+    os.environ[CAMPAIGN_VARIABLE] = str(work)  # inherited by every run, a Ray head and its workers
     work.mkdir(parents=True, exist_ok=True)
     try:
         inputs = work / "inputs"
@@ -618,9 +661,16 @@ def main(argv: list[str] | None = None) -> int:
             make_inputs(inputs)
         rng = random.Random(args.seed)
         tallies = []
-        for name in names:
-            tallies.append(campaign(JOBS[name](name, inputs), work, args.points, args.chain, rng))
-            print(markdown(tallies[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        with ExitStack() as stack:
+            for name in names:
+                job = JOBS[name](name, inputs)
+                if isinstance(job, RayExperimentsJob):
+                    from emolib.cluster import local_cluster
+
+                    head = stack.enter_context(local_cluster(2, work / "ray-head.log"))
+                    job.env = {"RAY_ADDRESS": head.address}
+                tallies.append(campaign(job, work, args.points, args.chain, rng))
+                print(markdown(tallies[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

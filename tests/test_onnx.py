@@ -88,3 +88,26 @@ def test_auto_runtime_falls_back_to_keras_without_an_up_to_date_onnx_file(tiny_m
     with pytest.raises(ValueError, match="unknown runtime 'tflite'"):
         runtimes.load(tiny_model_dir, "tflite")
 
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_calibrating_in_place_keeps_model_onnx_while_it_is_the_same_model(tiny_onnx_dir, fer2013_dir,
+                                                                          tmp_path, monkeypatch, kept):
+    from emolib import train
+    from emolib.runs import calibrate
+
+    directory = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, directory)
+    _, val_split, _, _ = train.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=4,
+                                         cache=tmp_path / "cache")
+    monkeypatch.setattr(calibrate, "MIN_ECE_GAIN", -1.0 if kept else 1.0)  # keep any temperature, or none
+    calibrate.calibrate_model(directory, val_split, output=directory)
+    card = json.loads((directory / "model.json").read_text())
+    assert (card["calibration"]["temperature"] != 1.0) == kept
+    if kept:  # the model changed: its old ONNX file is refused until exported again
+        assert "onnx" not in card
+        with pytest.raises(ValueError, match="was not made from the model.keras beside it"):
+            runtimes.onnx_model_file(directory)
+    else:  # re-saved with the same weights: the ONNX file still runs it
+        assert card["onnx"]["keras_sha256"] == sha256_file(directory / "model.keras")
+        assert runtimes.onnx_model_file(directory)[0] == directory / "model.onnx"

@@ -27,7 +27,9 @@ from emolib import models as M
 from emolib import runs
 from emolib import train as T
 
-pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
+#: Tests marked `backend` run again on JAX (see the Makefile): those whose numbers go through the backend
+#: (a whole run, its model and card, losses, weights moved or averaged, a resumed optimizer). File and
+#: process handling (kills, a full disk, run directories, what the CLI prints) is the same code on each.
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("params.json", "history.csv", "metrics.json", "report.txt", "curves.png", "confusion.png",
@@ -80,6 +82,7 @@ def finished_run(fer_small, tmp_path_factory):
     return result, test_split
 
 
+@pytest.mark.backend
 def test_run_directory_is_complete(finished_run):
     result, _ = finished_run
     run_dir = result.run_dir
@@ -103,6 +106,7 @@ def test_run_directory_is_complete(finished_run):
     assert report.startswith("test split") and all(name in report for name in L.EMOTIONS_7)
 
 
+@pytest.mark.backend
 def test_model_card_describes_the_run(finished_run, fer_small):
     result, test_split = finished_run
     card = json.loads((result.run_dir / "model.json").read_text())
@@ -126,6 +130,7 @@ def test_model_card_describes_the_run(finished_run, fer_small):
     assert params["config"]["devices"] == 1 and params["config"]["precision"] == "auto"
 
 
+@pytest.mark.backend
 def test_metrics_json_matches_the_saved_model(finished_run):
     result, test_split = finished_run
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
@@ -185,6 +190,7 @@ def test_python_resume_refuses_a_budget_below_the_epochs_done(finished_run, fer_
     assert (run_dir / "params.json").read_text() == params_before
 
 
+@pytest.mark.backend
 def test_fine_tuning_starts_from_the_trained_model(finished_run, fer_small, tmp_path):
     result, _ = finished_run
     train_split, val_split, _, info = fer_small
@@ -256,7 +262,7 @@ def _plateau_best(losses):
     return best
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+@pytest.mark.parametrize("schedule", [pytest.param("cosine", marks=pytest.mark.backend), "plateau"])
 def test_killed_run_resumes_where_it_stopped(fer_small, tmp_path, schedule):
     train_split, val_split, test_split, info = fer_small
     config = _config(epochs=3, schedule=schedule, warmup_epochs=1)
@@ -408,6 +414,7 @@ def _imbalanced(split: D.Split) -> D.Split:
     return split.subset(np.sort(np.concatenate(rows)))
 
 
+@pytest.mark.backend
 def test_class_weights_change_the_loss_and_runs_never_overwrite(fer_small, tmp_path):
     train_split, val_split, _, info = fer_small
     train_split = _imbalanced(train_split)
@@ -437,6 +444,7 @@ def test_class_weight_option_forms():
     assert T._class_weight(_config(class_weights="balanced"), labels, 2) == pytest.approx({0: 4 / 6, 1: 2.0})
 
 
+@pytest.mark.backend
 def test_cosine_schedule_learning_rates():
     config = _config(epochs=5, learning_rate=1e-3, schedule="cosine", warmup_epochs=1)
     rates = [T._learning_rate_at(config, epoch) for epoch in range(5)]
@@ -503,6 +511,7 @@ def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_pat
 # Logit adjustment of a finished run
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.backend
 def test_adjust_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_small, tmp_path, capsys):
     from emolib.runs import adjust as C
     from emolib.runs.export import export_run
@@ -538,6 +547,7 @@ def test_adjust_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_
         C.adjust_run(result.run_dir, test_split)
 
 
+@pytest.mark.backend
 def test_calibrate_writes_a_calibrated_run_and_a_calibrated_model_directory(finished_run, fer_small, tmp_path,
                                                                             monkeypatch, capsys):
     from emolib import cli
@@ -646,6 +656,7 @@ def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
         N.ensemble_model(members[:1])
 
 
+@pytest.mark.backend
 def test_distillation_mixes_the_teachers_probabilities_into_the_targets(finished_run, fer_small, fer2013_dir,
                                                                         cache_dir, tmp_path):
     result, _ = finished_run
@@ -698,6 +709,7 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(finished
 # Export a run as a model directory
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.backend
 def test_cli_export_makes_a_loadable_model_directory(finished_run, tmp_path):
     result, test_split = finished_run
     target = tmp_path / "models" / "my-model"
@@ -760,6 +772,7 @@ def test_cli_resume_with_keep_snapshots_keeps_the_epochs_to_come(finished_run, c
 # Weight averaging (SWA) of a finished run's last epochs
 # ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.backend
 def test_average_writes_the_mean_of_the_last_epochs_as_a_new_run(finished_run, fer_small, tmp_path):
     from emolib.runs import average as A
 
@@ -856,6 +869,7 @@ def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_s
         A.soup_runs([result.run_dir, relabelled], train_split, val_split)
 
 
+@pytest.mark.backend
 def test_vote_targets_give_the_cross_entropy_to_each_faces_votes(ferplus_dir, cache_dir, tmp_path):
     train_split, val_split, _, info = T.load_data("ferplus", ferplus_dir, 48, 1, max_per_class=12,
                                                   test_split=None, val_split="valid", cache=cache_dir)

@@ -14,6 +14,7 @@ from emolib import data as D
 from emolib import evaluate as E
 from emolib import models as M
 from emolib import runs
+from emolib.files import sha256_file, write_json
 from emolib.modelcards import find_card
 from emolib.runs.splits import load_recorded_data
 
@@ -136,13 +137,20 @@ def _write_model_directory(source: Path, target: Path, card: dict, model, val_sp
     history = pd.read_csv(history_file).to_dict("records") if history_file.is_file() else []
     source_metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     made = set(M.make_card(model, backbone=card["backbone"], labels=card["labels"]))
-    remade = made | {"name", "metrics", "uncertain_below"}
+    remade = made | {"name", "metrics", "uncertain_below", "onnx"}
     kept = {key: value for key, value in card.items() if key not in remade}
+    if target == source and calibration["temperature"] == 1.0 and "onnx" in card:
+        kept["onnx"] = card["onnx"]  # the model is unchanged: its model.onnx still is the model
     runs.write_results(target, model, card["backbone"], card["labels"], val_split, test_split, history,
                        card_fields={**kept, "calibration": calibration}, target_precision=target_precision,
                        calibration=calibration, **{key: source_metrics[key] for key in
                                                    ("best_epoch", "epochs_run", "weight_average",
                                                     "source_metrics") if key in source_metrics})
+    if "onnx" in kept:  # re-saved, the same weights: the ONNX file was made from this model.keras too
+        card_file = target / runs.CARD_FILE
+        written = json.loads(card_file.read_text())
+        written["onnx"] = {**written["onnx"], "keras_sha256": sha256_file(target / M.MODEL_FILE)}
+        write_json(card_file, written)
     return target
 
 
