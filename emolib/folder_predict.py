@@ -7,8 +7,10 @@ memory does not grow with the number of images. One record per image::
     {"path": "/abs/photo.jpg", "error": null, "faces_detected": 1, "detector": "yunet",
      "predictions": [{"emotion": "happy", ..., "box": {...}, "probabilities": {...}}]}
 
-(the result dict of :class:`emolib.predict.EmotionPredictor`, plus ``path`` and ``error``); an image
-that cannot be used gets ``"error": "<why>"``, ``faces_detected`` null and no predictions.
+(:class:`emolib.results.ImageRecord`: the result dict of :class:`emolib.predict.EmotionPredictor`, plus
+``path`` and ``error``); an image that cannot be used gets ``"error": "<why>"``, ``faces_detected`` null
+and no predictions. Images go through the predictor's stream (:meth:`~emolib.predict.EmotionPredictor.
+predict_chunks`), here and on Ray.
 
 Outputs (chosen by the suffix of ``out``):
 
@@ -34,9 +36,9 @@ from pathlib import Path
 
 from emolib.data import IMAGE_SUFFIXES
 from emolib.files import cut_torn_line, write_atomic
+from emolib.predict import CHUNK, EmotionPredictor
+from emolib.results import OPTIONAL_FACE_FIELDS, ImageRecord, arrow_schema
 
-#: Images read and classified per chunk (one model call for all their faces; one write).
-CHUNK = 64
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
 
@@ -78,30 +80,12 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def predict_records(predictor, items: Sequence[tuple[str, bytes | None, str | None]],
-                    whole_image: bool = False) -> list[dict]:
-    """Records of ``(path, content, read error)`` items: all their faces classified in one model call."""
-    prepared, records = [], []
-    for path, content, error in items:
-        if error is None:
-            try:
-                prepared.append(predictor.prepare(content, whole_image=whole_image))
-                records.append({"path": path, "error": None})
-                continue
-            except (ValueError, OSError) as problem:
-                error = str(problem)
-        records.append({"path": path, "error": error, "faces_detected": None, "detector": None,
-                        "predictions": []})
-    results = iter(predictor.finish(prepared))
-    return [record if record["error"] else {**record, **next(results)} for record in records]
-
-
-def read_item(path: Path) -> tuple[str, bytes | None, str | None]:
-    """``(path, content, None)``, or ``(path, None, why)`` when the file cannot be read."""
-    try:
-        return str(path), path.read_bytes(), None
-    except OSError as error:
-        return str(path), None, f"cannot read file: {error.strerror or error}"
+def record(outcome) -> dict:
+    """The record of an image's :class:`emolib.predict.Outcome` (its key is the image's path)."""
+    if outcome.error is not None:
+        return {"path": outcome.key, "error": outcome.error, "faces_detected": None, "detector": None,
+                "predictions": []}
+    return {"path": outcome.key, "error": None, **outcome.result}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -168,7 +152,7 @@ class ParquetOutput:
 
         parts = self._parts()
         number = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
-        table = pa.Table.from_pylist([_parquet_row(r) for r in records], schema=parquet_schema())
+        table = pa.Table.from_pylist([_parquet_row(r) for r in records], schema=arrow_schema(ImageRecord))
         write_atomic(self.path / f"part-{number:05d}.parquet", lambda tmp: pq.write_table(table, tmp))
 
     def read(self) -> list[dict]:
@@ -178,31 +162,14 @@ class ParquetOutput:
         for row in rows:
             for face in row["predictions"] or []:
                 face["probabilities"] = dict(face["probabilities"])
-                for key in AFFECT_FIELDS:  # only models with a valence-arousal head give them
+                for key in OPTIONAL_FACE_FIELDS:  # null in Parquet where the model gives none
                     if face.get(key) is None:
                         face.pop(key, None)
         return rows
 
 
-#: a face's optional fields, from a model with a valence-arousal head (null in Parquet otherwise)
-AFFECT_FIELDS = ("valence", "arousal")
-
-
-def parquet_schema():
-    """The Parquet schema of a record (``probabilities``: a map, as label sets differ between models)."""
-    import pyarrow as pa
-
-    box = pa.struct([(k, pa.int64()) for k in ("x", "y", "w", "h")])
-    face = pa.struct([("emotion", pa.string()), ("label", pa.string()), ("emoji", pa.string()),
-                      ("confidence", pa.float64()), ("uncertain", pa.bool_()), ("box", box),
-                      ("probabilities", pa.map_(pa.string(), pa.float64())),
-                      *((key, pa.float64()) for key in AFFECT_FIELDS)])
-    return pa.schema([("path", pa.string()), ("error", pa.string()), ("faces_detected", pa.int64()),
-                      ("detector", pa.string()), ("predictions", pa.list_(face))])
-
-
 def _parquet_row(record: dict) -> dict:
-    return {key: record.get(key) for key in ("path", "error", "faces_detected", "detector", "predictions")}
+    return {key: record.get(key) for key in ImageRecord.model_fields}
 
 
 def open_output(path: str | os.PathLike) -> JsonlOutput | ParquetOutput:
@@ -267,38 +234,31 @@ def predict_folder(roots: Iterable[str | os.PathLike], out: str | os.PathLike, *
     return summary
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
-
-
 def _local_chunks(paths: Iterable[Path], options: dict, whole_image: bool, chunk: int) -> Iterator[list]:
-    from emolib.predict import EmotionPredictor
-
     paths = iter(paths)
     first = list(itertools.islice(paths, chunk))
     if not first:
         return  # nothing to do: no model loaded
     predictor = EmotionPredictor(**options)
-    for batch in _batches(itertools.chain(first, paths), chunk):
-        yield predict_records(predictor, [read_item(p) for p in batch], whole_image)
+    items = ((str(path), path) for path in itertools.chain(first, paths))
+    for outcomes in predictor.predict_chunks(items, whole_image, chunk):
+        yield [record(outcome) for outcome in outcomes]
 
 
 class PredictorActor:
     """A Ray Data actor: one :class:`~emolib.predict.EmotionPredictor`, records of batches of files."""
 
     def __init__(self, options: dict, whole_image: bool):
-        from emolib.predict import EmotionPredictor
-
         self.predictor = EmotionPredictor(**options)
         self.whole_image = whole_image
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        items = [(str(path), bytes(content), None) for path, content in zip(batch["path"], batch["bytes"])]
-        records = predict_records(self.predictor, items, self.whole_image)
+        items = [(str(path), bytes(content)) for path, content in zip(batch["path"], batch["bytes"])]
+        records = [record(outcome) for outcomes in self.predictor.predict_chunks(items, self.whole_image,
+                                                                                 chunk=max(1, len(items)))
+                   for outcome in outcomes]
         return {"record": np.array([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)}
 
 

@@ -4,7 +4,8 @@ The predictor loads its model and detector once, then for each image: decodes it
 (:mod:`emolib.imageio`), finds the faces (:mod:`emolib.detect`), crops them to the model's input and
 classifies **all faces in one batched model call** (``predict_on_batch``: a compiled function, several
 times cheaper than an eager ``model(x)`` or ``model.predict`` for a handful of faces). With flip TTA
-the mirrored crops go into the same call. The result is the result dict of docs/architecture.md::
+the mirrored crops go into the same call. The result is the result dict (declared in
+:mod:`emolib.results`)::
 
     {"faces_detected": 1, "detector": "yunet",
      "predictions": [{"emotion": "happy", "label": "Joie", "emoji": "😄", "confidence": 87.1,
@@ -19,11 +20,12 @@ and every training run; false for a model whose card has none).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +38,24 @@ from emolib.modelcards import LoadedModel, split_outputs
 
 #: Faces per model call at most (larger sets are split; memory stays bounded).
 MAX_BATCH = 256
+#: Images per chunk of a stream (:meth:`EmotionPredictor.predict_chunks`): one model call for all their
+#: faces, and one write of their results, for every command that streams images (files, folders, Ray,
+#: video frames).
+CHUNK = 32
 #: What ``fallback`` may say to do with an image in which no face is found.
 FALLBACKS = ("none", "whole")
 #: An image with no face found is plausibly one face crop when its longer side is at most this
 #: (pixels) and its sides are within a factor 2 of each other.
 FALLBACK_MAX_SIDE = 400
+
+
+@dataclass
+class Outcome:
+    """One image of a stream: the key it came with, and its result dict or why it could not be used."""
+
+    key: Hashable
+    result: dict | None
+    error: str | None = None
 
 
 @dataclass
@@ -226,6 +241,34 @@ class EmotionPredictor:
         """Result dicts of several images, classifying all their faces in one batched model call."""
         prepared = [self.prepare(image, whole_image=whole_image) for image in images]
         return self.finish(prepared)
+
+    def predict_chunks(self, items: Iterable[tuple[Hashable, object]], whole_image: bool = False,
+                       chunk: int = CHUNK) -> Iterator[list[Outcome]]:
+        """The stream of images every command uses: ``(key, image)`` items in, their outcomes out, in
+        order, a list per chunk of ``chunk`` images.
+
+        Each image (path, bytes, PIL image or RGB array) is decoded, detected and cropped as it is read,
+        so a chunk holds face crops rather than images; then all the chunk's faces are classified in one
+        model call. An unusable image (unreadable, not an image, truncated, too large: ``ValueError`` or
+        ``OSError``) gets an :class:`Outcome` with its ``error``, and the stream goes on.
+        """
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1 image, not {chunk}")
+        items = iter(items)
+        while True:
+            keys, prepared, errors = [], [], []
+            for key, image in itertools.islice(items, chunk):
+                keys.append(key)
+                try:
+                    prepared.append(self.prepare(image, whole_image=whole_image))
+                    errors.append(None)
+                except (ValueError, OSError) as error:
+                    errors.append(str(error))
+            if not keys:
+                return
+            results = iter(self.finish(prepared))
+            yield [Outcome(key, None if error else next(results), error)
+                   for key, error in zip(keys, errors, strict=True)]
 
     def prepare(self, image, whole_image: bool = False) -> _Prepared:
         """Decode, detect and crop one image (the part of :meth:`predict` before the model)."""

@@ -51,6 +51,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from emolib import __version__, imageio, modelcards
+from emolib.results import PredictionResult
 
 #: Largest accepted upload (the image file itself).
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -71,42 +72,8 @@ _DETECTOR_HELP = ("face detector: a name of emolib.detect.list_detectors(), e.g.
 
 
 # ---------------------------------------------------------------------------------------------------
-# Response schemas (for the OpenAPI docs; the result dict is built by EmotionPredictor)
+# Response schemas (for the OpenAPI docs): the result's own in emolib.results, the service's here
 # ---------------------------------------------------------------------------------------------------
-
-class Box(BaseModel):
-    x: int
-    y: int
-    w: int
-    h: int
-
-
-class Saliency(BaseModel):
-    png: str = Field(description="base64 PNG: the face crop the model saw, with its saliency map over it")
-    size: list[int] = Field(description="[height, width] of that PNG in pixels")
-
-
-class FacePrediction(BaseModel):
-    emotion: str = Field(description="canonical English emotion name, e.g. 'happy'")
-    label: str = Field(description="display name (French by default), e.g. 'Joie'")
-    emoji: str
-    confidence: float = Field(description="probability of the predicted emotion, in percent (0-100)")
-    uncertain: bool = Field(False, description="true when the confidence is below the model's 'not sure' "
-                                               "threshold (its card's uncertain_below, chosen on validation)")
-    box: Box = Field(description="face box in image pixels")
-    probabilities: dict[str, float] = Field(description="probability (0-1) of every emotion")
-    valence: float | None = Field(None, description="how pleasant the face looks, -1..1: only from a model "
-                                                    "with a valence-arousal head (absent otherwise)")
-    arousal: float | None = Field(None, description="how excited (calm -1 .. excited 1): only from a model "
-                                                    "with a valence-arousal head (absent otherwise)")
-    saliency: Saliency | None = Field(None, description="only with explain=true")
-
-
-class PredictionResult(BaseModel):
-    faces_detected: int
-    detector: str = Field(description="detector that ran: yunet, haar, or none")
-    predictions: list[FacePrediction]
-
 
 class Status(BaseModel):
     status: str

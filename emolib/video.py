@@ -21,7 +21,6 @@ emotion per track), :func:`plot_timeline` and :func:`contact_sheet` turn a timel
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -34,9 +33,8 @@ import pandas as pd
 
 from emolib.detect import box_iou
 from emolib.files import cut_torn_line
+from emolib.predict import CHUNK
 
-#: Sampled frames whose faces are classified in one model call (and appended to the CSV together).
-CHUNK_FRAMES = 16
 #: Columns before the ``p_<emotion>`` probability columns (every timeline has them).
 BASE_COLUMNS = ("time", "frame", "track", "x", "y", "w", "h", "emotion", "confidence")
 #: the "not sure" flag of each face, after ``confidence`` (timelines written before it lack it)
@@ -243,7 +241,7 @@ def sampled_frames(capture: cv2.VideoCapture, step: int, start: int = 0, fps: fl
 
 def analyze_video(path: str | os.PathLike, predictor=None, *, every: int | None = None,
                   fps: float | None = None, out: str | os.PathLike | None = None, resume: bool = False,
-                  tracker: IoUTracker | None = None, chunk_frames: int = CHUNK_FRAMES,
+                  tracker: IoUTracker | None = None, chunk_frames: int = CHUNK,
                   progress: bool = True) -> pd.DataFrame:
     """Detect, classify and track the faces of a video's sampled frames.
 
@@ -295,20 +293,16 @@ def analyze_video(path: str | os.PathLike, predictor=None, *, every: int | None 
         try:
             bar = _progress_bar(info, step, start, progress)
             frames = sampled_frames(capture, step, start, info.fps)
-            while True:
-                # each frame is detected and cropped as it is read: a chunk holds face crops, not frames
-                batch = [(index, seconds, predictor.prepare(rgb))
-                         for index, seconds, rgb in itertools.islice(frames, chunk_frames)]
-                if not batch:
-                    break
-                last_time = batch[-1][1]
+            items = (((index, seconds), rgb) for index, seconds, rgb in frames)
+            for outcomes in predictor.predict_chunks(items, chunk=chunk_frames):
+                last_time = outcomes[-1].key[1]
                 if writer is None and out is not None:
                     writer = _CsvAppender(out, columns, append=bool(len(done)))
-                new = _analyse_chunk(batch, predictor, tracker)
+                new = _timeline_rows(outcomes, tracker)
                 if writer is not None:
                     writer.append(new)
                 rows.extend(new)
-                bar.update(len(batch))
+                bar.update(len(outcomes))
             bar.close()
         finally:
             if writer is not None:
@@ -332,10 +326,13 @@ def _warn_if_cut(path, info: VideoInfo, step: int, last_time: float) -> None:
               file=sys.stderr)
 
 
-def _analyse_chunk(batch, predictor, tracker: IoUTracker) -> list[list]:
-    results = predictor.finish([prepared for *_, prepared in batch])  # one model call for the chunk
+def _timeline_rows(outcomes, tracker: IoUTracker) -> list[list]:
+    """The timeline rows of a chunk of frames' :class:`emolib.predict.Outcome` (keys: frame, seconds)."""
     rows = []
-    for (index, seconds, _), result in zip(batch, results, strict=True):
+    for outcome in outcomes:
+        (index, seconds), result = outcome.key, outcome.result
+        if outcome.error is not None:  # a decoded frame is an RGB array: only a bug gets here
+            raise ValueError(f"frame {index}: {outcome.error}")
         faces = result["predictions"]
         ids = tracker.update([(f["box"]["x"], f["box"]["y"], f["box"]["w"], f["box"]["h"]) for f in faces])
         for track, face in zip(ids, faces, strict=True):

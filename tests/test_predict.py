@@ -15,6 +15,7 @@ from PIL import Image
 
 from emolib import cli, detect, labels
 from emolib.imageio import load_image
+from emolib.results import OPTIONAL_FACE_FIELDS, FacePrediction, PredictionResult
 
 pytestmark = pytest.mark.backend  # run on every backend (see the Makefile)
 
@@ -43,14 +44,16 @@ def prediction_model_dir(request) -> Path:
 
 
 def check_result(result: dict, image_shape=None, detector=None) -> None:
-    """Assert that ``result`` is the result dict of docs/architecture.md, consistent in itself."""
-    assert set(result) == {"faces_detected", "detector", "predictions"}
+    """Assert that ``result`` is the result dict declared by emolib.results, consistent in itself."""
+    PredictionResult.model_validate(result, strict=True)
+    assert set(result) == {"faces_detected", "detector", "predictions"} == set(PredictionResult.model_fields)
     assert isinstance(result["faces_detected"], int)
     assert result["faces_detected"] == len(result["predictions"])
     if detector is not None:
         assert result["detector"] == detector
     for face in result["predictions"]:
-        assert set(face) == {"emotion", "label", "emoji", "confidence", "uncertain", "box", "probabilities"}
+        assert set(face) == {"emotion", "label", "emoji", "confidence", "uncertain", "box", "probabilities"} \
+            == set(FacePrediction.model_fields) - set(OPTIONAL_FACE_FIELDS)
         probs = face["probabilities"]
         assert list(probs) == list(labels.EMOTIONS_7)
         assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probs.values())
@@ -196,6 +199,35 @@ def test_predict_many_batches_faces_across_images_and_matches_predict(predictor,
         for fa, fb in zip(a["predictions"], b["predictions"], strict=True):
             np.testing.assert_allclose(list(fa["probabilities"].values()), list(fb["probabilities"].values()),
                                        atol=1e-5)
+
+
+def test_the_stream_keeps_order_and_keys_reports_bad_images_and_calls_the_model_once_per_chunk(
+        predictor, photos, group, photos_dir, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a JPEG")
+    items = [("portrait", photos["grace_hopper.jpg"]), ("missing", tmp_path / "missing.png"),
+             ("group", group), ("blank", np.zeros((100, 100, 3), np.uint8)), ("broken", broken),
+             ("file", photos_dir / "grace_hopper.jpg")]
+    counting = CountingModel(predictor.model)
+    predictor.model = counting
+    try:
+        chunks = list(predictor.predict_chunks(iter(items), chunk=4))
+    finally:
+        predictor.model = counting.model
+    assert [[o.key for o in chunk] for chunk in chunks] == [["portrait", "missing", "group", "blank"],
+                                                            ["broken", "file"]]
+    assert counting.calls == [4, 1]  # one call per chunk, for all its faces
+    outcomes = {o.key: o for chunk in chunks for o in chunk}
+    assert outcomes["missing"].result is None and "no such image file" in outcomes["missing"].error
+    assert outcomes["broken"].result is None and "image" in outcomes["broken"].error
+    usable = ("portrait", "group", "blank", "file")
+    assert [outcomes[key].result["faces_detected"] for key in usable] == [1, 3, 0, 1]
+    for key in usable:
+        assert outcomes[key].error is None
+        check_result(outcomes[key].result)
+    assert outcomes["file"].result == predictor.predict(photos_dir / "grace_hopper.jpg")
+    with pytest.raises(ValueError, match="chunk must be at least 1"):
+        next(predictor.predict_chunks(items, chunk=0))
 
 
 def test_every_input_form_gives_the_same_result(predictor, photos_dir):

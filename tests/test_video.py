@@ -18,6 +18,7 @@ import pytest
 from emolib import cli
 from emolib import video as V
 from emolib.detect import box_iou
+from emolib.predict import EmotionPredictor
 
 SECONDS, FPS = 4, 10
 FRAMES = SECONDS * FPS
@@ -45,8 +46,6 @@ def clip(tmp_path_factory, photos_dir):
 
 @pytest.fixture(scope="module")
 def predictor(yunet_path):
-    from emolib.predict import EmotionPredictor
-
     return EmotionPredictor(detector="yunet")
 
 
@@ -115,11 +114,13 @@ def test_non_video_file_is_a_clear_error(tmp_path, capsys):
 class _InterruptedPredictor:
     """The real predictor, interrupted (Ctrl-C) when its second chunk is classified."""
 
+    predict_chunks = EmotionPredictor.predict_chunks  # the real stream, over the methods below
+
     def __init__(self, predictor):
         self.inner, self.labels, self.calls = predictor, predictor.labels, 0
 
-    def prepare(self, image):
-        return self.inner.prepare(image)
+    def prepare(self, image, whole_image=False):
+        return self.inner.prepare(image, whole_image=whole_image)
 
     def finish(self, prepared):
         self.calls += 1
