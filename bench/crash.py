@@ -173,20 +173,48 @@ def run_once(args: list[str], env: dict, kill_after: float | None = None, kill_a
 
 
 def _reap_group(group: int) -> int:
-    """Wait up to ORPHAN_GRACE_S for the processes left in ``group`` to end; kill and count the rest."""
+    """Kill and count the processes left in ``group`` ORPHAN_GRACE_S after its leader ended."""
+    return _kill_left(lambda: _processes(lambda process: _stat(process)[2] == str(group)))
+
+
+def left_kernels(mark: str) -> int:
+    """Kill and count the notebook kernels started under the campaign ``mark`` (an environment value
+    every process of the campaign inherits) still alive ORPHAN_GRACE_S after their run ended: a kernel
+    starts a session of its own, so the process-group check does not see it."""
+    wanted = f"{CAMPAIGN_VARIABLE}={mark}".encode()
+    return _kill_left(lambda: _processes(
+        lambda process: b"ipykernel" in (process / "cmdline").read_bytes()
+        and wanted in (process / "environ").read_bytes().split(b"\0")))
+
+
+def _kill_left(alive) -> int:
+    """Wait up to ORPHAN_GRACE_S for ``alive()`` (pids) to be empty; SIGKILL and count what is left."""
     deadline = time.monotonic() + ORPHAN_GRACE_S
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return 0
+    while (pids := alive()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return len(left)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(pids)
+
+
+def _processes(wanted) -> list[int]:
+    """The pids of this machine's processes whose ``/proc/PID`` folder ``wanted`` accepts."""
+    pids = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if wanted(process):
+                pids.append(int(process.name))
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+    return pids
+
+
+def _stat(process: Path) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name: state, ppid, pgrp, ..."""
+    return (process / "stat").read_text().rsplit(")", 1)[1].split()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -460,35 +488,6 @@ class RayExperimentsJob(ExperimentsJob):
 
     def command(self, state):
         return [*super().command(state), "--ray", "--jobs", "2"]
-
-
-
-def left_kernels(mark: str) -> int:
-    """Kill and count the notebook kernels started under the campaign ``mark`` (an environment value
-    every process of the campaign inherits) still alive ORPHAN_GRACE_S after their run ended: a kernel
-    starts a session of its own, so the process-group check does not see it."""
-    deadline = time.monotonic() + ORPHAN_GRACE_S
-    while (kernels := _kernels_marked(mark)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for pid in kernels:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return len(kernels)
-
-
-def _kernels_marked(mark: str) -> list[int]:
-    """The ``ipykernel`` processes whose environment holds ``CAMPAIGN_VARIABLE=mark``."""
-    wanted, kernels = f"{CAMPAIGN_VARIABLE}={mark}".encode(), []
-    for process in Path("/proc").glob("[0-9]*"):
-        try:
-            if b"ipykernel" in (process / "cmdline").read_bytes() and \
-                    wanted in (process / "environ").read_bytes().split(b"\0"):
-                kernels.append(int(process.name))
-        except OSError:
-            continue
-    return kernels
 
 
 JOBS = {"train": TrainJob, "experiments": ExperimentsJob, "experiments-ray": RayExperimentsJob,
