@@ -73,6 +73,17 @@ def test_load_data_small_subset(fer_small):
     assert info["dataset"] == "fer2013" and info["max_per_class"] == 30
 
 
+def test_load_data_fraction_keeps_each_class_share_of_every_split(fer2013_dir, cache_dir):
+    """``fraction`` (the notebooks' small subsets) then keeps that share of each class of every split."""
+    whole = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=400, cache=cache_dir)
+    part = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=400, fraction=0.1, cache=cache_dir)
+    for split, subset in zip(whole[:3], part[:3]):
+        expected = [max(1, int(round(n * 0.1))) for n in np.bincount(split.labels, minlength=7)]
+        assert np.bincount(subset.labels, minlength=7).tolist() == expected
+        assert set(subset.sources) <= set(split.sources)
+    assert part[3]["fraction"] == 0.1 and "fraction" not in whole[3]
+
+
 @pytest.fixture(scope="module")
 def finished_run(fer_small, tmp_path_factory):
     train_split, val_split, test_split, info = fer_small
