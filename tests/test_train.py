@@ -26,6 +26,7 @@ from emolib import labels as L
 from emolib import models as M
 from emolib import runs
 from emolib import train as T
+from emolib.runs.splits import load_recorded_data
 
 #: Tests marked `backend` run again on JAX (see the Makefile): those whose numbers go through the backend
 #: (a whole run, its model and card, losses, weights moved or averaged, a resumed optimizer). File and
@@ -82,6 +83,10 @@ def test_load_data_fraction_keeps_each_class_share_of_every_split(fer2013_dir, c
         assert np.bincount(subset.labels, minlength=7).tolist() == expected
         assert set(subset.sources) <= set(split.sources)
     assert part[3]["fraction"] == 0.1 and "fraction" not in whole[3]
+    # a run's record reloads the same subset (calibrate, logit adjustment and 04b's base_run use it)
+    again = load_recorded_data(part[3], 48, 1)
+    for subset, reloaded in zip(part[:3], again[:3]):
+        assert list(reloaded.sources) == list(subset.sources)
 
 
 @pytest.fixture(scope="module")

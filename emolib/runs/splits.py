@@ -66,7 +66,7 @@ def load_recorded_data(record: dict, input_size: int, channels: int):
     """:func:`load_data` of a run's ``data`` record (params.json): the same splits, the same val carve."""
     return load_data(record["dataset"], record["root"], input_size, channels, record["val_fraction"],
                      record["max_per_class"], record["seed"], record.get("test_split", "test"),
-                     record.get("val_split"), **record.get("options", {}))
+                     record.get("val_split"), fraction=record.get("fraction"), **record.get("options", {}))
 
 
 def load_run_data(run_dir: str | Path):
