@@ -370,7 +370,7 @@ def test_cli_without_a_detector_file_fails_once_and_clearly(tiny_model_dir, phot
     def offline(url):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(detect, "_urlopen", offline)
+    monkeypatch.setattr(detect.yunet, "_urlopen", offline)
     photo = str(photos_dir / "grace_hopper.jpg")
     code = cli.main(["predict", photo, photo, "--model", str(tiny_model_dir), "--detector", "yunet",
                      "--json"])
