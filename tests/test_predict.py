@@ -287,10 +287,10 @@ def test_bad_input_raises_value_error(predictor, tmp_path):
 
 @pytest.mark.parametrize("runtime", ["auto", "keras", "onnx"])
 def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path, runtime):
-    from emolib import modelcards, models
+    from emolib import modelcards, modelfiles
     from emolib.predict import EmotionPredictor
 
-    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
+    monkeypatch.setattr(modelfiles, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
     monkeypatch.setattr(modelcards, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
     with pytest.raises(FileNotFoundError, match="no model file"):
         EmotionPredictor(runtime=runtime)
