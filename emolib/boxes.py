@@ -1,5 +1,4 @@
-"""Face crops from annotation boxes (margin, square, eye-line alignment; geometry from
-:mod:`emolib.crops`), decoded once into the dataset cache.
+"""Face crops from annotation boxes: box geometry (margin, square), eye-line alignment, decoding.
 
 Formats whose faces are boxes in larger photos (``affectnet``, ``expw``) give their listing a
 :class:`Crops`; :func:`emolib.data.load_split` then decodes each row's crop, once, into the cache.
