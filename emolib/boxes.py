@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolib.crops import cut_region, expand_box, eye_line_angle
+
 FACE_MARK = "#face="
 #: Points of the left and right eye in the 68-point (iBUG) landmark scheme that AffectNet uses.
 EYES_68 = (slice(36, 42), slice(42, 48))
@@ -35,16 +37,6 @@ def eye_centres(landmarks: np.ndarray) -> np.ndarray:
     return np.concatenate([landmarks[:, part].mean(axis=1) for part in EYES_68], axis=1)
 
 
-def crop_box(box, margin: float = 0.0, square: bool = True) -> tuple[float, float, float, float]:
-    """The region ``(x, y, w, h)`` to crop for face box ``box``: widened to a square around its centre
-    when ``square``, then grown by ``margin`` times its side on every side."""
-    x, y, w, h = (float(v) for v in box)
-    if square:
-        side = max(w, h)
-        x, y, w, h = x + (w - side) / 2, y + (h - side) / 2, side, side
-    return x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)
-
-
 @dataclass
 class Crops:
     """Per-row face boxes of a listing and how to crop them.
@@ -56,7 +48,8 @@ class Crops:
     eyes : (n, 4) float array or None
         Eye centres (:func:`eye_centres`) for ``align``; NaN where unknown.
     margin, square, align
-        See :func:`crop_box`; ``align`` rotates each face so that its eye line is level.
+        See :func:`emolib.crops.expand_box` (a square first, then the margin); ``align`` rotates each
+        face so that its eye line is level.
     """
 
     boxes: np.ndarray
@@ -83,19 +76,15 @@ class Crops:
         x, y, w, h = (float(v) for v in box)
         if not (w > 0 and h > 0) or x >= width or y >= height or x + w <= 0 or y + h <= 0:
             return None
-        cx, cy, cw, ch = crop_box(box, self.margin, self.square)
+        cx, cy, cw, ch = expand_box(box, self.margin, self.square)
         angle = 0.0
         if self.align and self.eyes is not None and not np.isnan(self.eyes[row]).any():
-            lx, ly, rx, ry = self.eyes[row]
-            angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+            angle = eye_line_angle(self.eyes[row][:2], self.eyes[row][2:])
         if angle == 0.0:
             # crop (zero padding outside the image), then the same resize as every other format
             left, top = int(round(cx)), int(round(cy))
-            right, bottom = int(round(cx + cw)), int(round(cy + ch))
-            pad = [max(0, -top), max(0, bottom - height), max(0, -left), max(0, right - width)]
-            region = image[max(0, top):min(height, bottom), max(0, left):min(width, right)]
-            if any(pad):
-                region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_CONSTANT, value=0)
+            region = cut_region(image, left, top, int(round(cx + cw)) - left, int(round(cy + ch)) - top,
+                                border="zeros")
             shrink = region.shape[0] > size
             interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             return cv2.resize(region, (size, size), interpolation=interpolation)

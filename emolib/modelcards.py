@@ -2,7 +2,7 @@
 
 A saved emolib model is a directory holding the model file and its card (``model.json``: labels, input,
 metrics …, see docs/architecture.md). Everything here reads only those JSON files, so the dashboard and
-the CLI can list models without importing Keras or its backend; :mod:`emolib.models` loads them.
+the CLI can list models without importing Keras or its backend; :mod:`emolib.modelfiles` loads them.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def parse_train_base(text: str) -> bool | int:
 
 
 def parse_augmentation(text: str) -> dict:
-    """``flip,zoom=0.05`` → ``{"flip": True, "zoom": 0.05}``: switches of ``emolib.models.Augmentation``."""
+    """``flip,zoom=0.05`` → ``{"flip": True, "zoom": 0.05}``: switches of ``emolib.layers.Augmentation``."""
     switches = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")

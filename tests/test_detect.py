@@ -12,6 +12,7 @@ import pytest
 
 from emolib import detect
 from emolib.detect import Face, box_iou, crop_face, crop_faces, expand_box, get_detector
+from emolib.files import sha256_file
 from emolib.imageio import load_image
 
 PHOTOS = ("astronaut_eileen_collins.png", "grace_hopper.jpg")
@@ -262,7 +263,7 @@ def test_min_face_still_finds_the_portrait_faces(photos, yunet_path):
 # -- the YuNet model file --------------------------------------------------------------------------
 
 def test_sha256_constant_is_the_real_file(yunet_path):
-    assert detect.sha256_file(yunet_path) == detect.YUNET_SHA256
+    assert sha256_file(yunet_path) == detect.YUNET_SHA256
     assert detect.YUNET_SHA256.startswith("8f2383e4") and detect.YUNET_SHA256.endswith("52fa4")
     assert detect.YUNET_URL.startswith("https://github.com/opencv/opencv_zoo/")
 
@@ -298,7 +299,7 @@ def test_explicit_paths(yunet_path, tmp_path):
 def test_download_from_a_file_url_into_the_cache(no_local_yunet, yunet_path):
     path = detect.yunet_model_path(url=yunet_path.as_uri())
     assert path == no_local_yunet / detect.YUNET_FILE
-    assert detect.sha256_file(path) == detect.YUNET_SHA256
+    assert sha256_file(path) == detect.YUNET_SHA256
     assert detect.find_yunet() == path  # found in the cache next time, no download
     assert list(no_local_yunet.iterdir()) == [path]  # no partial files left
     assert get_detector("yunet").detect(np.zeros((64, 64, 3), np.uint8)) == []
@@ -340,7 +341,7 @@ def test_a_failed_download_is_a_clear_file_not_found_error(no_local_yunet, tmp_p
     def offline(url):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(detect, "_urlopen", offline)
+    monkeypatch.setattr(detect.yunet, "_urlopen", offline)
     with pytest.raises(FileNotFoundError, match="name resolution"):
         get_detector("yunet")
     assert not any(no_local_yunet.iterdir())
@@ -351,7 +352,7 @@ def test_a_corrupt_cached_file_is_not_used(no_local_yunet, yunet_path):
     (no_local_yunet / detect.YUNET_FILE).write_bytes(b"truncated")
     assert detect.find_yunet() is None
     path = detect.yunet_model_path(url=yunet_path.as_uri())  # replaced by a good download
-    assert detect.sha256_file(path) == detect.YUNET_SHA256
+    assert sha256_file(path) == detect.YUNET_SHA256
 
 
 # -- crops -----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -147,6 +148,37 @@ def test_cli_help_does_not_import_heavy_libraries(args):
     assert "usage: emolib" in process.stdout
     assert "emolib" in modules, "importtime output not parsed: the check would be vacuous"
     assert not modules & HEAVY, f"CLI start-up imported {sorted(modules & HEAVY)}"
+
+
+def module_imports(path: Path) -> set[str]:
+    """The modules ``path`` imports when it is imported (its module-level imports, not those under
+    ``if TYPE_CHECKING:`` or inside functions); ``from emolib import detect`` counts as ``emolib.detect``."""
+    found = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+#: Modules split out of a package or a facade, and what they must not import back: the package
+#: (or facade) imports them, so importing it from them would be a cycle. crops.py is imported by
+#: emolib.detect and by emolib.boxes, so it imports nothing of emolib.detect.
+SPLIT_OFF = {
+    **{f"emolib/detect/{name}.py": ("emolib.detect",) for name in ("base", "haar", "yunet")},
+    "emolib/crops.py": ("emolib.detect", "emolib.detect."),
+    **{f"emolib/{name}.py": ("emolib.models",) for name in ("layers", "backbones", "modelfiles")},
+}
+
+
+@pytest.mark.parametrize("module", sorted(SPLIT_OFF))
+def test_split_modules_do_not_import_their_package_back(module):
+    imports = module_imports(REPO / module)
+    assert imports, "no imports parsed: the check would be vacuous"
+    back = sorted(name for name in imports for banned in SPLIT_OFF[module]
+                  if name == banned or (banned.endswith(".") and name.startswith(banned)))
+    assert not back, f"{module} imports {back}"
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from emolib import boxes as B
 from emolib import data as D
+from emolib.crops import expand_box
 
 PHOTO = (120, 160)  # height, width of the generated photos
 CSV_HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,"
@@ -144,10 +145,38 @@ def test_folders_with_a_box_file_crops_listed_images(tmp_path, cache_dir, ferplu
     assert np.abs(split.images[1, ..., 0].astype(int) - ferplus_faces[1].astype(int)).mean() > 20
 
 
-def test_crop_box_square_and_margin():
-    assert B.crop_box((40, 30, 80, 96), square=True) == (32, 30, 96, 96)
-    assert B.crop_box((40, 30, 80, 96), square=False) == (40, 30, 80, 96)
-    assert B.crop_box((40, 30, 80, 80), margin=0.25) == (20, 10, 120, 120)
+def test_expand_box_squares_then_grows_by_the_margin():
+    assert expand_box((40, 30, 80, 96), square=True) == (32, 30, 96, 96)
+    assert expand_box((40, 30, 80, 96), square=False) == (40, 30, 80, 96)
+    assert expand_box((40, 30, 80, 80), margin=0.25, square=True) == (20, 10, 120, 120)
+
+
+#: Boxes whose crop region has a corner on a rounding tie: the region ``expand_box`` gives and the pixels
+#: ``Crops.cut`` cut, as ``emolib.boxes.crop_box`` gave them before the geometry moved to emolib.crops
+#: (d4c3a2e). The arithmetic in another order moves some of these regions by a pixel, and crops
+#: already in the cache would then differ from fresh ones.
+TIED_BOXES = [
+    ((13, 49, 42, 45), 0.2, True, (2.5, 40.0, 62.99999999999999, 62.99999999999999), (2, 40, 66, 103)),
+    ((-6, 5, 50, 35), 0.05, False, (-8.5, 3.25, 55.00000000000001, 38.5), (-8, 3, 47, 42)),
+    ((120, 32, 24, 50), 0.05, True, (104.5, 29.5, 55.00000000000001, 55.00000000000001), (104, 30, 160, 84)),
+    ((110, 4, 14, 50), 0.05, False, (109.3, 1.5, 15.400000000000002, 55.00000000000001), (109, 2, 125, 57)),
+    ((86, 26, 50, 30), 0.05, True, (83.5, 13.5, 55.00000000000001, 55.00000000000001), (84, 14, 138, 68)),
+    ((90, -8, 60, 50), 0.05, False, (87.0, -10.5, 66.0, 55.00000000000001), (87, -10, 153, 45)),
+]
+
+
+@pytest.mark.parametrize("box, margin, square, region, corners", TIED_BOXES)
+def test_dataset_crops_keep_their_regions_on_rounding_ties(box, margin, square, region, corners):
+    assert expand_box(box, margin, square) == region  # exactly: the aligned crops' warp starts from it
+    photo = np.random.default_rng(0).integers(0, 256, PHOTO, dtype=np.uint8)
+    left, top, right, bottom = corners
+    pad = 100
+    padded = cv2.copyMakeBorder(photo, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    expected = padded[top + pad:bottom + pad, left + pad:right + pad]
+    shrink = expected.shape[0] > 48
+    expected = cv2.resize(expected, (48, 48), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    cut = B.Crops(np.array([box], np.float32), margin=margin, square=square).cut(photo, 0, 48)
+    np.testing.assert_array_equal(cut, expected)
 
 
 def test_margin_crop_pads_outside_and_centres_the_face(ferplus_faces):

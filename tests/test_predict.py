@@ -287,10 +287,10 @@ def test_bad_input_raises_value_error(predictor, tmp_path):
 
 @pytest.mark.parametrize("runtime", ["auto", "keras", "onnx"])
 def test_missing_default_model_is_a_clear_error(monkeypatch, tmp_path, runtime):
-    from emolib import modelcards, models
+    from emolib import modelcards, modelfiles
     from emolib.predict import EmotionPredictor
 
-    monkeypatch.setattr(models, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
+    monkeypatch.setattr(modelfiles, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
     monkeypatch.setattr(modelcards, "DEFAULT_MODEL_DIR", tmp_path / "no-model")
     with pytest.raises(FileNotFoundError, match="no model file"):
         EmotionPredictor(runtime=runtime)
@@ -370,7 +370,7 @@ def test_cli_without_a_detector_file_fails_once_and_clearly(tiny_model_dir, phot
     def offline(url):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(detect, "_urlopen", offline)
+    monkeypatch.setattr(detect.yunet, "_urlopen", offline)
     photo = str(photos_dir / "grace_hopper.jpg")
     code = cli.main(["predict", photo, photo, "--model", str(tiny_model_dir), "--detector", "yunet",
                      "--json"])

@@ -26,7 +26,7 @@ MIN_ECE_GAIN = 0.005
 
 
 def scale_probabilities(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log(probs) / temperature)``, as :class:`emolib.models.LogitAdjustment` computes it."""
+    """``softmax(log(probs) / temperature)``, as :class:`emolib.layers.LogitAdjustment` computes it."""
     logits = np.log(np.maximum(np.asarray(probs, dtype=np.float64), 1e-7)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     scaled = np.exp(logits)
