@@ -25,6 +25,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = Path(os.environ.get("EMOLIB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "emolib-screenshots")
 LOAD_MS = 120_000  # Voilà starts a kernel per page; TensorFlow takes a while on 2 cores
 PREDICT_MS = 180_000
+#: How to get Chromium and ffmpeg where they are missing.
+BROWSER_FIX = "run `make browser`: Debian's chromium and ffmpeg"
 
 
 def missing(what: str, fix: str) -> NoReturn:
@@ -45,7 +47,7 @@ def missing(what: str, fix: str) -> NoReturn:
 def chromium_executable() -> str:
     """The Chromium the browser tests drive (``$EMOLIB_CHROMIUM``, default Debian's), or :func:`missing`."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        missing(f"Chromium at {CHROMIUM}", "run `make browser`: Debian's chromium and ffmpeg")
+        missing(f"Chromium at {CHROMIUM}", BROWSER_FIX)
     return CHROMIUM
 
 
@@ -53,7 +55,7 @@ def ffmpeg_executable() -> str:
     """The ffmpeg on PATH, or :func:`missing`."""
     ffmpeg = shutil.which("ffmpeg")
     if not ffmpeg:
-        missing("ffmpeg", "run `make browser`: Debian's chromium and ffmpeg")
+        missing("ffmpeg", BROWSER_FIX)
     return ffmpeg
 
 
