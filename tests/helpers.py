@@ -230,7 +230,7 @@ def backend_gpus() -> list[tuple[int, int] | None]:
 
         return [tuple(int(part) for part in device.compute_capability.split("."))
                 if getattr(device, "compute_capability", None) else None
-                for device in jax.devices() if device.platform == "gpu"]
+                for device in jax.devices() if device.platform in ("gpu", "cuda")]
     if name == "torch":
         import torch
 
@@ -239,9 +239,12 @@ def backend_gpus() -> list[tuple[int, int] | None]:
 
 
 def nvidia_smi_gpus() -> list[str]:
-    """The names of the GPUs the NVIDIA driver lists (``nvidia-smi``); none where it is not installed."""
+    """The names of the GPUs the NVIDIA driver lists (``nvidia-smi``); none where it is not installed
+    or cannot reach a GPU."""
     if not shutil.which("nvidia-smi"):
         return []
     listed = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                             text=True, timeout=60)
+    if listed.returncode != 0:  # installed, but no driver or no device answers
+        return []
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
