@@ -62,8 +62,8 @@ lab: $(STAMP)
 BACKEND_TESTS := -m backend tests
 
 test: $(STAMP) $(call stamp_of,jax) browser
-	$(PY) -m pytest -p no:cacheprovider --nbval-lax tests notebooks dashboards
-	$(call venv_of,jax)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
+	$(PY) -m pytest -p no:cacheprovider --durations=30 --nbval-lax tests notebooks dashboards
+	$(call venv_of,jax)/bin/python -m pytest -p no:cacheprovider --durations=15 $(BACKEND_TESTS)
 
 test-torch: $(call stamp_of,torch)
 	$(call venv_of,torch)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)

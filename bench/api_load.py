@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/api_load.py [--requests 200] [--concurrency 16]
 
-Starts ``python -m emolib serve`` on a free loopback port in a subprocess (YuNet, the shipped model if
-``emolib/shipped_models/emolib-fer2013`` exists, else a freshly built ``compact_vgg``), waits for
+Starts ``python -m emolib serve`` on a free loopback port in a subprocess (YuNet, the default shipped
+model), waits for
 ``GET /test``, then
 sends ``--requests`` ``POST /predict`` uploads of the two portraits (61 kB JPEG and 790 kB PNG, in
 turn) from ``--concurrency`` client threads, and then a round of bad uploads (empty, text, truncated,
@@ -41,16 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def model_dir() -> tuple[str, str]:
-    """(model directory, description): shipped model, else a fresh compact_vgg in a temp dir."""
-    from emolib import labels, models
+    """(model directory, description) of the default shipped model."""
+    from emolib import models
 
-    if (models.DEFAULT_MODEL_DIR / models.MODEL_FILE).is_file():
-        return str(models.DEFAULT_MODEL_DIR), f"shipped model {models.DEFAULT_MODEL_DIR.name}"
-    model = models.build_model("compact_vgg", num_classes=7, input_size=48, channels=1, seed=0)
-    directory = Path(tempfile.mkdtemp(prefix="emolib-api-bench-"))
-    models.save_model(model, directory, models.make_card(model, backbone="compact_vgg",
-                                                         labels=labels.EMOTIONS_7, name="bench-untrained"))
-    return str(directory), "freshly built compact_vgg (untrained; the shipped model does not exist yet)"
+    return str(models.DEFAULT_MODEL_DIR), f"shipped model {models.DEFAULT_MODEL_DIR.name}"
 
 
 def start_server(model: str, port: int) -> subprocess.Popen:

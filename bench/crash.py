@@ -112,9 +112,9 @@ def child(argv: list[str]) -> int:
 
         folder_predict.JsonlOutput.write = jsonl_write
     if argv[0] == "video":
-        from emolib import video
+        from emolib.video import timeline
 
-        original_csv = video._CsvAppender._write
+        original_csv = timeline._CsvAppender._write
 
         def csv_write(self, text):
             kill = hit()
@@ -122,7 +122,7 @@ def child(argv: list[str]) -> int:
             if kill:
                 die()
 
-        video._CsvAppender._write = csv_write
+        timeline._CsvAppender._write = csv_write
     from emolib import cli
 
     return cli.main(argv)

@@ -12,9 +12,8 @@ calls are measured: one face at a time with ``model.predict`` (fer ≤ 21, the r
 and all faces in one eager ``model(faces)`` call (fer 22).
 
 emolib runs ``EmotionPredictor.predict(bytes)`` with YuNet and with Haar (defaults, i.e. ``min_face=None``:
-every face the detector sees, and with ``min_face=40``: a smaller detection image), on the shipped model
-(``emolib/shipped_models/emolib-fer2013``) when it exists, else on a freshly built ``compact_vgg`` of the same
-architecture and cost (printed below). All pipelines take the same encoded bytes and run in one
+every face the detector sees, and with ``min_face=40``: a smaller detection image), on the default shipped
+model (printed below). All pipelines take the same encoded bytes and run in one
 process, interleaved photo by photo in shuffled order so background load hits them alike; the table
 gives the median ms per photo and the speed-up of each pipeline over fer.
 """
@@ -27,7 +26,6 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -101,18 +99,11 @@ class FerPipeline:
 
 
 def emolib_model():
-    """(LoadedModel, description): the shipped model, else a fresh compact_vgg saved to a temp dir."""
-    from emolib import labels, models
+    """(LoadedModel, description): the default shipped model."""
+    from emolib import models
 
-    if (models.DEFAULT_MODEL_DIR / models.MODEL_FILE).is_file():
-        loaded = models.load_model()
-        return loaded, f"shipped model {models.DEFAULT_MODEL_DIR.name} ({loaded.card.get('backbone')})"
-    model = models.build_model("compact_vgg", num_classes=7, input_size=48, channels=1, seed=0)
-    directory = Path(tempfile.mkdtemp(prefix="emolib-bench-"))
-    card = models.make_card(model, backbone="compact_vgg", labels=labels.EMOTIONS_7, name="bench-untrained")
-    models.save_model(model, directory, card)
-    return models.load_model(directory), ("freshly built compact_vgg 48×48 gray (untrained: the shipped "
-                                          "model does not exist yet; same architecture and cost)")
+    loaded = models.load_model()
+    return loaded, f"shipped model {models.DEFAULT_MODEL_DIR.name} ({loaded.card.get('backbone')})"
 
 
 def measure(pipelines: dict, photos: list[tuple[str, bytes]], repeats: int, seed: int = 0) -> dict:

@@ -230,6 +230,21 @@ def test_notebooks_are_committed_clean_with_one_parameters_cell(path):
     assert "notebook.setup()" in "".join(code[0]["source"])
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_papermill_sees_every_name_the_parameters_cell_assigns(path):
+    # papermill drops a line it cannot parse (e.g. an "=" inside its comment): a grid naming that
+    # parameter would then be refused as undeclared
+    import ast
+
+    notebook = json.loads(path.read_text())
+    cell = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assigned = {target.id for node in ast.parse("".join(cell["source"])).body
+                if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(target, ast.Name)}
+    assert assigned and assigned == X.notebook_parameters(path), assigned ^ X.notebook_parameters(path)
+
+
 @pytest.mark.parametrize("grid", ["quick", "full"])
 def test_grids_run_every_notebook_with_parameters_it_declares(grid):
     # load_grid refuses a missing notebook or a parameter the notebook does not declare

@@ -26,6 +26,7 @@ from emolib import labels as L
 from emolib import models as M
 from emolib import runs
 from emolib import train as T
+from emolib.runs.splits import load_recorded_data
 
 #: Tests marked `backend` run again on JAX (see the Makefile): those whose numbers go through the backend
 #: (a whole run, its model and card, losses, weights moved or averaged, a resumed optimizer). File and
@@ -71,6 +72,21 @@ def test_load_data_small_subset(fer_small):
     assert not set(train_split.sources) & set(val_split.sources), "validation overlaps training"
     assert all("/train/" in s for s in val_split.sources) and all("/test/" in s for s in test_split.sources)
     assert info["dataset"] == "fer2013" and info["max_per_class"] == 30
+
+
+def test_load_data_fraction_keeps_each_class_share_of_every_split(fer2013_dir, cache_dir):
+    """``fraction`` (the notebooks' small subsets) then keeps that share of each class of every split."""
+    whole = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=400, cache=cache_dir)
+    part = T.load_data("fer2013", fer2013_dir, 48, 1, max_per_class=400, fraction=0.1, cache=cache_dir)
+    for split, subset in zip(whole[:3], part[:3]):
+        expected = [max(1, int(round(n * 0.1))) for n in np.bincount(split.labels, minlength=7)]
+        assert np.bincount(subset.labels, minlength=7).tolist() == expected
+        assert set(subset.sources) <= set(split.sources)
+    assert part[3]["fraction"] == 0.1 and "fraction" not in whole[3]
+    # a run's record reloads the same subset (calibrate, logit adjustment and 04b's base_run use it)
+    again = load_recorded_data(part[3], 48, 1)
+    for subset, reloaded in zip(part[:3], again[:3]):
+        assert list(reloaded.sources) == list(subset.sources)
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,10 @@ names the baseline run of the same seed).
 pending run as a Ray task (local Ray, or a cluster), with the same promises.
 
 :func:`runs_table` turns run directories into one comparison table (pandas), :func:`plot_runs` charts
-it, and the notebook helpers (:func:`load_data`, :func:`show_run`, :func:`plot_samples`,
-:func:`plot_augmented`) keep the notebooks short.
+it. The notebook helpers are :mod:`emolib.notebook`'s.
 Modules: :mod:`~emolib.experiments.grid` (grid file, records, one papermill run),
 :mod:`~emolib.experiments.ray_grid` (the runs on Ray), :mod:`~emolib.experiments.compare` (table,
-chart), :mod:`~emolib.experiments.notebook` (notebook helpers), :mod:`~emolib.experiments.paths`.
+chart), :mod:`~emolib.experiments.collect` (a grid's small outputs), :mod:`~emolib.experiments.paths`.
 """
 
 from emolib.experiments.cli import run_cli
@@ -69,16 +68,15 @@ from emolib.experiments.grid import (
     run_grid,
     run_name,
 )
-from emolib.experiments.notebook import load_data, plot_augmented, plot_samples, show_run, split_counts
 from emolib.experiments.paths import REPO_ROOT, data_root, resolve_path, runs_dir, shared_dir
 from emolib.experiments.ray_grid import run_grid_ray
 
 __all__ = [
     "DISPLAY_COLUMNS", "METRICS", "NOTEBOOK_FILE", "OUTPUT_PLACEHOLDER", "RECORD_FILE", "REPO_ROOT", "Grid",
     "Run", "combinations", "data_root", "display_columns", "error_line", "execute", "find_runs",
-    "format_status", "ideas_markdown", "ideas_table", "is_finished", "load_data", "load_grid",
-    "notebook_parameters", "plot_augmented", "plot_ideas", "plot_runs", "plot_samples", "prepare_run",
+    "format_status", "ideas_markdown", "ideas_table", "is_finished", "load_grid",
+    "notebook_parameters", "plot_ideas", "plot_runs", "prepare_run",
     "read_record", "resolve_path", "run_cli", "run_grid",
-    "run_grid_ray", "run_name", "run_row", "runs_dir", "runs_table", "save_table", "shared_dir", "show_run",
-    "split_counts", "to_markdown",
+    "run_grid_ray", "run_name", "run_row", "runs_dir", "runs_table", "save_table", "shared_dir",
+    "to_markdown",
 ]

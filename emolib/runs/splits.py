@@ -16,13 +16,17 @@ SKIPPED_LISTED = 10
 def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: float = D.VAL_FRACTION,
               max_per_class: int | None = None, seed: int = 0, test_split: str | None = "test",
               val_split: str | None = None, cache: bool | str | os.PathLike = True,
-              **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
+              fraction: float | None = None, **options) -> tuple[D.Split, D.Split, D.Split | None, dict]:
     """Train / validation / test splits and their description.
 
     The validation split is the dataset's own ``val_split`` (e.g. FER+'s ``valid``) where given, else
     carved from train (stratified, ``val_fraction``, ``seed``). The test split is only evaluated.
-    ``cache`` is :func:`emolib.data.load_split`'s; ``options`` are the format's (``classes``, ``margin``,
-    ``square``, ``align``, ``boxes``), which the description records (as ``options``) when given.
+    ``max_per_class`` keeps at most that many training images per class (a quarter of it for validation
+    and test); ``fraction`` then keeps that share of each class of every split, a small subset that keeps
+    the class imbalance (``max_per_class`` flattens it). ``cache`` is :func:`emolib.data.load_split`'s;
+    ``options`` are the format's (``classes``, ``margin``, ``square``, ``align``, ``boxes``), which the
+    description records (as ``options``) when given. A notebook passes the shared copy of a dataset as
+    ``root`` with :func:`emolib.experiments.data_root`.
     """
     full = D.load_split(dataset, root, "train", input_size, channels, cache, progress=True, **options)
     if val_split:
@@ -51,6 +55,10 @@ def load_data(dataset: str, root, input_size: int, channels: int, val_fraction: 
     if options:
         info["options"] = {key: os.fspath(value) if isinstance(value, os.PathLike) else value
                            for key, value in options.items()}
+    if fraction:
+        train_split, val = (D.limit_per_class(s, fraction=fraction, seed=seed) for s in (train_split, val))
+        test = None if test is None else D.limit_per_class(test, fraction=fraction, seed=seed)
+        info["fraction"] = fraction
     return train_split, val, test, info
 
 
@@ -58,7 +66,7 @@ def load_recorded_data(record: dict, input_size: int, channels: int):
     """:func:`load_data` of a run's ``data`` record (params.json): the same splits, the same val carve."""
     return load_data(record["dataset"], record["root"], input_size, channels, record["val_fraction"],
                      record["max_per_class"], record["seed"], record.get("test_split", "test"),
-                     record.get("val_split"), **record.get("options", {}))
+                     record.get("val_split"), fraction=record.get("fraction"), **record.get("options", {}))
 
 
 def load_run_data(run_dir: str | Path):
