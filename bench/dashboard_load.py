@@ -37,7 +37,6 @@ import json
 import os
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,23 +51,18 @@ from pathlib import Path
 
 import psutil
 
-from emolib.dashboard import stop_process
-
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(REPO / "tests"))
+
+from helpers import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+
+from emolib.dashboard import stop_process  # noqa: E402
+
 DESIGNS = {
     "after": ["--cull-disconnected=10", "--cull-interval=2"],
     "before": ["--in-process", "--pool-size=0", "--cull-idle=0"],
 }
 TIMEOUT_MS = 300_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss_mb(root: psutil.Process) -> float:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from test_dashboard import CHROMIUM, CHROMIUM_ARGS, LOAD_MS, VoilaServer  # noqa: E402
+from helpers import CHROMIUM, LOAD_MS, dashboard_server, fake_camera_args, open_dashboard  # noqa: E402
 
 from emolib import video as V  # noqa: E402
 from emolib.widgets.app import DEFAULT_MODEL_DIR  # noqa: E402
@@ -53,19 +53,12 @@ def main() -> int:
     clip = V.make_demo_clip(work / "two-faces.y4m", [photos / "grace_hopper.jpg",
                                                      photos / "astronaut_eileen_collins.png"],
                             seconds=8, face_height=240)
-    server = VoilaServer(work / "voila.log", DEFAULT_MODEL_DIR)
     rows = []
-    try:
+    with dashboard_server(work / "voila.log", DEFAULT_MODEL_DIR) as server:
         with sync_playwright() as playwright:
-            fake_camera = f"--use-file-for-fake-video-capture={clip}"
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                 args=[*CHROMIUM_ARGS, fake_camera])
-            context = browser.new_context(viewport={"width": 1100, "height": 900})
-            context.grant_permissions(["camera"])
-            page = context.new_page()
-            page.set_default_timeout(LOAD_MS)
-            page.goto(server.url, timeout=LOAD_MS)
-            page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
+                                                 args=fake_camera_args(clip))
+            _, page = open_dashboard(browser, server)
             page.click("button.emolib-mode-live")
             page.wait_for_function(f"() => Number({OVERLAY}.dataset.drawn) >= 10", timeout=3 * LOAD_MS)
             for _ in range(args.windows):
@@ -80,8 +73,6 @@ def main() -> int:
                              "p90_ms": sorted(new)[int(0.9 * (len(new) - 1))],
                              "in_flight": end["sent"] - end["drawn"], "wall": time.monotonic() - started})
             browser.close()
-    finally:
-        server.stop()
     load = os.getloadavg()[0]
     print(f"Live mode, `python -m emolib dashboard` (API + Voilà) + Chromium fake camera (640×480 clip of "
           f"two faces, frames sent 480 px wide); {platform.machine()}, {os.cpu_count()} CPUs, "

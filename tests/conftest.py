@@ -1,25 +1,28 @@
-"""Shared test fixtures: where ../shared is, and a tiny saved model for inference tests."""
+"""Shared test fixtures: where ../shared is, a tiny saved model for inference tests, Chromium and the
+dashboard's server for the browser tests, and the GPUs this machine has. Plain helpers: helpers.py."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import pytest
+# GPU tests share one card: each process takes GPU memory as it needs it, not all of it at start
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import emolib  # noqa: F401  (first: it sets this venv's Keras backend before any test imports Keras)
+import helpers  # noqa: E402
+import pytest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EMOLIB_SHARED", REPO.parent / "shared")).resolve()
+import emolib  # noqa: E402, F401  (first of emolib: it sets this venv's Keras backend before any test imports Keras)
+
+SHARED = Path(os.environ.get("EMOLIB_SHARED", helpers.REPO.parent / "shared")).resolve()
 
 
 def shared_path(*parts: str) -> Path:
     """A path under ../shared; skips (or fails in CI) when the shared folder is truly absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared data missing in CI: {path} (set EMOLIB_SHARED)")
-        pytest.skip(f"shared data not found: {path} (set EMOLIB_SHARED)")
+        helpers.missing(f"shared data {path}", "set EMOLIB_SHARED")
     return path
 
 
@@ -97,3 +100,64 @@ def ray_local(tmp_path_factory):
         ray = connect(head.address)
         yield head.address
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    """The Chromium executable (see :func:`helpers.chromium_executable`)."""
+    return helpers.chromium_executable()
+
+
+@pytest.fixture(scope="module")
+def playwright_driver(chromium_path):
+    """Playwright's driver, for tests that launch ``chromium_path``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright_driver, chromium_path, camera_video):
+    """Chromium whose fake camera plays ``camera_video`` (a fixture of the test's module)."""
+    browser = playwright_driver.chromium.launch(executable_path=chromium_path, headless=True,
+                                                args=helpers.fake_camera_args(camera_video))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard_model(request) -> Path:
+    """The shipped model when it exists, else a tiny untrained one (the page only needs some model)."""
+    from emolib.widgets.app import DEFAULT_MODEL_DIR
+
+    if (DEFAULT_MODEL_DIR / "model.keras").is_file() and (DEFAULT_MODEL_DIR / "model.json").is_file():
+        return DEFAULT_MODEL_DIR
+    return request.getfixturevalue("tiny_model_dir")
+
+
+@pytest.fixture(scope="module")
+def voila_server(tmp_path_factory, dashboard_model, chromium_path) -> helpers.Server:
+    """The dashboard (:func:`helpers.dashboard_server`) with ``dashboard_model``, for this module."""
+    with helpers.dashboard_server(tmp_path_factory.mktemp("voila") / "voila.log", dashboard_model) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def machine_gpus() -> list[tuple[int, int] | None]:
+    """The compute capability of each GPU this venv's backend has here (:func:`helpers.backend_gpus`);
+    none on a machine without the NVIDIA driver."""
+    gpus = helpers.backend_gpus()
+    assert not gpus or helpers.nvidia_smi_gpus(), f"the backend sees GPUs {gpus} but nvidia-smi lists none"
+    return gpus
+
+
+@pytest.fixture(scope="session")
+def machine_precision(machine_gpus) -> str:
+    """The dtype policy ``precision="auto"`` must choose here: float32 on CPU, else the GPUs' own."""
+    from emolib import devices
+
+    if not machine_gpus:
+        return "float32"
+    return devices.choose_precision("auto", [devices.Device("GPU", f"gpu:{index}", capability)
+                                             for index, capability in enumerate(machine_gpus)])

@@ -87,15 +87,18 @@ def doctor_json(tmp_path_factory) -> dict:
 
 
 @pytest.mark.backend
-def test_doctor_json_reports_the_venvs_backend_without_gpu(doctor_json):
+def test_doctor_json_reports_the_venvs_backend_and_the_machines_gpus(doctor_json, machine_gpus):
     assert doctor_json["backend"] == VENV_BACKEND
     assert doctor_json["backend_source"] == VENV_BACKEND_SOURCE
     if (Path(sys.prefix) / backend.BACKEND_FILE).is_file():  # a venv built by make setup records it
         assert doctor_json["backend_source"] == str(Path(sys.prefix) / backend.BACKEND_FILE)
     assert doctor_json["backend_version"] and doctor_json["backend_version"][0].isdigit()
-    assert doctor_json["gpu"] is False  # this machine has no GPU
-    assert doctor_json["gpu_names"] == []
-    assert any(device["type"] == "CPU" for device in doctor_json["devices"])
+    assert doctor_json["gpu"] is bool(machine_gpus)
+    assert len(doctor_json["gpu_names"]) == len(machine_gpus)
+    kinds = [device["type"] for device in doctor_json["devices"]]
+    assert kinds.count("GPU") == len(machine_gpus)
+    if not machine_gpus:  # (JAX lists only its GPUs where it has some)
+        assert "CPU" in kinds
     assert doctor_json["errors"] == []
 
 
@@ -132,7 +135,7 @@ def test_the_backend_command_reports_the_venvs_backend():
 
 
 @pytest.mark.backend
-def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
+def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json, machine_gpus):
     import cv2
     import keras
     import numpy
@@ -148,7 +151,7 @@ def test_doctor_json_reports_versions_opencv_data_and_model(doctor_json):
     shipped = os.path.join("emolib", "shipped_models", "emolib-ferplus")
     assert doctor_json["default_model"]["path"].endswith(shipped) and doctor_json["default_model"]["onnx"]
     assert doctor_json["install"] == "full"
-    assert doctor_json["mixed_precision"]["advice"] is None  # no GPU, no advice
+    assert (doctor_json["mixed_precision"]["advice"] is None) == (not machine_gpus)  # no GPU, no advice
 
 
 def test_doctor_follows_emolib_shared(tmp_path):

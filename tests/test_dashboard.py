@@ -10,51 +10,32 @@ Needs /usr/bin/chromium and ffmpeg (``make browser``): the tests skip without th
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
 import pytest
+from helpers import (
+    CHROMIUM_ARGS,
+    CULL_DISCONNECTED_S,
+    CULL_INTERVAL_S,
+    LOAD_MS,
+    PREDICT_MS,
+    Server,
+    dashboard_server,
+    ffmpeg_executable,
+    open_dashboard,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
-NOTEBOOK = REPO / "dashboards" / "emotions.ipynb"
-SCREENSHOTS = Path(os.environ.get("EMOLIB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "emolib-screenshots")
-LOAD_MS = 120_000  # Voilà starts a kernel per page; TensorFlow takes a while on 2 cores
-PREDICT_MS = 180_000
-#: Test-short kernel culling: a kernel whose page left goes after this many seconds …
-CULL_DISCONNECTED_S = 5
-#: … checked this often.
-CULL_INTERVAL_S = 1
-#: Slack on top of those for this loaded 2-core host (kernel shutdown itself takes a few seconds).
+#: Slack on top of the test-short culling for this loaded 2-core host (kernel shutdown itself takes a few s).
 CULL_SLACK_S = 60
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-]
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required in CI (run `make browser`)")
-    pytest.skip(f"{what} not found (run `make browser`: Debian's chromium and ffmpeg)")
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _missing(f"Chromium at {CHROMIUM}")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +44,9 @@ def face_photo(photos_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fake_camera_video(tmp_path_factory, face_photo) -> Path:
+def camera_video(tmp_path_factory, face_photo) -> Path:
     """A 3 s .y4m video of a still face photo, 640×480 (even sides), for Chromium's fake camera."""
-    ffmpeg = shutil.which("ffmpeg")
-    if not ffmpeg:
-        _missing("ffmpeg")
+    ffmpeg = ffmpeg_executable()
     video = tmp_path_factory.mktemp("camera") / "cam.y4m"
     subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-loop", "1", "-i", str(face_photo), "-t", "3",
                     "-vf", "scale=-2:480,pad=640:480:(ow-iw)/2:0", "-pix_fmt", "yuv420p", str(video)],
@@ -76,127 +55,12 @@ def fake_camera_video(tmp_path_factory, face_photo) -> Path:
     return video
 
 
-@pytest.fixture(scope="module")
-def dashboard_model(request) -> Path:
-    """The shipped model when it exists, else a tiny untrained one (the page only needs some model)."""
-    from emolib.widgets.app import DEFAULT_MODEL_DIR
-
-    if (DEFAULT_MODEL_DIR / "model.keras").is_file() and (DEFAULT_MODEL_DIR / "model.json").is_file():
-        return DEFAULT_MODEL_DIR
-    return request.getfixturevalue("tiny_model_dir")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class VoilaServer:
-    """``python -m emolib dashboard`` (the API, then Voilà) in a subprocess on a free port."""
-
-    def __init__(self, log_path: Path, model: Path | str):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        self.model = Path(model)
-        command = [sys.executable, "-m", "emolib", "dashboard", "--host=0.0.0.0", f"--port={self.port}",
-                   "--pool-size=1", "--pool-refill-delay=1",
-                   f"--cull-disconnected={CULL_DISCONNECTED_S}", f"--cull-interval={CULL_INTERVAL_S}"]
-        env = {**os.environ, "EMOLIB_MODEL": str(model), "PYTHONUNBUFFERED": "1"}
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Voilà exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"Voilà did not listen on port {self.port} within 300 s:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        from emolib.dashboard import stop_process
-
-        stop_process(self.process, timeout=30)
-        self._log.close()
-
-
-@pytest.fixture(scope="module")
-def voila_server(tmp_path_factory, dashboard_model, chromium_path):
-    server = VoilaServer(tmp_path_factory.mktemp("voila") / "voila.log", dashboard_model)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def playwright_driver(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright_driver, chromium_path, fake_camera_video):
-    """Chromium whose camera is the fake one, fed by the face video."""
-    browser = playwright_driver.chromium.launch(
-        executable_path=chromium_path, headless=True,
-        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera_video}"])
-    yield browser
-    browser.close()
-
-
-def open_dashboard(browser, server):
-    """A fresh page (so a fresh Voilà kernel) of ``browser`` showing the dashboard's mode chooser.
-
-    Returns (context, page); the page's JavaScript errors collect in ``page.js_errors``."""
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    context.grant_permissions(["camera"])
-    page = context.new_page()
-    page.set_default_timeout(LOAD_MS)
-    page.js_errors = []
-    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
-    page.goto(server.url, timeout=LOAD_MS)
-    try:
-        page.wait_for_selector(".emolib-chooser", state="visible", timeout=LOAD_MS)
-    except Exception as error:
-        context.close()
-        raise AssertionError(f"the dashboard did not appear: {error}\n{server.log_tail()}") from None
-    return context, page
-
-
 @pytest.fixture
 def dashboard(chromium, voila_server):
-    """A fresh page showing the dashboard's mode chooser (see :func:`open_dashboard`)."""
+    """A fresh page showing the dashboard's mode chooser (see :func:`helpers.open_dashboard`)."""
     context, page = open_dashboard(chromium, voila_server)
     yield page
     context.close()
-
-
-def screenshot(page, name: str) -> Path:
-    """Save a screenshot of the whole dashboard (Voilà scrolls inside the page, so grow the viewport)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = page.evaluate(
-        "() => { for (const e of document.querySelectorAll('*')) if (e.scrollTop) e.scrollTop = 0;"
-        " window.scrollTo(0, 0);"
-        " const d = document.querySelector('.emolib-dashboard');"
-        " return Math.ceil(d.getBoundingClientRect().bottom + 40); }")
-    page.set_viewport_size({"width": 1100, "height": max(900, min(int(height), 4000))})
-    page.wait_for_timeout(300)  # one layout pass at the new size
-    path = SCREENSHOTS / name
-    page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1100, "height": 900})
-    assert path.stat().st_size > 10_000
-    return path
 
 
 def upload(page, path: Path) -> None:
@@ -306,8 +170,7 @@ def test_sample_then_crop_by_hand(dashboard):
 
 
 def test_without_a_model_the_page_says_so(chromium, tmp_path):
-    server = VoilaServer(tmp_path / "voila.log", tmp_path / "no-such-model")
-    try:
+    with dashboard_server(tmp_path / "voila.log", tmp_path / "no-such-model") as server:
         context = chromium.new_context(viewport={"width": 1100, "height": 900})
         page = context.new_page()
         page.goto(server.url, timeout=LOAD_MS)
@@ -319,14 +182,12 @@ def test_without_a_model_the_page_says_so(chromium, tmp_path):
         assert "Traceback" not in page.inner_text("body")
         screenshot(page, "00-no-model.png")
         context.close()
-    finally:
-        server.stop()
 
 
 def test_no_camera_gives_a_clear_message(playwright_driver, chromium_path, voila_server):
     """Without a camera device (and no fake one), the camera mode says so in the page."""
     browser = playwright_driver.chromium.launch(executable_path=chromium_path, headless=True,
-                                                args=CHROMIUM_ARGS[:5])  # no fake camera, no fake prompt
+                                                args=CHROMIUM_ARGS)  # no fake camera, no fake prompt
     try:
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(voila_server.url, timeout=LOAD_MS)
@@ -394,7 +255,7 @@ def test_a_legacy_protocol_client_gets_the_widgets_and_the_server_stays_up(voila
 
     kernel = kernel_id_in(urllib.request.urlopen(voila_server.url, timeout=LOAD_MS / 1000).read().decode())
     session, control = uuid4().hex, uuid4().hex
-    url = voila_server.url.replace("http", "ws", 1) + f"api/kernels/{kernel}/channels?session_id={session}"
+    url = voila_server.url.replace("http", "ws", 1) + f"/api/kernels/{kernel}/channels?session_id={session}"
     with connect(url, max_size=None, open_timeout=60) as kernel_socket:
         assert kernel_socket.subprotocol is None  # the legacy protocol
         for msg_type, content, metadata in (
@@ -422,12 +283,12 @@ def kernel_process(kernel_id: str) -> psutil.Process | None:
     return None
 
 
-def kernel_known(server: VoilaServer, kernel_id: str) -> bool:
+def kernel_known(server: Server, kernel_id: str) -> bool:
     import urllib.error
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{server.url}api/kernels/{kernel_id}", timeout=10) as response:
+        with urllib.request.urlopen(f"{server.url}/api/kernels/{kernel_id}", timeout=10) as response:
             return response.status == 200
     except urllib.error.HTTPError as error:
         if error.code == 404:
@@ -458,13 +319,13 @@ def test_closed_page_kernel_is_light_and_goes_away(chromium, voila_server):
     assert not process.is_running()
 
 
-def test_pages_at_once_each_get_their_own_result(chromium, voila_server, photos_dir):
+def test_pages_at_once_each_get_their_own_result(chromium, voila_server, dashboard_model, photos_dir):
     """Three viewers at once, with different photos and models, through the one shared API."""
     from emolib import modelcards
     from emolib.widgets.app import model_label
 
     shipped = modelcards.list_models()
-    start = len(modelcards.read_card(voila_server.model)["labels"])
+    start = len(modelcards.read_card(dashboard_model)["labels"])
     other = next(name for name, info in shipped.items() if len(info["labels"]) != start)
     other_classes = len(shipped[other]["labels"])
     viewers = {"upload": (photos_dir / "astronaut_eileen_collins.png", None, start),

@@ -68,11 +68,16 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused():
 
 
 @pytest.mark.backend
-def test_placement_on_this_machine_is_one_cpu_in_float32_and_is_recorded():
+def test_placement_on_this_machine_is_its_devices_in_their_precision_and_is_recorded(machine_gpus,
+                                                                                    machine_precision):
+    """On a CPU machine: its CPU device(s) in float32; on a GPU machine: all its GPUs, in their policy."""
     where = DV.placement("all", "auto")
     record = where.record()
     assert record["devices"] == len(DV.local_devices()) >= 1
-    assert record["precision"] == "float32" and record["device_kind"] == "CPU"
+    if machine_gpus:
+        assert record["devices"] == len(machine_gpus)
+    assert record["precision"] == machine_precision
+    assert record["device_kind"] == ("GPU" if machine_gpus else "CPU")
     assert record["keras_backend"] == keras.backend.backend()
 
 

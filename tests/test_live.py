@@ -2,23 +2,13 @@
 
 Results must keep coming (the overlay's count of drawn results grows, boxes are on it), at most one frame
 is in flight, and leaving the mode ends the camera's tracks. The update rate is measured in
-bench/live_rate.py, not here. Voilà, Chromium and the screenshots are set up as in test_dashboard.py.
+bench/live_rate.py, not here. Voilà, Chromium and the screenshots come from conftest.py and helpers.py.
 """
 
 from __future__ import annotations
 
 import pytest
-from test_dashboard import (  # noqa: F401 - fixtures used by name
-    CHROMIUM_ARGS,
-    LOAD_MS,
-    PREDICT_MS,
-    chromium_path,
-    dashboard_model,
-    open_dashboard,
-    playwright_driver,
-    screenshot,
-    voila_server,
-)
+from helpers import LOAD_MS, PREDICT_MS, open_dashboard, screenshot
 
 from emolib import video as V
 
@@ -30,24 +20,15 @@ VIDEO = "document.querySelector('.emolib-camera-panel .emolib-webcam-video')"
 
 
 @pytest.fixture(scope="module")
-def live_camera_clip(tmp_path_factory, photos_dir):
+def camera_video(tmp_path_factory, photos_dir):
     """8 s of two faces sliding across a 640×480 frame, as .y4m for Chromium's fake camera."""
     path = tmp_path_factory.mktemp("live") / "two-faces.y4m"
     photos = [photos_dir / "grace_hopper.jpg", photos_dir / "astronaut_eileen_collins.png"]
     return V.make_demo_clip(path, photos, seconds=8, face_height=240)
 
 
-@pytest.fixture(scope="module")
-def live_chromium(playwright_driver, chromium_path, live_camera_clip):  # noqa: F811
-    browser = playwright_driver.chromium.launch(
-        executable_path=chromium_path, headless=True,
-        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={live_camera_clip}"])
-    yield browser
-    browser.close()
-
-
-def test_live_mode_updates_results_and_stops_the_camera(live_chromium, voila_server):  # noqa: F811
-    context, page = open_dashboard(live_chromium, voila_server)
+def test_live_mode_updates_results_and_stops_the_camera(chromium, voila_server):
+    context, page = open_dashboard(chromium, voila_server)
     try:
         page.click("button.emolib-mode-live")
         page.wait_for_function(f"() => {VIDEO}.videoWidth > 0 && {VIDEO}.srcObject.active")

@@ -4,51 +4,24 @@ kernel culling; a viewer's kernel takes widget messages only, and `--token` puts
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+from helpers import Server, free_port
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "room-42-token"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def make_dashboard(log_path: Path, dashboard_args: str = ""):
-    """``make dashboard`` on a free port (with ``DASHBOARD_ARGS``); yields the port once Voilà listens."""
+def make_dashboard(log_path: Path, dashboard_args: str = "") -> Server:
+    """``make dashboard`` on a free port (with ``DASHBOARD_ARGS``), once Voilà listens."""
     port = free_port()
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(["make", "--no-print-directory", "dashboard", f"PORT={port}",
-                               f"DASHBOARD_ARGS={dashboard_args}"], cwd=REPO, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 240
-        while server.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            time.sleep(1)
-        assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
-        yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
+    command = ["make", "--no-print-directory", "dashboard", f"PORT={port}",
+               f"DASHBOARD_ARGS={dashboard_args}"]
+    return Server(command, port, log_path, start_s=240, own_session=True)
 
 
 def get(port: int, path: str, headers: dict | None = None) -> tuple[int, str, str]:
@@ -110,7 +83,8 @@ def test_the_dashboard_passes_its_token_to_voila_and_refuses_an_empty_one():
 @pytest.mark.browser
 def test_make_dashboard_answers_http_and_its_kernels_run_no_code_sent_to_them(tmp_path):
     log_path = tmp_path / "voila.log"
-    with make_dashboard(log_path) as port:
+    with make_dashboard(log_path) as server:
+        port = server.port
         status, _, html = get(port, "/")
         assert status == 200, log_path.read_text()[-3000:]
         assert "voila" in html.lower() or "jupyter" in html.lower()
@@ -130,7 +104,8 @@ def test_make_dashboard_answers_http_and_its_kernels_run_no_code_sent_to_them(tm
 @pytest.mark.browser
 def test_make_dashboard_with_a_token_lets_in_only_who_gives_it(tmp_path):
     log_path = tmp_path / "voila.log"
-    with make_dashboard(log_path, f"--token={TOKEN} --pool-size=0") as port:
+    with make_dashboard(log_path, f"--token={TOKEN} --pool-size=0") as server:
+        port = server.port
         status, location, _ = get(port, "/")
         assert status == 302 and location.startswith("/login"), (status, location)
         assert get(port, "/?token=wrong")[0] == 302

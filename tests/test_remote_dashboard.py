@@ -4,54 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, free_port, serve_api
 
 from emolib import labels, modelcards
 from emolib.widgets.app import EmotionDashboard, sample_image_bytes
 from emolib.widgets.remote import API_URL_ENV, RemotePredictor
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def api_url(tiny_model_dir, yunet_path, tmp_path_factory):
     """``python -m emolib serve`` with the tiny model, on a free loopback port."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("api") / "api.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "emolib", "serve", "--port", str(port),
-                                   "--model", str(tiny_model_dir), "--detector", "yunet"],
-                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the API did not start:\n" + log_path.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/test", timeout=5):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serve_api(tmp_path_factory.mktemp("api") / "api.log", tiny_model_dir) as server:
+        yield server.url
 
 
 def _sample() -> np.ndarray:

@@ -10,28 +10,19 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CHROMIUM_ARGS, REPO, SCREENSHOTS, free_port, serve_api
 from PIL import Image
 
 from emolib.explain import OVERLAY_SIDE
 
-REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "emolib" / "static" / "index.html"
-CHROMIUM = os.environ.get("EMOLIB_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("EMOLIB_SCREENSHOTS") or Path(tempfile.gettempdir()) / "emolib-screenshots")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 WAIT_MS = 120_000
 
 
@@ -148,52 +139,19 @@ def test_root_serves_the_web_page(client):
 
 # -- the page in Chromium --------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory, yunet_path):
     """``python -m emolib serve`` on a free port, with the shipped FER2013 model."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "emolib", "serve", "--port", str(port), "--model", "emolib-fer2013",
-             "--detector", "yunet"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"emolib serve exited {process.returncode}: {log_path.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"emolib serve did not listen: {log_path.read_text()}") from None
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serve_api(tmp_path_factory.mktemp("serve") / "serve.log", "emolib-fer2013") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
-def web_browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium missing in CI: {CHROMIUM}")
-        pytest.skip(f"Chromium not found: {CHROMIUM} (run `make browser`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def web_browser(playwright_driver, chromium_path):
+    browser = playwright_driver.chromium.launch(executable_path=chromium_path, headless=True,
+                                                args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 def _open(browser, url: str):
@@ -251,7 +209,7 @@ def test_page_opened_from_disk_talks_to_the_api_on_another_port(web_browser, api
     assert page.evaluate("location.protocol") == "file:"
     _analyse(page, photos_dir / "grace_hopper.jpg")  # cross-origin: needs CORS for origin "null"
     assert "Faces detected: 1" in page.text_content("#status") and page.text_content("#error") == ""
-    page.fill("#api", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    page.fill("#api", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     page.set_input_files("#file", str(photos_dir / "grace_hopper.jpg"))
     page.wait_for_function("document.getElementById('error').textContent.length > 0")
     assert "cannot reach the API" in page.text_content("#error")

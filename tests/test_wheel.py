@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers import Server, free_port
 
 from emolib import install, paths
 
@@ -192,38 +191,18 @@ def test_the_light_install_predicts_a_photo_and_a_folder(light_venv, photos_dir,
     assert_a_shipped_model_result(record)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_light_install_serves_the_api(light_venv, photos_dir, tmp_path):
     port = free_port()
-    server = subprocess.Popen([str(light_venv / "bin" / "emolib"), "serve", "--port", str(port)],
-                              cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read()[-3000:]
-            try:
-                if httpx.get(f"{url}/test", timeout=2).json() == {"status": "ok"}:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "emolib serve did not answer GET /test"
-                time.sleep(0.5)
+    command = [light_venv / "bin" / "emolib", "serve", "--port", str(port)]
+    with Server(command, port, tmp_path / "serve.log", env=clean_env(), cwd=tmp_path, start_s=120) as server:
+        assert httpx.get(f"{server.url}/test", timeout=10).json() == {"status": "ok"}
         photo = (photos_dir / "grace_hopper.jpg").read_bytes()
-        response = httpx.post(f"{url}/predict", files={"file": ("grace_hopper.jpg", photo, "image/jpeg")},
-                              timeout=60)
+        response = httpx.post(f"{server.url}/predict", timeout=60,
+                              files={"file": ("grace_hopper.jpg", photo, "image/jpeg")})
         assert response.status_code == 200, response.text
         assert_a_shipped_model_result(response.json())
-        health = httpx.get(f"{url}/health", timeout=10).json()
+        health = httpx.get(f"{server.url}/health", timeout=10).json()
         assert health["keras_backend"] is None and health["model"]["name"] == "emolib-ferplus"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.mark.parametrize("args", [["train", "--dataset", "fer2013", "--data", "x"],
