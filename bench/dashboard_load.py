@@ -76,6 +76,22 @@ def tree_rss_mb(root: psutil.Process) -> float:
     return total / 1e6
 
 
+def api_rss_mb(root: psutil.Process) -> float | None:
+    """RSS of the shared prediction API (the dashboard's ``emolib serve`` child) in MB; None without one."""
+    for process in root.children(recursive=True):
+        try:
+            command = process.cmdline()
+            if "emolib" in command and "serve" in command:
+                return process.memory_info().rss / 1e6
+        except psutil.Error:
+            pass
+    return None
+
+
+def _mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
 def tree_cpu_s(root: psutil.Process, skip: psutil.Process | None = None) -> float:
     """CPU seconds (user + system) used so far by ``root``'s living descendants, without ``skip``'s tree."""
     skipped = {skip.pid, *(c.pid for c in skip.children(recursive=True))} if skip else set()
@@ -340,7 +356,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
             for phase, count in (("in sequence", sequential), ("at once", concurrent)):
                 if not count:
                     continue
-                baseline = tree_rss_mb(root)
+                baseline, api_baseline = tree_rss_mb(root), api_rss_mb(root)
                 kernels_before = kernel_count(root)
                 preheated_before = _preheated(log.name)
                 cpu_before = (tree_cpu_s(root) + _own(root), viewers_cpu_s(root))
@@ -354,7 +370,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                 wall = time.perf_counter() - phase_start
                 server_cpu = tree_cpu_s(root) + _own(root) - cpu_before[0]
                 viewers_cpu = viewers_cpu_s(root) - cpu_before[1]
-                closed = tree_rss_mb(root)
+                closed, api_closed = tree_rss_mb(root), api_rss_mb(root)
                 await asyncio.sleep(cull_wait)
                 culled = tree_rss_mb(root)
                 ok = [r for r in results if not r["error"]]
@@ -363,7 +379,7 @@ async def run_design(design: str, sequential: int, concurrent: int, settle: floa
                     "peak": peak,
                     "extra": peak - baseline,
                     "per_viewer": f"{(peak - baseline) / count:.0f}" if phase == "at once" else "–",
-                    "closed": closed, "culled": culled,
+                    "closed": closed, "culled": culled, "api": f"{_mb(api_baseline)} → {_mb(api_closed)}",
                     "kernels": f"{kernels_before} → {kernel_count(root)}",
                     "first": _stats([r["first_result"] for r in ok]),
                     "click": _stats([r["click_to_result"] for r in ok]),
@@ -414,12 +430,14 @@ def main(argv=None) -> int:
                                            tuple(args.dashboard_args.split()) if mine else (), client))
     print("| design | viewers | tree RSS at start (MB) | peak (MB) | peak − start (MB) | "
           "per viewer at once (MB) | right after close (MB) | after cull wait (MB) | kernels start → end | "
-          "first result s, median / p95 | click → result s, median / p95 | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "shared API RSS start → after close (MB) | first result s, median / p95 | "
+          "click → result s, median / p95 | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['design']} | {r['phase']} | {r['baseline']:.0f} | {r['peak']:.0f} | "
               f"{r['extra']:.0f} | {r['per_viewer']} | "
-              f"{r['closed']:.0f} | {r['culled']:.0f} | {r['kernels']} | {r['first']} | {r['click']} | "
+              f"{r['closed']:.0f} | {r['culled']:.0f} | {r['kernels']} | {r['api']} | {r['first']} | "
+              f"{r['click']} | "
               f"{r['errors']}{' (' + r['first_error'] + ')' if r['errors'] else ''} |")
     print()
     print("| design | viewers | preheated kernels used | page answered (s) | page loaded (s) | "
