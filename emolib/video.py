@@ -606,35 +606,3 @@ def write_video(path: str | os.PathLike, frames: Sequence[np.ndarray], fps: floa
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             writer.release()
     return path
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLI: emolib video FILE [--every N | --fps F] --out timeline.csv [--plot PNG] [--smooth K] [--resume]
-# ---------------------------------------------------------------------------------------------------
-
-def run_cli(args) -> int:
-    """``emolib video``: write the timeline CSV (and plot), print the per-track summary."""
-    from emolib.predict import EmotionPredictor
-
-    capture, _ = open_video(args.file)  # a bad file is refused before the model loads
-    capture.release()
-    predictor = EmotionPredictor(model=args.model, detector=args.detector, runtime=args.runtime)
-    try:
-        timeline = analyze_video(args.file, predictor, every=args.every, fps=args.fps, out=args.out,
-                                 resume=args.resume, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\nemolib video: interrupted; the rows written so far are in {args.out} "
-              "(add --resume to go on from there)", file=sys.stderr)
-        return 130
-    shown = smooth(timeline, args.smooth) if args.smooth and len(timeline) else timeline
-    if args.plot:
-        if len(shown):
-            plot_timeline(shown, args.plot, title=Path(args.file).name)
-        else:
-            print("emolib video: no face found: no plot written", file=sys.stderr)
-    frames = timeline["frame"].nunique()
-    print(f"{args.file}: {len(timeline)} face rows in {frames} sampled frame(s) with faces, "
-          f"{timeline['track'].nunique()} track(s) → {args.out}")
-    if len(shown):
-        print(summary(shown).to_string())
-    return 0
