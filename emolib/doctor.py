@@ -1,9 +1,10 @@
 """``emolib doctor``: what this environment can run — backend, devices, versions, data and model found.
 
 :func:`report` gathers the facts as a plain dict (JSON-serialisable); :func:`format_report` writes it as a
-table (``emolib doctor``; ``--json`` prints the dict). Every probe is guarded: a broken import is reported, not raised, since
-the point of the command is to diagnose a broken environment. The Keras backend library (TensorFlow, JAX
-or PyTorch) is imported only here, inside :func:`report`, never at CLI start-up.
+table (``emolib doctor``; ``--json`` prints the dict). Every probe is guarded: a broken import is
+reported, not raised, since the point of the command is to diagnose a broken environment. The Keras
+backend library (TensorFlow, JAX or PyTorch) is imported only here, inside :func:`report`, never at CLI
+start-up.
 """
 
 from __future__ import annotations
