@@ -15,6 +15,7 @@ import pytest
 from emolib import commands
 from emolib import evaluate as E
 from emolib import train as T
+from emolib.runs.splits import load_recorded_data
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32  # face side the tests train at
@@ -236,7 +237,7 @@ def test_train_cli_takes_format_options_and_heads_and_records_them(affectnet_va,
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["valence"]["samples"] == TEST_FACES - TEST_FACES // 8  # contempt left out
     # a resume reloads the data with the recorded options: the same 7 classes and val carve
-    train_split, val_split, _, info = T.load_recorded_data(params["data"], SIZE, 1)
+    train_split, val_split, _, info = load_recorded_data(params["data"], SIZE, 1)
     assert info["options"] == params["data"]["options"] and len(train_split.classes) == 7
     assert val_split.content_fingerprint() == params["data"]["val_fingerprint"]
 
