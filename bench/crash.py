@@ -123,9 +123,9 @@ def child(argv: list[str]) -> int:
                 die()
 
         timeline._CsvAppender._write = csv_write
-    from emolib import cli
+    from emolib import commands
 
-    return cli.main(argv)
+    return commands.main(argv)
 
 
 # ---------------------------------------------------------------------------------------------------

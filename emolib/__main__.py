@@ -1,5 +1,5 @@
 import sys
 
-from emolib.cli import main
+from emolib.commands import main
 
 sys.exit(main())

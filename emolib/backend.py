@@ -98,13 +98,3 @@ def write_backend_file(name: str, prefix: str | os.PathLike = sys.prefix) -> Pat
     path = Path(prefix) / BACKEND_FILE
     path.write_text(name + "\n", encoding="utf-8")
     return path
-
-
-def run_cli(args) -> int:
-    """``emolib backend [NAME]``: print this environment's backend and its source; with NAME, record it."""
-    if args.name:
-        print(f"Keras backend of {sys.prefix}: {args.name} (recorded in {write_backend_file(args.name)})")
-        return 0
-    name, source = applied
-    print(f"{name}  (from {source})")
-    return 0

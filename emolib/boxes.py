@@ -1,7 +1,8 @@
-"""Face crops from annotation boxes: box geometry (margin, square), eye-line alignment, decoding.
+"""Face crops from annotation boxes: box geometry (margin, square) and eye-line alignment.
 
 Formats whose faces are boxes in larger photos (``affectnet``, ``expw``) give their listing a
-:class:`Crops`; :func:`emolib.data.load_split` then decodes each row's crop, once, into the cache.
+:class:`Crops` (a box file's: :func:`emolib.formats.read_box_file`); :func:`emolib.data.load_split` then
+decodes each row's crop (:func:`emolib.formats.decode_crop`), once, into the cache.
 A source names its file and, where a photo holds several faces, the face: ``photo.jpg#face=2``.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -94,34 +94,3 @@ class Crops:
         matrix = scale @ matrix
         matrix[:, 2] += np.array([size / 2, size / 2]) - scale @ np.array([cx + cw / 2, cy + ch / 2])
         return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA, borderValue=0)
-
-
-def read_box_file(path, root, sources: list[str], margin: float = 0.0, square: bool = True) -> Crops:
-    """:class:`Crops` for ``sources`` from a CSV box file with columns ``path, x, y, w, h`` (paths relative
-    to ``root``); a source without a row is cropped whole."""
-    from emolib.data import read_table
-
-    table = read_table(Path(path), "the columns path,x,y,w,h")
-    missing = {"path", "x", "y", "w", "h"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{path} lacks column(s) {sorted(missing)} (expected path,x,y,w,h)")
-    values = table[["x", "y", "w", "h"]].to_numpy()
-    found = {str(Path(root) / p): row for p, row in zip(table["path"], values)}
-    boxes = np.array([found.get(s, [np.nan] * 4) for s in sources], dtype=np.float32).reshape(-1, 4)
-    return Crops(boxes, margin=margin, square=square)
-
-
-def decode_crop(source: str, crops: Crops, row: int, size: int, channels: int) -> np.ndarray:
-    """Read the photo of ``source`` and cut row ``row``'s face → (size, size, channels) uint8.
-
-    Raises what :func:`emolib.data.read_image` raises, and ``ValueError`` when the box is empty or
-    outside the photo."""
-    from emolib.data import _fit, read_image
-
-    image = read_image(source_file(source), channels)
-    face = crops.cut(image, row, size)
-    if face is None:
-        x, y, w, h = (float(v) for v in crops.boxes[row])
-        raise ValueError(f"its face box (x {x:g}, y {y:g}, w {w:g}, h {h:g}) is empty or outside the "
-                         f"{image.shape[1]}×{image.shape[0]} photo")
-    return _fit(face, size, channels)

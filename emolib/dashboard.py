@@ -174,37 +174,45 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 20) -> None:
         process.wait(timeout=timeout)
 
 
-def run(args) -> int:
-    """Start the API (unless ``--in-process``), then Voilà; stop both when either ends or on a signal."""
-    if args.token is not None and not args.token.strip():
-        raise ValueError("--token is empty: give the token viewers must type, or leave --token out")
+def run_room(*, host: str, port: int, api_port: int, model: str | None, detector: str | None,
+             runtime: str, cull_idle: int, cull_disconnected: int, cull_interval: int, pool_size: int,
+             pool_refill_delay: float, token: str | None, in_process: bool) -> int:
+    """Start the API (unless ``in_process``), then Voilà; stop both when either ends or on a signal.
+
+    Parameters are ``emolib dashboard``'s options (see ``--help``): ``host``, ``port`` Voilà's address;
+    ``api_port`` the API's loopback port (0: any free one); ``model`` (None: ``$EMOLIB_MODEL``, else the
+    shipped default), ``detector`` and ``runtime`` the API's; the rest go to :func:`voila_command`.
+
+    Returns
+    -------
+    int
+        Voilà's exit status; 1 when the API stopped first; 0 on an interrupt.
+    """
     env = dict(os.environ)
     api = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that `finally` stops the children
     try:
-        model = args.model or env.get(MODEL_ENV)
+        model = model or env.get(MODEL_ENV)
         found, problem = resolve_start_model(model)
         if found is None:  # the page explains it; an API could not even start
             print(f"emolib dashboard: {problem}", file=sys.stderr, flush=True)
         elif model:
             env[MODEL_ENV] = str(found)  # the kernels start with the API's model
-        if args.in_process or found is None:
+        if in_process or found is None:
             env.pop(API_URL_ENV, None)
         else:
-            api_port = args.api_port or free_port()
+            api_port = api_port or free_port()
             url = f"http://127.0.0.1:{api_port}"
-            api = subprocess.Popen(api_command(api_port, model and str(found), args.detector, args.runtime),
-                                   env=env)
+            api = subprocess.Popen(api_command(api_port, model and str(found), detector, runtime), env=env)
             wait_for_api(url, api)
             env[API_URL_ENV] = url
             print(f"emolib dashboard: predictions by the API at {url}", flush=True)
-        where = "localhost" if args.host in ("127.0.0.1", "localhost") else socket.gethostname()
-        query = f"/?token={args.token}" if args.token else ""
-        print(f"emolib dashboard on http://{where}:{args.port}{query} (kernels: closed pages go at once or "
-              f"after {args.cull_disconnected} s idle, open idle tabs after {args.cull_idle} s)", flush=True)
-        voila = subprocess.Popen(voila_command(args.host, args.port, args.cull_idle, args.cull_disconnected,
-                                               args.cull_interval, args.pool_size,
-                                               args.pool_refill_delay, token=args.token), env=env)
+        where = "localhost" if host in ("127.0.0.1", "localhost") else socket.gethostname()
+        query = f"/?token={token}" if token else ""
+        print(f"emolib dashboard on http://{where}:{port}{query} (kernels: closed pages go at once or "
+              f"after {cull_disconnected} s idle, open idle tabs after {cull_idle} s)", flush=True)
+        voila = subprocess.Popen(voila_command(host, port, cull_idle, cull_disconnected, cull_interval,
+                                               pool_size, pool_refill_delay, token=token), env=env)
         try:
             while voila.poll() is None:
                 if api is not None and api.poll() is not None:
@@ -218,8 +226,3 @@ def run(args) -> int:
         return 0
     finally:
         stop_process(api)
-
-
-def run_cli(args) -> int:
-    """``emolib dashboard``."""
-    return run(args)

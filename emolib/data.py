@@ -1,11 +1,11 @@
-"""Datasets: a registry of formats, decode-once cache, validation split, class counts and weights.
+"""Datasets: the built-in formats, decode-once cache, validation split, class counts and weights.
 
-A *format* (``rafdb``, ``fer2013``, ``ferplus``, ``folders``) scans a dataset folder into a
-:class:`Listing` — image sources and labels in canonical order. :func:`load_split` decodes a listing
-into uint8 arrays once, chunk by chunk, straight into a memory-mapped cache file; later loads of
-unchanged files map that file instead of decoding. A subset of a split (val carve, per-class limit) is
-a :class:`Rows` view: rows are read from the map only when a batch is sliced, so a split larger than
-memory never gets copied whole.
+A *format* (``rafdb``, ``fer2013``, ``ferplus``, ``folders``; registered in :mod:`emolib.formats`)
+scans a dataset folder into a :class:`~emolib.formats.Listing` — image sources and labels in canonical
+order. :func:`load_split` decodes a listing into uint8 arrays once, chunk by chunk, straight into a
+memory-mapped cache file; later loads of unchanged files map that file instead of decoding. A subset
+of a split (val carve, per-class limit) is a :class:`Rows` view: rows are read from the map only when
+a batch is sliced, so a split larger than memory never gets copied whole.
 """
 
 from __future__ import annotations
@@ -14,21 +14,35 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from emolib import imageio, paths
 from emolib import labels as L
-from emolib.boxes import Crops, decode_crop, read_box_file, source_file
+from emolib import paths, photo_datasets  # noqa: F401  (photo_datasets registers affectnet and expw)
+from emolib.boxes import source_file
 from emolib.files import atomic_path, write_json
-from emolib.registry import Registry, first_doc_line
+from emolib.formats import (
+    DATASETS,
+    DatasetFormat,
+    Listing,
+    check_unique,
+    decode_crop,
+    fit_image,
+    image_files,
+    image_names,
+    numbers,
+    read_box_file,
+    read_image,
+    read_table,
+    read_text,
+    register_dataset,
+    require_dir,
+)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
 DECODE_CHUNK = 256  # images decoded (and held in memory) at a time while a cache is built
 #: Most values (rows × height × width × channels) that a step reads from a split at a time: 256 faces
@@ -88,30 +102,6 @@ class Rows:
 
 
 @dataclass
-class Listing:
-    """What a format found in one split: sources (file paths or csv rows) and their labels.
-
-    ``pixels`` holds already-decoded images for formats that store pixels in a table (fer2013.csv).
-    ``soft_labels`` holds per-class label distributions where the format has them (FER+ votes).
-    ``dropped`` counts rows the format discarded on purpose (FER+ unknown / not-a-face).
-    ``crops`` holds face boxes where the faces are cut from larger photos (:mod:`emolib.boxes`).
-    ``valence_arousal`` holds (n, 2) float targets in [-1, 1] where the format has them (NaN: none).
-    ``problems`` maps rows found unreadable while scanning (a bad fer2013.csv pixel row) to why:
-    :func:`load_split` skips them, with that reason.
-    """
-
-    sources: list[str]
-    labels: np.ndarray
-    classes: tuple[str, ...]
-    pixels: list[np.ndarray] | None = None
-    soft_labels: np.ndarray | None = None
-    dropped: int = 0
-    crops: Crops | None = None
-    valence_arousal: np.ndarray | None = None
-    problems: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
 class Split:
     """A decoded split: ``images`` (n, h, w, c) uint8 and ``labels`` (n,) indices into ``classes``.
 
@@ -157,38 +147,6 @@ class Split:
                      self.skip_reasons)
 
 
-@dataclass(frozen=True)
-class DatasetFormat:
-    """A registered dataset format: ``scan(root, split, **options) -> Listing`` and its split names."""
-
-    name: str
-    scan: Callable[..., Listing]
-    splits: Callable[[Path], list[str]]
-    description: str
-
-
-DATASETS: Registry = Registry("dataset")
-
-
-def register_dataset(name: str, splits: Callable[[Path], list[str]]):
-    """Decorator: register ``scan(root, split, **options)`` as dataset format ``name``."""
-    return DATASETS.register(name, lambda scan: DatasetFormat(name, scan, splits, first_doc_line(scan)))
-
-
-#: the format options that ``emolib data``, ``train`` and ``evaluate`` take as flags
-FORMAT_OPTIONS = ("classes", "margin", "square", "align", "boxes")
-
-
-def format_options(args) -> dict:
-    """The format options given on a command line (``--classes 7``, ``--margin 0.1`` …), as keywords
-    of :func:`load_split`; the ones not given are left out (the format's defaults apply)."""
-    options = {name: getattr(args, name) for name in FORMAT_OPTIONS if getattr(args, name, None) is not None}
-    if "classes" in options:  # a number is a class count (affectnet 7|8), else class folder names
-        text = options["classes"]
-        options["classes"] = int(text) if text.isdigit() else text.split(",")
-    return options
-
-
 def check_options(name: str, options: dict) -> None:
     """Refuse an option that format ``name`` does not take (a ValueError naming the ones it takes)."""
     parameters = list(inspect.signature(get_dataset(name).scan).parameters)[2:]  # after root, split
@@ -212,87 +170,8 @@ def get_dataset(name: str) -> DatasetFormat:
 # Formats
 # ---------------------------------------------------------------------------------------------------
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def _subfolders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
-
-
-def read_text(path: Path) -> str:
-    """A label file's text; a clear error naming it when it is not UTF-8."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
-                         f"{error.start}): save it as UTF-8") from None
-
-
-def read_table(path: Path, expected: str, **options):
-    """A CSV label file as a pandas table (``options`` for ``pandas.read_csv``); a clear error naming
-    it, and what it should hold (``expected``), when it cannot be read as CSV."""
-    import pandas as pd
-
-    try:
-        return pd.read_csv(path, encoding="utf-8", **options)
-    except UnicodeDecodeError:
-        read_text(path)  # raises the not-UTF-8 error
-        raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        reason = str(error).strip().replace("Error tokenizing data. C error: ", "")
-        raise ValueError(f"{path}: cannot read it as CSV ({reason}); expected {expected}") from None
-
-
-def numbers(table, columns, path: Path, expected: str, first_line: int, minimum: float = -np.inf,
-            whole: bool = False) -> np.ndarray:
-    """Columns ``columns`` (names, or a slice of positions) of ``table`` as a float array; a clear
-    error naming ``path`` and the line (``first_line``: the file line of the table's first row) of the
-    first value that is missing, not a number (a ``whole`` number), or below ``minimum``."""
-    import pandas as pd
-
-    part = table[list(columns)] if not isinstance(columns, slice) else table.iloc[:, columns]
-    values = part.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | (values < minimum)
-    if whole:
-        bad |= np.isfinite(values) & (values != np.round(values))
-    rows = np.flatnonzero(bad.any(axis=1))
-    if len(rows):
-        row = rows[0]
-        found = ",".join("" if pd.isna(v) else str(v) for v in part.iloc[row])
-        raise ValueError(f"{path}:{first_line + row}: cannot read {found!r}: expected {expected}")
-    return values
-
-
-def check_unique(named_lines, path: Path, what: str = "image") -> None:
-    """A clear error naming ``path`` when one name of ``named_lines`` (``(name, line)`` pairs) is listed
-    twice: its face would count twice, perhaps with two labels."""
-    seen: dict[str, int] = {}
-    for name, line in named_lines:
-        if name in seen:
-            raise ValueError(f"{path}: {what} {name} is listed twice (lines {seen[name]} and {line}): "
-                             f"keep one line per {what}")
-        seen[name] = line
-
-
-def image_names(values, path: Path, first_line: int) -> list[str]:
-    """The image names of a label table's column ``values`` (a pandas Series): a clear error at the
-    first empty one, or at a name listed twice."""
-    import pandas as pd
-
-    names = []
-    for row, value in enumerate(values):
-        if pd.isna(value) or not str(value).strip():
-            raise ValueError(f"{path}:{first_line + row}: no image name: every line names its image")
-        names.append(str(value))
-    check_unique(zip(names, range(first_line, first_line + len(names))), path)
-    return names
 
 
 def scan_class_folders(split_dir: Path, folder_to_class: dict[str, str], classes: Sequence[str]) -> Listing:
@@ -300,7 +179,7 @@ def scan_class_folders(split_dir: Path, folder_to_class: dict[str, str], classes
 
     Every folder of ``folder_to_class`` must exist; a folder not in it is an error naming its path.
     """
-    _require_dir(split_dir, "split folder")
+    require_dir(split_dir, "split folder")
     unknown = [name for name in _subfolders(split_dir) if name not in folder_to_class]
     if unknown:
         raise ValueError(f"unknown class folder {split_dir / unknown[0]} (expected one of "
@@ -308,7 +187,7 @@ def scan_class_folders(split_dir: Path, folder_to_class: dict[str, str], classes
     index = {name: i for i, name in enumerate(classes)}
     sources, targets = [], []
     for folder, emotion in folder_to_class.items():
-        files = _image_files(_require_dir(split_dir / folder, f"class folder for {emotion!r}"))
+        files = image_files(require_dir(split_dir / folder, f"class folder for {emotion!r}"))
         sources += [str(p) for p in files]
         targets += [index[emotion]] * len(files)
     return Listing(sources, np.asarray(targets, dtype=np.int64), tuple(classes))
@@ -400,7 +279,7 @@ def scan_rafdb(root: Path, split: str) -> Listing:
         raise ValueError(f"RAF-DB splits are train and test, not {split!r}")
     label_file = root / "EmoLabel" / "list_patition_label.txt"
     if label_file.is_file():
-        image_dir = _require_dir(root / "Image" / "aligned", "RAF-DB aligned image folder")
+        image_dir = require_dir(root / "Image" / "aligned", "RAF-DB aligned image folder")
         index = {name: i for i, name in enumerate(L.EMOTIONS_7)}
         sources, targets = [], []
         names = []
@@ -459,7 +338,7 @@ def scan_ferplus(root: Path, split: str) -> Listing:
     """FER+: ``FER2013Train|Valid|Test/label.csv`` votes → majority label (8 classes with contempt)."""
     if split not in _FERPLUS_SPLITS:
         raise ValueError(f"FER+ splits are {list(_FERPLUS_SPLITS)}, not {split!r}")
-    folder = _require_dir(root / _FERPLUS_SPLITS[split], "FER+ split folder")
+    folder = require_dir(root / _FERPLUS_SPLITS[split], "FER+ split folder")
     label_file = folder / "label.csv"
     if not label_file.is_file():
         raise FileNotFoundError(f"FER+ label file not found: {label_file}")
@@ -495,7 +374,7 @@ def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None,
     ``path,x,y,w,h`` (paths relative to ``root``), crops each listed image to its face box
     (``margin``, ``square``: :class:`emolib.boxes.Crops`).
     """
-    split_dir = _require_dir(root / split, "split folder")
+    split_dir = require_dir(root / split, "split folder")
     names = list(classes) if classes else _subfolders(split_dir)
     folder_to_class = {}
     for name in names:
@@ -515,44 +394,7 @@ def scan_folders(root: Path, split: str, classes: Sequence[str] | None = None,
 
 def decode_face(source: str, size: int, channels: int) -> np.ndarray:
     """Read one image file → (size, size, channels) uint8 (errors: :func:`read_image`)."""
-    return _fit(read_image(source, channels), size, channels)
-
-
-def read_image(source: str, channels: int) -> np.ndarray:
-    """Read one image file as decoded by OpenCV (gray for 1 channel, else BGR).
-
-    Its header is checked first (:func:`emolib.imageio.check_header`: a photo format, at most
-    :data:`emolib.imageio.DEFAULT_MAX_PIXELS`), so a decompression bomb is refused before any pixel is
-    decoded.
-
-    Raises
-    ------
-    emolib.imageio.ImageError (a ValueError)
-        Empty, not an image, too large, corrupt or truncated; the message says which.
-    OSError
-        Missing or unreadable.
-    """
-    data = imageio.read_image_file(source)
-    imageio.check_header(data)
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8),
-                             cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-    except cv2.error as error:
-        raise imageio.CorruptImageError(f"OpenCV cannot decode it: {error.err}") from None
-    if image is None:
-        raise imageio.CorruptImageError("corrupt or truncated image: OpenCV cannot decode it")
-    return image
-
-
-def _fit(image: np.ndarray, size: int, channels: int) -> np.ndarray:
-    if channels == 3 and image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif channels == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.shape[:2] != (size, size):
-        shrink = image.shape[0] > size
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return image.reshape(size, size, channels)
+    return fit_image(read_image(source, channels), size, channels)
 
 
 def fingerprint(name: str, listing: Listing, size: int, channels: int, root: Path) -> str:
@@ -685,7 +527,9 @@ def _decode_row(listing: Listing, row: int, size: int, channels: int) -> np.ndar
     try:
         if listing.pixels is not None:
             pixels = listing.pixels[row]
-            return listing.problems.get(row, "unreadable") if pixels is None else _fit(pixels, size, channels)
+            if pixels is None:
+                return listing.problems.get(row, "unreadable")
+            return fit_image(pixels, size, channels)
         if listing.crops is not None:
             return decode_crop(listing.sources[row], listing.crops, row, size, channels)
         return decode_face(listing.sources[row], size, channels)
@@ -808,20 +652,3 @@ def plot_distribution(counts_by_split: dict[str, dict[str, int]], title: str = "
     ax.set_title(title)
     fig.tight_layout()
     return fig
-
-
-def run_cli(args) -> int:
-    """``emolib data``: print the dataset summary."""
-    summary = summarize(args.dataset, args.data, progress=True, **format_options(args))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    for split_name, info in summary["splits"].items():
-        counts = ", ".join(f"{k} {v}" for k, v in info["classes"].items())
-        print(f"{split_name}: {info['images']} images ({counts}); skipped {info['skipped']['count']}")
-        for path, reason in zip(info["skipped"]["first"], info["skipped"]["reasons"]):
-            print(f"  skipped: {path}: {reason}")
-    return 0
-
-
-from emolib import photo_datasets  # noqa: E402,F401  (registers affectnet and expw)

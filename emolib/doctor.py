@@ -1,9 +1,10 @@
 """``emolib doctor``: what this environment can run — backend, devices, versions, data and model found.
 
-:func:`report` gathers the facts as a plain dict (JSON-serialisable); :func:`run_cli` prints it as a
-table, or as JSON with ``--json``. Every probe is guarded: a broken import is reported, not raised, since
-the point of the command is to diagnose a broken environment. The Keras backend library (TensorFlow, JAX
-or PyTorch) is imported only here, inside :func:`report`, never at CLI start-up.
+:func:`report` gathers the facts as a plain dict (JSON-serialisable); :func:`format_report` writes it as a
+table (``emolib doctor``; ``--json`` prints the dict). Every probe is guarded: a broken import is
+reported, not raised, since the point of the command is to diagnose a broken environment. The Keras
+backend library (TensorFlow, JAX or PyTorch) is imported only here, inside :func:`report`, never at CLI
+start-up.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
 import shutil
@@ -292,13 +292,3 @@ def format_report(info: dict[str, Any]) -> str:
     lines += [f"ERROR: {message}" for message in info["errors"]]
     lines += [f"warning: {message}" for message in info["warnings"]]
     return "\n".join(lines)
-
-
-def run_cli(args) -> int:
-    """Print the report (``--json``: as one JSON object); exit status 1 when emolib cannot work here."""
-    info = report()
-    if getattr(args, "json", False):
-        print(json.dumps(info, indent=2))
-    else:
-        print(format_report(info))
-    return 1 if info["errors"] else 0

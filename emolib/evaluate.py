@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -326,24 +325,3 @@ def plot_curves(history, title: str = "Learning curves"):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def run_cli(args) -> int:
-    """``emolib evaluate``: metrics JSON of a saved model on a dataset split."""
-    from emolib import data, models
-
-    loaded = models.load_model(args.model)
-    height, _ = loaded.input_size
-    split = data.load_split(args.dataset, args.data, args.split, size=height, channels=loaded.channels,
-                            **data.format_options(args))
-    result = evaluate_split(loaded.model, split, loaded.labels, args.batch_size, args.flip_tta,
-                            (loaded.card.get("uncertain_below") or {}).get("confidence"))
-    result.update(model=str(loaded.path), dataset=args.dataset, split=args.split,
-                  skipped=len(split.skipped))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{args.dataset}/{args.split}: accuracy {result['accuracy']:.4f}, balanced "
-              f"{result['balanced_accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} "
-              f"({result['samples']} images)")
-    return 0

@@ -34,8 +34,8 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from emolib.data import IMAGE_SUFFIXES
 from emolib.files import cut_torn_line, write_atomic
+from emolib.formats import IMAGE_SUFFIXES
 from emolib.predict import CHUNK, EmotionPredictor
 from emolib.results import OPTIONAL_FACE_FIELDS, ImageRecord, arrow_schema
 
@@ -51,7 +51,7 @@ def find_images(roots: Iterable[str | os.PathLike], recursive: bool = False) -> 
     """Absolute paths of the images under ``roots``, sorted per folder, without building a list.
 
     A root that is a file is taken as it is (whatever its suffix); in folders only files ending in
-    :data:`emolib.data.IMAGE_SUFFIXES` count. Hidden entries (``.name``) are left out.
+    :data:`emolib.formats.IMAGE_SUFFIXES` count. Hidden entries (``.name``) are left out.
     """
     for root in roots:
         root = Path(root).expanduser().absolute()
@@ -280,18 +280,3 @@ def _ray_chunks(paths: Iterable[Path], options: dict, whole_image: bool, chunk: 
                                   batch_size=chunk, concurrency=workers, num_cpus=1)
     for batch in dataset.iter_batches(batch_size=chunk, batch_format="numpy"):
         yield [json.loads(text) for text in batch["record"]]
-
-
-def run_cli(args) -> int:
-    """``emolib predict DIR... --out FILE``: stream records into FILE; 1 if some images had errors."""
-    summary = predict_folder(args.images, args.out, recursive=args.recursive, model=args.model,
-                             detector=args.detector, flip_tta=args.flip_tta, runtime=args.runtime,
-                             whole_image=args.whole_image,
-                             fallback=args.fallback, chunk=args.chunk, ray=args.ray is not None,
-                             address=args.ray or None, workers=args.workers)
-    rate = summary["images"] / summary["seconds"] if summary["seconds"] else 0.0
-    print(f"{args.out}: {summary['images']} image(s) predicted ({rate:.1f} img/s), "
-          f"{summary['skipped']} already there, {summary['errors']} with an error", file=sys.stderr)
-    if args.json:
-        print(json.dumps(summary))
-    return 1 if summary["errors"] else 0

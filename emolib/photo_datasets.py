@@ -1,6 +1,6 @@
 """Dataset formats whose faces are boxes in photos: ``affectnet`` (both releases) and ``expw``.
 
-Each scan returns a :class:`emolib.data.Listing` with :class:`emolib.boxes.Crops`, so the faces are cut
+Each scan returns a :class:`emolib.formats.Listing` with :class:`emolib.boxes.Crops`, so the faces are cut
 from their photos (``margin``, ``square``, ``align``) once, into the decode cache.
 """
 
@@ -12,15 +12,16 @@ import numpy as np
 
 from emolib import labels as L
 from emolib.boxes import Crops, eye_centres, face_source
-from emolib.data import (
+from emolib.formats import (
     Listing,
-    _require_dir,
     check_unique,
+    image_files,
     image_names,
     numbers,
     read_table,
     read_text,
     register_dataset,
+    require_dir,
 )
 
 #: AffectNet's split names → (CSV release file, per-image release folder). AffectNet has no public
@@ -70,7 +71,7 @@ def scan_affectnet(root: Path, split: str, classes: int = 8, margin: float = 0.0
     csv = root / "Manually_Annotated_file_lists" / csv_name
     if csv.is_file():
         return _affectnet_csv(root, csv, classes, margin, square, align)
-    return _affectnet_per_image(_require_dir(root / folder, "AffectNet split folder (or "
+    return _affectnet_per_image(require_dir(root / folder, "AffectNet split folder (or "
                                              f"{csv})"), classes, margin, square, align)
 
 
@@ -80,7 +81,7 @@ AFFECTNET_COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", 
 
 
 def _affectnet_csv(root: Path, csv: Path, classes: int, margin: float, square: bool, align: bool) -> Listing:
-    image_dir = _require_dir(root / "Manually_Annotated_Images", "AffectNet image folder")
+    image_dir = require_dir(root / "Manually_Annotated_Images", "AffectNet image folder")
     table = read_table(csv, f"the columns {','.join(AFFECTNET_COLUMNS)}",
                        usecols=None if align else lambda c: c.strip() != "facial_landmarks")
     table.columns = [c.strip() for c in table.columns]
@@ -122,10 +123,8 @@ def _npy_value(path: Path) -> np.ndarray:
 
 
 def _affectnet_per_image(folder: Path, classes: int, margin: float, square: bool, align: bool) -> Listing:
-    from emolib.data import _image_files
-
-    images = _image_files(_require_dir(folder / "images", "AffectNet images folder"))
-    notes = _require_dir(folder / "annotations", "AffectNet annotations folder")
+    images = image_files(require_dir(folder / "images", "AffectNet images folder"))
+    notes = require_dir(folder / "annotations", "AffectNet annotations folder")
     codes = np.array([int(_npy_value(notes / f"{p.stem}_exp.npy")[0]) for p in images], dtype=np.int64)
     keep, labels, names = _keep_classes(codes, classes)
     kept = [p for p, k in zip(images, keep) if k]
@@ -159,7 +158,7 @@ def scan_expw(root: Path, split: str, margin: float = 0.0, square: bool = True,
     label_file = _first_existing(root / "label.lst", root / "label" / "label.lst")
     if not label_file.is_file():
         raise FileNotFoundError(f"ExpW label file not found: {label_file}")
-    image_dir = _require_dir(_first_existing(root / "origin", root / "image" / "origin"),
+    image_dir = require_dir(_first_existing(root / "origin", root / "image" / "origin"),
                              "ExpW origin folder")
     rows = []
     for number, line in enumerate(read_text(label_file).splitlines(), start=1):

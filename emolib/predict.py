@@ -1,4 +1,4 @@
-"""Photo → faces → emotions: :class:`EmotionPredictor` and the ``emolib predict`` command.
+"""Photo → faces → emotions: :class:`EmotionPredictor` and its stream of images.
 
 The predictor loads its model and detector once, then for each image: decodes it safely
 (:mod:`emolib.imageio`), finds the faces (:mod:`emolib.detect`), crops them to the model's input and
@@ -21,13 +21,9 @@ and every training run; false for a model whose card has none).
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import sys
 import threading
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -372,106 +368,3 @@ def _display(emotion: str, language: str) -> tuple[str, str]:
         return L.display_name(emotion, language), L.emoji(emotion)
     except (KeyError, ValueError):
         return emotion, ""
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLI: python -m emolib predict IMG... [--model] [--detector] [--whole-image] [--flip-tta] [--json]
-# ---------------------------------------------------------------------------------------------------
-
-#: Images classified per model call by the CLI.
-CLI_CHUNK = 32
-
-
-def run_cli(args) -> int:
-    """``emolib predict``: one line per image (JSON with ``--json``); 1 if any image failed.
-
-    With ``--out`` (needed for folders), the images stream into a predictions file instead: see
-    :mod:`emolib.folder_predict`.
-    """
-    if args.out is not None and getattr(args, "explain", None):
-        raise ValueError("--explain writes an overlay per image: give images without --out")
-    if args.out is not None:
-        from emolib import folder_predict
-
-        return folder_predict.run_cli(args)
-    if args.ray is not None:
-        raise ValueError("--ray goes with --out predictions.jsonl|.parquet")
-    folders = [name for name in args.images if os.path.isdir(name)]
-    if folders:
-        raise ValueError(f"{folders[0]} is a folder: give --out predictions.jsonl (or .parquet) "
-                         "to label the images in it")
-    predictor = EmotionPredictor(model=args.model, detector=args.detector,
-                                 flip_tta=getattr(args, "flip_tta", False), fallback=args.fallback,
-                                 runtime=args.runtime)
-    if not args.whole_image:
-        _ = predictor.detector  # a missing detector file is one clear error, not one per image
-    if getattr(args, "explain", None):
-        return _run_explain(predictor, args)
-    failed = 0
-    images = list(args.images)
-    for start in range(0, len(images), CLI_CHUNK):
-        chunk = images[start:start + CLI_CHUNK]
-        prepared: list[tuple[str, _Prepared]] = []
-        for name in chunk:
-            try:
-                prepared.append((name, predictor.prepare(name, whole_image=args.whole_image)))
-            except (ValueError, OSError) as error:
-                failed += 1
-                print(f"emolib predict: error: {name}: {error}", file=sys.stderr, flush=True)
-        results = predictor.finish([item for _, item in prepared])
-        for (name, _), result in zip(prepared, results, strict=True):
-            if args.json:
-                print(json.dumps({"image": name, **result}, ensure_ascii=False), flush=True)
-            else:
-                print(_describe(name, result), flush=True)
-    if failed:
-        print(f"emolib predict: {failed} of {len(images)} image(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _run_explain(predictor: EmotionPredictor, args) -> int:
-    """``emolib predict --explain OUT_DIR``: the result line of each image, and its overlay PNG in OUT_DIR."""
-    from emolib import explain as E
-    from emolib.files import write_atomic
-
-    out_dir = Path(args.explain)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failed, written = 0, set()
-    for name in args.images:
-        try:
-            explanation = predictor.explain(name, whole_image=args.whole_image)
-        except (ValueError, OSError) as error:
-            failed += 1
-            print(f"emolib predict: error: {name}: {error}", file=sys.stderr, flush=True)
-            continue
-        stem, number = Path(name).stem or "image", 1
-        target = out_dir / f"{stem}.png"
-        while target in written:  # two images with one name: photo.png, photo-2.png
-            number += 1
-            target = out_dir / f"{stem}-{number}.png"
-        written.add(target)
-        write_atomic(target, E.png_bytes(explanation.overlay_image()))
-        result = {**explanation.result, "predictions": [
-            {key: value for key, value in face.items() if key != "saliency"}
-            for face in explanation.result["predictions"]]}
-        if args.json:
-            print(json.dumps({"image": name, **result, "explanation": str(target)}, ensure_ascii=False),
-                  flush=True)
-        else:
-            print(f"{_describe(name, result)}\n  saliency: {target}", flush=True)
-    if failed:
-        print(f"emolib predict: {failed} of {len(args.images)} image(s) could not be read", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _describe(name: str, result: dict) -> str:
-    lines = [f"{name}: {result['faces_detected']} face(s) [{result['detector']}]"]
-    for i, face in enumerate(result["predictions"], start=1):
-        box = face["box"]
-        unsure = " (not sure)" if face.get("uncertain") else ""
-        affect = (f", valence {face['valence']:+.2f} arousal {face['arousal']:+.2f}"
-                  if "valence" in face else "")
-        lines.append(f"  {i}. {face['emoji']} {face['label']} ({face['emotion']}) "
-                     f"{face['confidence']:.1f} %{unsure}{affect} "
-                     f"at x={box['x']} y={box['y']} w={box['w']} h={box['h']}")
-    return "\n".join(lines)

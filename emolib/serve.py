@@ -34,7 +34,7 @@ the dashboard with the settings of that viewer: ``whole_image`` (the photo is on
 :func:`emolib.modelcards.find_models`, never any other path). Each combination is built once, sharing the
 loaded model and detector (see :class:`PredictorChoices`).
 
-Run it with ``python -m emolib serve --port 5000`` (see :func:`run_cli`).
+Run it with ``python -m emolib serve --port 5000`` (:mod:`emolib.commands.serve`).
 """
 
 from __future__ import annotations
@@ -344,16 +344,3 @@ def create_app(model=None, detector=None, *, predictor=None, flip_tta: bool = Fa
             raise HTTPException(400, str(error)) from None
 
     return app
-
-
-def run_cli(args) -> int:
-    """``emolib serve``: run the API with uvicorn on ``--host`` / ``--port``."""
-    import uvicorn
-
-    app = create_app(model=args.model, detector=args.detector, cors_origins=args.cors_origins,
-                     runtime=args.runtime)
-    detector = app.state.predictor.detector.name
-    print(f"emolib serve: http://{args.host}:{args.port} (detector {detector}, runtime "
-          f"{app.state.predictor.runtime}; docs at /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0

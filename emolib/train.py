@@ -6,7 +6,6 @@ is :mod:`emolib.runs`; :func:`train` is the one writer of a run's params.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -24,10 +23,9 @@ from emolib import paths, runs
 from emolib.files import atomic_path, remove_stale_temporaries, write_json
 from emolib.provenance import code_version
 from emolib.runs import CHECKPOINT_DIR, SNAPSHOT_DIR, RunResult, is_complete, load_run
-from emolib.runs.splits import load_data, load_recorded_data
+from emolib.runs.splits import load_data
 
-__all__ = ["TrainConfig", "RunResult", "train", "load_data", "is_complete", "add_config_arguments",
-           "config_from_arguments", "run_cli"]
+__all__ = ["TrainConfig", "RunResult", "train", "load_data", "is_complete"]
 
 
 def parse_train_base(text: str) -> bool | int:
@@ -37,6 +35,8 @@ def parse_train_base(text: str) -> bool | int:
         return True
     if lowered in ("false", "none", "0"):
         return False
+    if not lowered.isdigit():
+        raise ValueError(f"{text!r}: expected true, false or a number of last blocks")
     return int(lowered)
 
 
@@ -48,7 +48,7 @@ def parse_augmentation(text: str) -> dict:
         try:
             switches[name.strip()] = float(value) if value else True
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{item!r}: expected NAME or NAME=NUMBER") from None
+            raise ValueError(f"{item!r}: expected NAME or NAME=NUMBER") from None
     return switches
 
 
@@ -59,7 +59,7 @@ def _optional_text(text: str) -> str | None:
 
 def _class_weights_option(text: str) -> str | None:
     if text not in ("none", "balanced"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected none or balanced")
+        raise ValueError(f"{text!r}: expected none or balanced")
     return _optional_text(text)
 
 
@@ -73,7 +73,7 @@ def parse_devices(text: str) -> str | int:
     if str(text).lower() == "all":
         return "all"
     if not str(text).isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected all or a number of devices")
+        raise ValueError(f"{text!r}: expected all or a number of devices")
     return int(text)
 
 
@@ -81,9 +81,10 @@ def parse_devices(text: str) -> str | int:
 class TrainConfig:
     """Everything that defines a training run (saved as params.json).
 
-    Each field is an ``emolib train`` flag (:func:`add_config_arguments`): ``--<name-with-dashes>``
-    unless ``metadata["flag"]`` names it, with ``metadata["help"]``; other metadata keys are argparse
-    keywords (``type``, ``choices``, ``nargs``…) for values that the annotation does not say how to parse.
+    Each field is an ``emolib train`` flag (:func:`emolib.commands.parser.add_config_arguments`):
+    ``--<name-with-dashes>`` unless ``metadata["flag"]`` names it, with ``metadata["help"]``; other
+    metadata keys are argparse keywords (``type``, ``choices``, ``nargs``…) for values that the
+    annotation does not say how to parse (a ``type`` raises ValueError with the flag's message).
     """
 
     backbone: str = field(default="compact_vgg", metadata={
@@ -150,36 +151,6 @@ class TrainConfig:
         return cls(**{key: value for key, value in record.items() if key in names})
 
 
-class _ConfigFlag(argparse.Action):
-    """Store a TrainConfig flag's value and note it as given (a resume changes only what is given)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-        namespace.given_config = [*getattr(namespace, "given_config", []), self.dest]
-
-
-_FLAG_TYPES = {"int": int, "float": float, "str": str}
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per :class:`TrainConfig` field to ``parser``, with the field's default and help."""
-    for item in fields(TrainConfig):
-        options = {key: value for key, value in item.metadata.items() if key != "flag"}
-        options["help"] = f"{options.get('help', '')} (default: {item.default})"
-        if item.type == "bool":
-            options.update(nargs=0, const=True)
-        elif "type" not in options:
-            kind = next((part for part in item.type.split(" | ") if part in _FLAG_TYPES), "str")
-            options["type"] = _FLAG_TYPES[kind]
-        flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
-        parser.add_argument(flag, dest=item.name, default=item.default, action=_ConfigFlag, **options)
-
-
-def config_from_arguments(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed ``emolib train`` flags."""
-    return TrainConfig(**{item.name: getattr(args, item.name) for item in fields(TrainConfig)})
-
-
 def _has_epochs_left(state: dict, config: TrainConfig) -> bool:
     """True when a checkpoint state stopped before ``config.epochs`` and early stopping did not end it."""
     return state["epoch"] < config.epochs and not state.get("stopped")
@@ -199,6 +170,24 @@ def check_budget(run_dir: str | Path, epochs: int) -> None:
         raise ValueError(f"{run_dir} has already trained {done} epochs: --epochs must be at least {done} "
                          "(nothing was changed)")
 
+
+
+#: the config fields a resume may change: the epoch budget and snapshots (:func:`train` records them in
+#: params.json) and the devices (a checkpoint resumes on any number of them)
+RESUME_CHANGES = ("epochs", "keep_snapshots", "devices")
+
+
+def resume_config(run_dir: str | Path, changes: dict) -> tuple[TrainConfig, dict]:
+    """The config and the data record (params.json's ``data``) that finish the interrupted run
+    ``run_dir``, with ``changes`` to the fields of :data:`RESUME_CHANGES` (others are left as recorded)."""
+    params = runs.run_params(run_dir)
+    if not (Path(run_dir) / CHECKPOINT_DIR).is_dir() and is_complete(run_dir):
+        raise ValueError(f"{run_dir} has no training checkpoint (an adjusted, calibrated, "
+                         "averaged or ensemble run?): resume the run it came from, then adjust, "
+                         "calibrate, average or ensemble again")
+    changes = {name: value for name, value in changes.items() if name in RESUME_CHANGES}
+    check_budget(run_dir, changes.get("epochs", params["config"]["epochs"]))
+    return TrainConfig.from_record({**params["config"], **changes}), params["data"]
 
 def _record_new_budget(run_dir: Path, config: TrainConfig) -> None:
     """Record in ``run_dir``'s params.json what resuming it may change: a new epoch budget (the cosine
@@ -595,44 +584,3 @@ def _finish(run_dir, model, config, classes, val_split, test_split, state, data_
                          best_epoch=state["best_epoch"]),
         best_epoch=state["best_epoch"], epochs_run=len(state["history"]))
     return RunResult(run_dir, model, metrics, state["history"])
-
-
-def run_cli(args) -> int:
-    """``emolib train``: train from the command line (``--resume RUN_DIR`` finishes a killed run)."""
-    from emolib import models as M
-
-    if args.resume:
-        params = runs.run_params(args.resume)
-        if not (Path(args.resume) / CHECKPOINT_DIR).is_dir() and is_complete(args.resume):
-            raise ValueError(f"{args.resume} has no training checkpoint (an adjusted, calibrated, "
-                             "averaged or ensemble run?): resume the run it came from, then adjust, "
-                             "calibrate, average or ensemble again")
-        # what a resume may change: the epoch budget and snapshots (train() records them in params.json)
-        # and the devices (a checkpoint resumes on any number of them)
-        changes = {name: getattr(args, name) for name in getattr(args, "given_config", [])
-                   if name in ("epochs", "keep_snapshots", "devices")}
-        check_budget(args.resume, changes.get("epochs", params["config"]["epochs"]))
-        config = TrainConfig.from_record({**params["config"], **changes})
-        record = params["data"]
-    else:
-        config = config_from_arguments(args)
-        record = {"dataset": args.dataset, "root": args.data, "val_fraction": args.val_fraction,
-                  "max_per_class": args.max_per_class, "val_split": args.val_split,
-                  "seed": config.seed if args.split_seed is None else args.split_seed,
-                  "options": D.format_options(args)}
-    backbone = M.get_backbone(config.backbone)
-    train_split, val_split, test_split, info = load_recorded_data(
-        record, config.input_size or backbone.input_size, config.channels or backbone.channels)
-    result = train(config, train_split, val_split, test_split, output=args.output,
-                   name=args.name or config.backbone, run_dir=args.resume, data_info=info,
-                   verbose=2)
-    scores = result.metrics[result.metrics["evaluated_split"]]
-    summary = {"run_dir": str(result.run_dir),
-               **{k: scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", *E.AFFECT_DIMENSIONS)
-                  if k in scores}}
-    line = f"run {result.run_dir}: accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"
-    for name in E.AFFECT_DIMENSIONS:
-        if name in summary and summary[name]["ccc"] is not None:
-            line += f", {name} CCC {summary[name]['ccc']:.3f} (RMSE {summary[name]['rmse']:.3f})"
-    print(json.dumps(summary, indent=2) if args.json else line)
-    return 0

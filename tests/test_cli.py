@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from emolib import backend, cli, doctor
+from emolib import backend, commands, doctor
+from emolib.commands import doctor as doctor_command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,15 +27,19 @@ def emolib(*args: str, env: dict | None = None, unset: tuple[str, ...] = ()) -> 
 def test_help_lists_every_subcommand():
     process = emolib("--help")
     assert process.returncode == 0, process.stderr
-    for command in cli.COMMANDS:
+    for command in commands.COMMANDS:
         assert command in process.stdout, f"{command} missing from --help"
 
 
-def test_every_subcommand_has_a_module_with_run_cli_name():
-    # the modules themselves are imported lazily; here we only check the table and the parser agree
-    parser = cli.build_parser()
+def test_every_subcommand_has_a_command_module_with_run():
+    # the modules are imported lazily by main; here the table, the parser and the modules agree
+    import importlib
+
+    parser = commands.build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == set(cli.COMMANDS)
+    assert set(subparsers.choices) == set(commands.COMMANDS)
+    for command in commands.COMMANDS:
+        assert callable(importlib.import_module(f"emolib.commands.{command}").run), command
 
 
 #: the shortest command line that parses, for each subcommand
@@ -51,15 +56,15 @@ MINIMAL_ARGS = {"data": ["--dataset", "fer2013", "--data", "x"],
 def test_every_command_turns_an_error_into_one_line_and_exit_2(error, monkeypatch, capsys):
     import importlib
 
-    assert set(MINIMAL_ARGS) == set(cli.COMMANDS)
-    for command, module_name in cli.COMMANDS.items():
-        module = importlib.import_module(module_name)
+    assert set(MINIMAL_ARGS) == set(commands.COMMANDS)
+    for command in commands.COMMANDS:
+        module = importlib.import_module(f"emolib.commands.{command}")
 
         def fail(args, error=error):
             raise error
 
-        monkeypatch.setattr(module, "run_cli", fail)
-        assert cli.main([command, *MINIMAL_ARGS[command]]) == 2, command
+        monkeypatch.setattr(module, "run", fail)
+        assert commands.main([command, *MINIMAL_ARGS[command]]) == 2, command
         lines = capsys.readouterr().err.strip().splitlines()
         assert lines == [f"emolib {command}: error: {error}"], command
 
@@ -181,7 +186,7 @@ def test_doctor_table_is_readable(capsys, monkeypatch):
         "install": "light", "errors": ["boom"], "warnings": ["careful"],
     }
     monkeypatch.setattr(doctor, "report", lambda: info)
-    assert doctor.run_cli(argparse.Namespace(json=False)) == 1  # errors → non-zero exit
+    assert doctor_command.run(argparse.Namespace(json=False)) == 1  # errors → non-zero exit
     out = capsys.readouterr().out
     assert "jax 0.7.0" in out and "KERAS_BACKEND=jax" in out
     assert re.search(r"emolib\s+0.0 \(light install\)\n", out)
@@ -212,19 +217,21 @@ def test_data_with_an_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
 def test_train_flags_are_generated_from_every_train_config_field():
     from dataclasses import fields
 
-    from emolib.train import TrainConfig, config_from_arguments
+    from emolib.commands.parser import config_from_arguments
+    from emolib.train import TrainConfig
 
     base = ["train", "--dataset", "fer2013", "--data", "d"]
-    assert config_from_arguments(cli.build_parser().parse_args(base)) == TrainConfig()  # defaults live once
+    # the defaults live once, in TrainConfig
+    assert config_from_arguments(commands.build_parser().parse_args(base)) == TrainConfig()
     train_help = emolib("train", "--help").stdout
     for item in fields(TrainConfig):
         flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
         assert f"{flag} " in train_help, f"TrainConfig.{item.name} has no flag"
         assert f"(default: {item.default})" in " ".join(train_help.split()), item.name
-    args = cli.build_parser().parse_args([
-        *base, "--optimizer", "adamw", "--weight-decay", "0.01", "--warmup-epochs", "3", "--lr", "0.02",
-        "--train-base", "2", "--weights", "none", "--class-weights", "balanced", "--keep-snapshots",
-        "--input-size", "64"])
+    args = commands.build_parser().parse_args([
+             *base, "--optimizer", "adamw", "--weight-decay", "0.01", "--warmup-epochs", "3", "--lr", "0.02",
+             "--train-base", "2", "--weights", "none", "--class-weights", "balanced", "--keep-snapshots",
+             "--input-size", "64"])
     config = config_from_arguments(args)
     assert (config.optimizer, config.weight_decay, config.warmup_epochs, config.learning_rate) == (
         "adamw", 0.01, 3, 0.02)
@@ -235,7 +242,7 @@ def test_train_flags_are_generated_from_every_train_config_field():
                                                 "train_base", "weights", "class_weights", "keep_snapshots",
                                                 "input_size"])
     with pytest.raises(SystemExit):
-        cli.build_parser().parse_args([*base, "--optimizer", "rmsprop"])
+        commands.build_parser().parse_args([*base, "--optimizer", "rmsprop"])
 
 
 def test_registries_list_their_names_and_feed_the_cli_choices():
@@ -262,7 +269,7 @@ def test_predicting_commands_take_a_runtime_and_the_dashboard_passes_it_to_its_a
     from emolib.dashboard import api_command
 
     assert runtimes.list_runtimes() == ["keras", "onnx"]
-    parser = cli.build_parser()
+    parser = commands.build_parser()
     for command in ("predict", "video", "serve", "dashboard"):
         argv = [command, *MINIMAL_ARGS[command]]
         assert parser.parse_args(argv).runtime == "auto", command

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from emolib import cli
+from emolib import commands
 from emolib import experiments as X
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def test_resume_rules_skip_rerun_and_start_afresh(tmp_path, fer2013_dir):
 def finished_grid(tmp_path_factory, fer2013_dir):
     tmp = tmp_path_factory.mktemp("grid")
     path = write_grid(tmp / "two.yaml", fer2013_dir, parameters=TINY, grid={"learning_rate": [0.001, 0.01]})
-    code = cli.main(["experiments", "run", str(path), "--output", str(tmp / "out")])
+    code = commands.main(["experiments", "run", str(path), "--output", str(tmp / "out")])
     return code, tmp / "out" / "two", path
 
 
@@ -157,8 +157,8 @@ def test_grid_notebooks_run_on_this_venvs_backend(finished_grid):
 @pytest.mark.slow
 def test_summary_table_has_numbers_in_range(finished_grid, tmp_path):
     _, out, _ = finished_grid
-    assert cli.main(["experiments", "summary", str(out), "--save", str(tmp_path / "s.csv")]) == 0
-    assert cli.main(["experiments", "summary", str(out), "--save", str(tmp_path / "s.md")]) == 0
+    assert commands.main(["experiments", "summary", str(out), "--save", str(tmp_path / "s.csv")]) == 0
+    assert commands.main(["experiments", "summary", str(out), "--save", str(tmp_path / "s.md")]) == 0
     table = pd.read_csv(tmp_path / "s.csv")
     assert len(table) == 2 and set(table["backbone"]) == {"simple_cnn"}
     for column in ("accuracy", "balanced_accuracy", "macro_f1", "f1_angry", "f1_happy"):
@@ -187,7 +187,7 @@ def test_second_invocation_skips_finished_runs(finished_grid, tmp_path):
 def test_failing_notebook_is_reported_and_the_grid_goes_on(tmp_path, fer2013_dir, capsys):
     path = write_grid(tmp_path / "bad.yaml", fer2013_dir, parameters=TINY,
                       grid={"backbone": ["no_such_backbone", "simple_cnn"]})
-    code = cli.main(["experiments", "run", str(path), "--output", str(tmp_path / "out")])
+    code = commands.main(["experiments", "run", str(path), "--output", str(tmp_path / "out")])
     printed = capsys.readouterr().out
     assert code == 1
     assert "1 ran, 0 skipped (already finished), 1 failed" in printed
@@ -305,14 +305,14 @@ def test_ideas_have_the_mean_and_sd_over_seeds():
 @pytest.mark.slow
 def test_collected_outputs_have_no_weights_and_summarise_by_idea(finished_grid, tmp_path):
     _, out, _ = finished_grid
-    assert cli.main(["experiments", "collect", str(out), str(tmp_path / "runs")]) == 0
+    assert commands.main(["experiments", "collect", str(out), str(tmp_path / "runs")]) == 0
     copied = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in (tmp_path / "runs").rglob("*"))
     assert not [p for p in copied if p.endswith((".keras", ".h5")) or "checkpoint" in p]
     for name in ("metrics.json", "model.json", "params.json", "history.csv", "experiment.json",
                  "notebook.ipynb"):
         assert f"02-simple-cnn--learning_rate=0.01/{name}" in copied
-    assert cli.main(["experiments", "summary", str(tmp_path / "runs"), "--by-idea", "--save",
-                     str(tmp_path / "s.md"), "--figure", str(tmp_path / "s.png")]) == 0
+    assert commands.main(["experiments", "summary", str(tmp_path / "runs"), "--by-idea", "--save",
+                          str(tmp_path / "s.md"), "--figure", str(tmp_path / "s.png")]) == 0
     text = (tmp_path / "s.md").read_text()
     assert "| 02-simple-cnn (learning_rate=0.001) |" in text and "## Every run" in text
     assert (tmp_path / "s.png").stat().st_size > 10_000
@@ -322,6 +322,6 @@ def test_collected_outputs_have_no_weights_and_summarise_by_idea(finished_grid, 
 
 
 def test_collecting_from_a_missing_folder_is_a_clear_error(tmp_path, capsys):
-    assert cli.main(["experiments", "collect", str(tmp_path / "none"), str(tmp_path / "out")]) == 2
+    assert commands.main(["experiments", "collect", str(tmp_path / "none"), str(tmp_path / "out")]) == 2
     assert "no grid output folder at" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -132,7 +132,7 @@ def test_cli_predict_explain_writes_an_overlay_png(tmp_path, photos_dir):
 
 
 def test_cli_explain_with_out_is_a_clear_error(tmp_path, capsys):
-    from emolib.cli import main
+    from emolib.commands import main
 
     assert main(["predict", "photo.jpg", "--out", str(tmp_path / "p.jsonl"), "--explain", str(tmp_path)]) == 2
     assert "--explain writes an overlay per image" in capsys.readouterr().err

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from emolib import cli, folder_predict
+from emolib import commands, folder_predict
 
 
 def predict(folder, out, model, *options) -> int:
     """``emolib predict FOLDER --out OUT --model MODEL --chunk 2 [options]``: its exit code."""
-    return cli.main(["predict", str(folder), "--out", str(out), "--model", str(model), "--chunk", "2",
-                     *options])
+    return commands.main(["predict", str(folder), "--out", str(out), "--model", str(model), "--chunk", "2",
+                          *options])
 
 
 def by_name(records) -> dict:
@@ -75,7 +75,7 @@ def test_parquet_output_holds_the_same_records(photo_folder, tiny_model_dir, tmp
 
 
 def test_a_folder_needs_out_and_out_needs_a_known_suffix(photo_folder, tiny_model_dir, tmp_path, capsys):
-    assert cli.main(["predict", str(photo_folder), "--model", str(tiny_model_dir)]) == 2
+    assert commands.main(["predict", str(photo_folder), "--model", str(tiny_model_dir)]) == 2
     assert "give --out predictions.jsonl" in capsys.readouterr().err
     assert predict(photo_folder, tmp_path / "p.csv", tiny_model_dir) == 2
     assert "--out must end in .jsonl or .parquet" in capsys.readouterr().err

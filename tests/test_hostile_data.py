@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import hostile_files as H
 import numpy as np
 import pytest
@@ -30,8 +31,8 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
     and a JPEG header claiming 65000×65000 raised OpenCV's cv2.error out of load_split."""
     bombs = {"bomb.png": H.bomb_png(8000, 8000), "claims.jpg": H.header_bomb_jpeg()}
     folder = H.write_folders(tmp_path, bombs)
-    decoded, imdecode = [], D.cv2.imdecode
-    monkeypatch.setattr(D.cv2, "imdecode", lambda data, flag: decoded.append(data) or imdecode(data, flag))
+    decoded, imdecode = [], cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda data, flag: decoded.append(data) or imdecode(data, flag))
     split = D.load_split("folders", tmp_path, "train", cache=False)
     assert sorted(split.skipped) == [str(folder / "bomb.png"), str(folder / "claims.jpg")]
     assert all("image too large" in reason for reason in split.skip_reasons)

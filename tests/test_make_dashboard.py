@@ -68,16 +68,17 @@ def kernel_replies(port: int, kernel_id: str, marker: Path, headers: dict | None
 
 
 def test_the_dashboard_passes_its_token_to_voila_and_refuses_an_empty_one():
-    from emolib import cli
-    from emolib.dashboard import run, voila_command
+    from emolib import commands
+    from emolib.commands import dashboard as dashboard_command
+    from emolib.dashboard import voila_command
 
     settings = {"host": "0.0.0.0", "port": 8866, "cull_idle": 900, "cull_disconnected": 45,
                 "cull_interval": 10, "pool_size": 10, "pool_refill_delay": 30}
     assert not [arg for arg in voila_command(**settings) if "token" in arg]
     assert f"--Voila.token={TOKEN}" in voila_command(**settings, token=TOKEN)
-    args = cli.build_parser().parse_args(["dashboard", "--token", " "])
+    args = commands.build_parser().parse_args(["dashboard", "--token", " "])
     with pytest.raises(ValueError, match="--token is empty"):
-        run(args)
+        dashboard_command.run(args)
 
 
 @pytest.mark.browser

@@ -240,16 +240,17 @@ def test_augmentation_switches():
         M.as_augmentation({"flip": True, "blur": 0.5})
 
 
-def test_cli_augmentation_switches():
-    import argparse
-
-    from emolib.cli import build_parser
+def test_cli_augmentation_switches(capsys):
+    from emolib.commands import build_parser
     from emolib.train import parse_augmentation
 
     assert parse_augmentation("flip, zoom=0.05,erasing=0") == {"flip": True, "zoom": 0.05, "erasing": 0.0}
-    with pytest.raises(argparse.ArgumentTypeError, match="'zoom=lots'"):
+    with pytest.raises(ValueError, match="'zoom=lots'"):
         parse_augmentation("flip,zoom=lots")
     base = ["train", "--dataset", "fer2013", "--data", "d"]
+    with pytest.raises(SystemExit):  # the flag's error names the switch, as argparse prints it
+        build_parser().parse_args([*base, "--augment", "flip,zoom=lots"])
+    assert "argument --augment: 'zoom=lots': expected NAME or NAME=NUMBER" in capsys.readouterr().err
     assert build_parser().parse_args(base).augment is False
     assert build_parser().parse_args([*base, "--augment"]).augment is True
     assert build_parser().parse_args([*base, "--augment", "flip,zoom=0.1"]).augment == {"flip": True,

@@ -291,14 +291,15 @@ def test_a_light_install_names_the_full_install_and_what_it_lacks():
 
 
 def test_the_cli_refuses_workbook_commands_in_a_light_install_but_predicts(monkeypatch, capsys, photos_dir):
-    from emolib import cli, install
+    from emolib import commands, install
 
     monkeypatch.setattr(install, "missing_full_requirements", lambda requirements=None: ["keras", "pandas"])
-    assert cli.main(["data", "--dataset", "fer2013", "--data", "nowhere"]) == 2
+    assert commands.main(["data", "--dataset", "fer2013", "--data", "nowhere"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("emolib data: error: this command needs the full install: ")
     assert "missing here: keras, pandas" in error
-    assert cli.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--runtime", "keras"]) == 2
+    assert commands.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--runtime", "keras"]) == 2
     assert "the Keras runtime (what runs a model without" in capsys.readouterr().err
-    assert cli.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--runtime", "onnx", "--json"]) == 0
+    assert commands.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--runtime", "onnx",
+                          "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["faces_detected"] >= 1

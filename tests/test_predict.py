@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emolib import cli, detect, labels
+from emolib import commands, detect, labels
 from emolib.imageio import load_image
 from emolib.results import OPTIONAL_FACE_FIELDS, FacePrediction, PredictionResult
 
@@ -346,8 +346,8 @@ def test_cli_keeps_going_after_a_bad_image(tiny_model_dir, photos_dir, yunet_pat
     bad = tmp_path / "broken.jpg"
     bad.write_bytes((photos_dir / "grace_hopper.jpg").read_bytes()[:4000])
     good = photos_dir / "grace_hopper.jpg"
-    code = cli.main(["predict", str(bad), str(good), str(tmp_path / "missing.png"), "--model",
-                     str(tiny_model_dir), "--detector", "yunet", "--json"])
+    code = commands.main(["predict", str(bad), str(good), str(tmp_path / "missing.png"), "--model",
+                          str(tiny_model_dir), "--detector", "yunet", "--json"])
     captured = capsys.readouterr()
     assert code == 1
     records = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
@@ -372,19 +372,19 @@ def test_cli_without_a_detector_file_fails_once_and_clearly(tiny_model_dir, phot
 
     monkeypatch.setattr(detect.yunet, "_urlopen", offline)
     photo = str(photos_dir / "grace_hopper.jpg")
-    code = cli.main(["predict", photo, photo, "--model", str(tiny_model_dir), "--detector", "yunet",
-                     "--json"])
+    code = commands.main(["predict", photo, photo, "--model", str(tiny_model_dir), "--detector", "yunet",
+                          "--json"])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("could not download") == 1 and "network is unreachable" in err
     # without --detector, the default falls back to Haar when YuNet is not available locally
-    assert cli.main(["predict", photo, "--model", str(tiny_model_dir), "--json"]) == 0
+    assert commands.main(["predict", photo, "--model", str(tiny_model_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["detector"] == "haar"
 
 
 def test_cli_plain_text_output(tiny_model_dir, photos_dir, capsys):
-    code = cli.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--model", str(tiny_model_dir),
-                     "--detector", "haar", "--flip-tta"])
+    code = commands.main(["predict", str(photos_dir / "grace_hopper.jpg"), "--model", str(tiny_model_dir),
+                          "--detector", "haar", "--flip-tta"])
     out = capsys.readouterr().out
     assert code == 0
     assert "grace_hopper.jpg: 1 face(s) [haar]" in out

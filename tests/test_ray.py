@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emolib import cli, folder_predict
+from emolib import commands, folder_predict
 from emolib import experiments as X
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,8 +43,8 @@ def both_grids(tmp_path_factory, fer2013_dir, ray_local):
          "grid": {"backbone": ["simple_cnn", "no_such_backbone"]}},
         {"notebook": "notebooks/06-compare-runs.ipynb", "parameters": {"runs": ["${output}"]}},
     ])
-    codes = {where: cli.main(["experiments", "run", str(path), "--output", str(tmp / where), *extra])
-             for where, extra in (("local", []), ("ray", ["--ray", "--jobs", "2"]))}
+    codes = {where: commands.main(["experiments", "run", str(path), "--output", str(tmp / where), *extra])
+                  for where, extra in (("local", []), ("ray", ["--ray", "--jobs", "2"]))}
     return codes, tmp / "local" / "three", tmp / "ray" / "three"
 
 
@@ -116,9 +116,10 @@ def test_killed_driver_then_rerun_finishes_only_the_rest(tmp_path, fer2013_dir, 
 def test_ray_options_need_ray_and_bad_resources_fail_early(tmp_path, fer2013_dir, capsys):
     path = quick_subset(tmp_path / "g.yaml", fer2013_dir, [
         {"notebook": "notebooks/02-simple-cnn.ipynb", "resources": {"num_gpu": 1}}])
-    assert cli.main(["experiments", "run", str(path), "--output", str(tmp_path / "out"), "--ray"]) == 2
+    assert commands.main(["experiments", "run", str(path), "--output", str(tmp_path / "out"), "--ray"]) == 2
     assert "unknown resource 'num_gpu'" in capsys.readouterr().err
-    assert cli.main(["experiments", "run", str(path), "--output", str(tmp_path / "out"), "--jobs", "2"]) == 2
+    assert commands.main(["experiments", "run", str(path), "--output", str(tmp_path / "out"),
+                          "--jobs", "2"]) == 2
     assert "go with --ray" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -154,12 +155,12 @@ def test_predict_on_ray_writes_the_same_records_and_resumes(photo_folder, tiny_m
                                                             capsys):
     local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     common = ["--model", str(tiny_model_dir), "--recursive", "--chunk", "2", "--json"]
-    assert cli.main(["predict", str(photo_folder), "--out", str(local), *common]) == 1  # the broken file
+    assert commands.main(["predict", str(photo_folder), "--out", str(local), *common]) == 1  # the broken file
     records = folder_predict.JsonlOutput(local).read()
     on_ray.write_text("".join(json.dumps(r) + "\n" for r in records[:1]))  # one image already done
     capsys.readouterr()
-    assert cli.main(["predict", str(photo_folder), "--out", str(on_ray), "--ray", "--workers", "2",
-                     *common]) == 1
+    assert commands.main(["predict", str(photo_folder), "--out", str(on_ray), "--ray", "--workers", "2",
+                          *common]) == 1
     summary = json.loads(capsys.readouterr().out)
     assert summary["skipped"] == 1 and summary["images"] == 3 and summary["errors"] == 1
     assert comparable(folder_predict.JsonlOutput(on_ray).read()) == comparable(records)

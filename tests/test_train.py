@@ -511,14 +511,14 @@ def test_cli_train_prints_its_run_dir(fer2013_dir, fer_small, cache_dir, tmp_pat
 
 
 def test_cli_resume_refuses_a_budget_below_the_epochs_done(finished_run, tmp_path, capsys):
-    from emolib import cli
+    from emolib import commands
 
     result, _ = finished_run
     run_dir = tmp_path / result.run_dir.name
     shutil.copytree(result.run_dir, run_dir)
     params_before = (run_dir / "params.json").read_text()
-    code = cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
-                     "--epochs", "1"])
+    code = commands.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
+                          "--epochs", "1"])
     assert code == 2
     assert "already trained 2 epochs" in capsys.readouterr().err
     assert (run_dir / "params.json").read_text() == params_before
@@ -550,10 +550,10 @@ def test_adjust_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_
     assert isinstance(loaded.model.layers[-1], M.LogitAdjustment)
     assert E.evaluate_split(loaded.model, test_split, loaded.labels)["accuracy"] == \
         pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
-    from emolib import cli
+    from emolib import commands
 
-    assert cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(adjusted),
-                     "--epochs", "5"]) == 2
+    assert commands.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(adjusted),
+                          "--epochs", "5"]) == 2
     assert "no training checkpoint" in capsys.readouterr().err
     with pytest.raises(ValueError, match="already logit-adjusted"):
         C.adjust_run(adjusted, val_split, test_split)
@@ -566,7 +566,7 @@ def test_adjust_writes_an_adjusted_run_and_leaves_the_old_one(finished_run, fer_
 @pytest.mark.backend
 def test_calibrate_writes_a_calibrated_run_and_a_calibrated_model_directory(finished_run, fer_small, tmp_path,
                                                                             monkeypatch, capsys):
-    from emolib import cli
+    from emolib import commands
     from emolib.predict import EmotionPredictor
     from emolib.runs import calibrate as CAL
     from emolib.runs.export import export_run
@@ -587,7 +587,7 @@ def test_calibrate_writes_a_calibrated_run_and_a_calibrated_model_directory(fini
     assert loaded.model.layers[-1].temperature == pytest.approx(calibration["temperature"], rel=1e-3)
     with pytest.raises(ValueError, match="already calibrated"):
         CAL.calibrate_model(calibrated, val_split, test_split)
-    assert cli.main(["average", str(calibrated), "--last", "2"]) == 2
+    assert commands.main(["average", str(calibrated), "--last", "2"]) == 2
     assert "is calibrated" in capsys.readouterr().err
 
     model_dir = export_run(result.run_dir, tmp_path / "model")  # a model directory: calibrated in place
@@ -601,7 +601,7 @@ def test_calibrate_writes_a_calibrated_run_and_a_calibrated_model_directory(fini
 
 
 def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, fer_small, tmp_path, capsys):
-    from emolib import cli
+    from emolib import commands
     from emolib.runs import ensemble as ENS
     from emolib.runs.export import export_run
 
@@ -610,7 +610,7 @@ def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, 
     for argv in (["ensemble", model_dir, str(result.run_dir)], ["adjust", model_dir],
                  ["average", model_dir, "--last", "2"],
                  ["train", "--dataset", "fer2013", "--data", "unused", "--resume", model_dir]):
-        assert cli.main(argv) == 2, argv
+        assert commands.main(argv) == 2, argv
         assert "is an exported model, not a run directory" in capsys.readouterr().err, argv
     _, val_split, _, _ = fer_small
     with pytest.raises(ValueError, match="is an exported model, not a run directory"):
@@ -626,15 +626,16 @@ def test_run_commands_refuse_an_exported_model_with_a_clear_error(finished_run, 
 
 def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
         finished_run, fer_small, fer2013_dir, cache_dir, tmp_path, monkeypatch, capsys):
-    from emolib import cli
+    from emolib import commands
     from emolib.runs import adjust as C
     from emolib.runs import ensemble as N
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
     result, test_split = finished_run
-    assert cli.main(["train", "--dataset", "fer2013", "--data", str(fer2013_dir), "--backbone", "simple_cnn",
-                     "--name", "member", "--epochs", "1", "--batch-size", "32", "--max-per-class", "30",
-                     "--seed", "1", "--split-seed", "0", "--output", str(tmp_path)]) == 0
+    assert commands.main(["train", "--dataset", "fer2013", "--data", str(fer2013_dir),
+                          "--backbone", "simple_cnn", "--name", "member", "--epochs", "1",
+                          "--batch-size", "32", "--max-per-class", "30", "--seed", "1",
+                          "--split-seed", "0", "--output", str(tmp_path)]) == 0
     member = next(tmp_path.glob("*-member"))
     params = json.loads((member / "params.json").read_text())
     assert params["config"]["seed"] == 1 and params["data"]["seed"] == 0
@@ -643,7 +644,7 @@ def test_cli_trains_an_ensemble_member_on_the_same_val_split_and_ensembles_it(
     assert member_card["training_data"]["val_fingerprint"] == first_card["training_data"]["val_fingerprint"]
     capsys.readouterr()
 
-    assert cli.main(["ensemble", str(result.run_dir), str(member), "--output", str(tmp_path)]) == 0
+    assert commands.main(["ensemble", str(result.run_dir), str(member), "--output", str(tmp_path)]) == 0
     assert "ensemble of 2 runs" in capsys.readouterr().out
     ensembled = next(tmp_path.glob("*-small-ensemble2"))
     card = json.loads((ensembled / "model.json").read_text())
@@ -768,7 +769,7 @@ def test_export_refuses_an_unfinished_run(finished_run, tmp_path):
 
 def test_cli_resume_with_keep_snapshots_keeps_the_epochs_to_come(finished_run, cache_dir, tmp_path,
                                                                    monkeypatch):
-    from emolib import cli
+    from emolib import commands
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
     result, _ = finished_run
@@ -778,8 +779,8 @@ def test_cli_resume_with_keep_snapshots_keeps_the_epochs_to_come(finished_run, c
     params = json.loads((run_dir / "params.json").read_text())
     params["config"]["keep_snapshots"] = False  # a run trained without snapshots
     (run_dir / "params.json").write_text(json.dumps(params))
-    assert cli.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
-                     "--epochs", "3", "--keep-snapshots"]) == 0
+    assert commands.main(["train", "--dataset", "fer2013", "--data", "unused", "--resume", str(run_dir),
+                          "--epochs", "3", "--keep-snapshots"]) == 0
     assert json.loads((run_dir / "params.json").read_text())["config"]["keep_snapshots"] is True
     assert [p.name for p in runs.snapshot_files(run_dir)] == ["epoch-003.weights.h5"]
 
@@ -821,27 +822,27 @@ def test_average_writes_the_mean_of_the_last_epochs_as_a_new_run(finished_run, f
 
 def test_cli_average_and_adjust_chain_on_a_copied_run(finished_run, cache_dir, tmp_path, monkeypatch,
                                                          capsys):
-    from emolib import cli
+    from emolib import commands
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
     result, _ = finished_run
     run_dir = tmp_path / result.run_dir.name
     shutil.copytree(result.run_dir, run_dir)
-    assert cli.main(["average", str(run_dir), "--last", "2"]) == 0
+    assert commands.main(["average", str(run_dir), "--last", "2"]) == 0
     out = capsys.readouterr().out
     assert "averaged the last 2 epochs" in out and "test accuracy" in out
     averaged = next(tmp_path.glob("*-small-swa2"))
-    assert cli.main(["adjust", str(averaged)]) == 0  # an averaged run can be logit-adjusted
+    assert commands.main(["adjust", str(averaged)]) == 0  # an averaged run can be logit-adjusted
     adjusted = next(tmp_path.glob("*-small-swa2-adjusted"))
     card = json.loads((adjusted / "model.json").read_text())
     assert card["weight_average"]["epochs"] == [1, 2] and "logit_adjustment" in card
-    assert cli.main(["average", str(adjusted), "--last", "2"]) == 2
+    assert commands.main(["average", str(adjusted), "--last", "2"]) == 2
     assert "logit-adjusted" in capsys.readouterr().err
 
 
 def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_small, cache_dir, tmp_path,
                                                               monkeypatch, capsys):
-    from emolib import cli
+    from emolib import commands
     from emolib.runs import average as A
 
     monkeypatch.setenv("EMOLIB_CACHE", str(cache_dir))  # fer_small filled it: no decoding here
@@ -852,7 +853,7 @@ def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_s
                     verbose=0).run_dir
     re_estimated_on = []  # simple_cnn has no batch norm: record that the soup re-estimates it
     monkeypatch.setattr(A, "recompute_batch_norm", lambda model, images: re_estimated_on.append(len(images)))
-    assert cli.main(["average", str(result.run_dir), str(tuned), "--output", str(tmp_path)]) == 0
+    assert commands.main(["average", str(result.run_dir), str(tuned), "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "averaged the models of 2 runs" in out and "test accuracy" in out
     soup = next(tmp_path.glob("*-small-soup2"))
@@ -872,7 +873,7 @@ def test_average_of_runs_fine_tuned_from_one_model_is_a_soup(finished_run, fer_s
         pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
 
     for argv in (["average", str(tuned)], ["average", str(result.run_dir), str(tuned), "--last", "2"]):
-        assert cli.main(argv) == 2, argv
+        assert commands.main(argv) == 2, argv
         assert "give one run and --last N" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not the one"):
         A.soup_runs([result.run_dir, tuned], train_split, test_split)

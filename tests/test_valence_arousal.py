@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emolib import cli
+from emolib import commands
 from emolib import evaluate as E
 from emolib import train as T
+from emolib.runs.splits import load_recorded_data
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32  # face side the tests train at
@@ -153,8 +154,8 @@ def test_predictor_results_carry_valence_and_arousal_only_from_a_va_model(va_run
     mirrored = EmotionPredictor(model=va_run.run_dir, runtime="keras", flip_tta=True).predict(
         photo, whole_image=True)["predictions"][0]
     assert -1 <= mirrored["valence"] <= 1
-    assert cli.main(["predict", photo, "--model", str(va_run.run_dir), "--runtime", "keras",
-                     "--whole-image"]) == 0
+    assert commands.main(["predict", photo, "--model", str(va_run.run_dir), "--runtime", "keras",
+                          "--whole-image"]) == 0
     assert f"valence {face['valence']:+.2f} arousal {face['arousal']:+.2f}" in capsys.readouterr().out
     plain = EmotionPredictor(model=tiny_model_dir, runtime="keras").predict(photo, whole_image=True)
     assert "valence" not in plain["predictions"][0] and "arousal" not in plain["predictions"][0]
@@ -220,10 +221,11 @@ def test_onnx_export_keeps_both_outputs(va_run, affectnet_va, tmp_path):
 def test_train_cli_takes_format_options_and_heads_and_records_them(affectnet_va, tmp_path, monkeypatch,
                                                                    capsys):
     monkeypatch.setenv("EMOLIB_CACHE", str(tmp_path / "cache"))
-    code = cli.main(["train", "--dataset", "affectnet", "--data", str(affectnet_va), "--classes", "7",
-                     "--margin", "0.1", "--no-square", "--backbone", "simple_cnn", "--input-size", str(SIZE),
-                     "--epochs", "1", "--batch-size", "32", "--heads", "expression+va", "--va-weight", "2",
-                     "--output", str(tmp_path / "runs"), "--json"])
+    code = commands.main(["train", "--dataset", "affectnet", "--data", str(affectnet_va), "--classes", "7",
+                          "--margin", "0.1", "--no-square", "--backbone", "simple_cnn",
+                          "--input-size", str(SIZE), "--epochs", "1", "--batch-size", "32",
+                          "--heads", "expression+va", "--va-weight", "2",
+                          "--output", str(tmp_path / "runs"), "--json"])
     assert code == 0
     printed = capsys.readouterr().out
     assert '"valence": {' in printed and '"ccc"' in printed  # the --json summary
@@ -235,14 +237,15 @@ def test_train_cli_takes_format_options_and_heads_and_records_them(affectnet_va,
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["valence"]["samples"] == TEST_FACES - TEST_FACES // 8  # contempt left out
     # a resume reloads the data with the recorded options: the same 7 classes and val carve
-    train_split, val_split, _, info = T.load_recorded_data(params["data"], SIZE, 1)
+    train_split, val_split, _, info = load_recorded_data(params["data"], SIZE, 1)
     assert info["options"] == params["data"]["options"] and len(train_split.classes) == 7
     assert val_split.content_fingerprint() == params["data"]["val_fingerprint"]
 
 
 def test_cli_refuses_options_a_format_does_not_take(affectnet_va, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EMOLIB_CACHE", str(tmp_path / "cache"))
-    assert cli.main(["data", "--dataset", "affectnet", "--data", str(affectnet_va), "--boxes", "b.csv"]) == 2
+    assert commands.main(["data", "--dataset", "affectnet", "--data", str(affectnet_va),
+                          "--boxes", "b.csv"]) == 2
     error = capsys.readouterr().err
     assert "the affectnet format takes no option boxes (its options: classes, margin, square, align)" in error
 

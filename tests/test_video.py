@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emolib import cli
+from emolib import commands
 from emolib import video as V
 from emolib.detect import box_iou
 from emolib.predict import EmotionPredictor
@@ -106,7 +106,7 @@ def test_non_video_file_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(FileNotFoundError):
         V.open_video(tmp_path / "missing.mp4")
     out = tmp_path / "timeline.csv"
-    assert cli.main(["video", str(notes), "--out", str(out)]) == 2
+    assert commands.main(["video", str(notes), "--out", str(out)]) == 2
     assert "not a readable video" in capsys.readouterr().err
     assert not out.exists()  # refused before anything is written
 

@@ -113,7 +113,7 @@ def test_cors_origins_option_replaces_the_default(tiny_model_dir, yunet_path, jp
     from fastapi.testclient import TestClient
 
     from emolib import detect, models
-    from emolib.cli import build_parser
+    from emolib.commands import build_parser
     from emolib.serve import create_app
 
     args = build_parser().parse_args(["serve", "--cors-origin", "https://lab.example",

@@ -35,7 +35,6 @@ Modules: :mod:`~emolib.experiments.grid` (grid file, records, one papermill run)
 chart), :mod:`~emolib.experiments.collect` (a grid's small outputs), :mod:`~emolib.experiments.paths`.
 """
 
-from emolib.experiments.cli import run_cli
 from emolib.experiments.compare import (
     DISPLAY_COLUMNS,
     METRICS,
@@ -76,7 +75,7 @@ __all__ = [
     "Run", "combinations", "data_root", "display_columns", "error_line", "execute", "find_runs",
     "format_status", "ideas_markdown", "ideas_table", "is_finished", "load_grid",
     "notebook_parameters", "plot_ideas", "plot_runs", "prepare_run",
-    "read_record", "resolve_path", "run_cli", "run_grid",
+    "read_record", "resolve_path", "run_grid",
     "run_grid_ray", "run_name", "run_row", "runs_dir", "runs_table", "save_table", "shared_dir",
     "to_markdown",
 ]

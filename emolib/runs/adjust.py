@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from emolib import data as D
 from emolib import evaluate as E
 from emolib import models as M
 from emolib import runs
-from emolib.runs.splits import load_run_data
 
 #: The adjustment strengths tried; 0 (no change) wins ties, so a run that gains nothing is unchanged.
 TAUS = tuple(np.round(np.arange(0.0, 2.0001, 0.05), 2))
@@ -62,12 +60,3 @@ def adjust_run(run_dir: str | os.PathLike, val_split: D.Split, test_split: D.Spl
                   "fitted_on": "val", "objective": "macro_f1", "source_run": run_dir.name}
     return runs.write_derived_run(run_dir, "adjusted", M.with_logit_adjustment(model, bias), val_split,
                                test_split, output, logit_adjustment=adjustment)
-
-
-def run_cli(args) -> int:
-    """``emolib adjust RUN_DIR``: reload the run's data, fit a logit adjustment, write the new run."""
-    _, val_split, test_split = load_run_data(args.run_dir)
-    target = adjust_run(args.run_dir, val_split, test_split, args.output)
-    tau = json.loads((target / "metrics.json").read_text())["logit_adjustment"]["tau"]
-    print(f"tau {tau:.2f} (fitted on val), written to {target}\n{runs.derived_run_summary(target)}")
-    return 0

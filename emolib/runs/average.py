@@ -19,7 +19,6 @@ import numpy as np
 from emolib import data as D
 from emolib import models as M
 from emolib import runs
-from emolib.runs.splits import load_run_data
 
 
 def mean_weights(weight_lists) -> list[np.ndarray]:
@@ -116,21 +115,3 @@ def soup_runs(run_dirs, train_split: D.Split, val_split: D.Split, test_split: D.
               "run_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
     return runs.write_derived_run(run_dirs[0], f"soup{len(run_dirs)}", model, val_split, test_split, output,
                                weight_average=record)
-
-
-def run_cli(args) -> int:
-    """``emolib average RUN_DIR --last N`` (one run's last N epochs) or ``emolib average RUN_DIR RUN_DIR
-    ...`` (the runs' models): reload the first run's data, average, new run."""
-    if (len(args.run_dirs) == 1) != (args.last is not None):
-        raise ValueError("give one run and --last N (average its last N epochs), or several runs without "
-                         "--last (average their models)")
-    train_split, val_split, test_split = load_run_data(args.run_dirs[0])
-    if args.last is not None:
-        target = average_run(args.run_dirs[0], args.last, train_split, val_split, test_split, args.output)
-        print(f"averaged the last {args.last} epochs, written to {target}")
-    else:
-        target = soup_runs(args.run_dirs, train_split, val_split, test_split, args.output)
-        print(f"averaged the models of {len(args.run_dirs)} runs, written to {target} "
-              "(before: the first run)")
-    print(runs.derived_run_summary(target))
-    return 0

@@ -14,7 +14,6 @@ from pathlib import Path
 from emolib import data as D
 from emolib import models as M
 from emolib import runs
-from emolib.runs.splits import load_run_data
 
 
 def ensemble_model(members, name: str = "ensemble"):
@@ -52,12 +51,3 @@ def ensemble_runs(run_dirs, val_split: D.Split, test_split: D.Split | None = Non
               "member_val_accuracy": [card["metrics"]["val_accuracy"] for card in cards]}
     return runs.write_derived_run(run_dirs[0], f"ensemble{len(run_dirs)}", model, val_split, test_split,
                                   output, ensemble=record)
-
-
-def run_cli(args) -> int:
-    """``emolib ensemble RUN_DIR RUN_DIR ...``: reload the first run's data, ensemble the runs, new run."""
-    _, val_split, test_split = load_run_data(args.run_dirs[0])
-    target = ensemble_runs(args.run_dirs, val_split, test_split, args.output)
-    print(f"ensemble of {len(args.run_dirs)} runs, written to {target} (before: the first run)\n"
-          f"{runs.derived_run_summary(target)}")
-    return 0

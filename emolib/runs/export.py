@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -111,21 +110,3 @@ def check_onnx(loaded: LoadedModel, onnx_path: str | os.PathLike, faces: np.ndar
     if expected_va is not None:
         check["valence_arousal_max_abs_diff"] = float(np.abs(expected_va - got_va).max())
     return check
-
-
-def run_cli(args) -> int:
-    """``emolib export RUN_DIR --to DIR`` (a shippable model directory) or ``emolib export MODEL
-    --format onnx [--out PATH]`` (its ONNX file, checked against Keras)."""
-    if args.format == "onnx":
-        path, check = export_onnx(args.source, args.to, check_count=args.check_faces or CHECK_FACES)
-        print(f"exported {args.source} to {path}: on {check['faces']} FER2013 test faces, max |Δprob| "
-              f"{check['max_abs_diff']:.2e}, argmax agreement {check['argmax_agreement']:.4f}")
-        return 0
-    if args.to is None:
-        raise ValueError("--to DIR: where the model directory goes")
-    target = export_run(args.source, args.to, args.name, args.training_commands)
-    metrics = json.loads((target / CARD_FILE).read_text(encoding="utf-8"))["metrics"]
-    scores = [f"{split} accuracy {value['accuracy']:.4f}" for split, value in metrics.items()
-              if isinstance(value, dict)]
-    print(f"exported {args.source} to {target}: {', '.join(scores)}")
-    return 0

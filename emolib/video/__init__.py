@@ -26,9 +26,6 @@ analysis, CSV, smoothing, summary), :mod:`~emolib.video.plots` (figures), :mod:`
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from emolib.video.clips import make_demo_clip
 from emolib.video.frames import STILL_IMAGES, VideoInfo, frame_step, open_video, sampled_frames, write_video
 from emolib.video.plots import contact_sheet, emotion_palette, plot_timeline
@@ -48,38 +45,7 @@ from emolib.video.tracking import IoUTracker
 __all__ = [
     "BASE_COLUMNS", "PROBABILITY_PREFIX", "STILL_IMAGES", "UNCERTAIN_COLUMN", "IoUTracker", "VideoInfo",
     "analyze_video", "contact_sheet", "emotion_palette", "frame_step", "make_demo_clip", "open_video",
-    "plot_timeline", "probability_columns", "read_timeline", "run_cli", "sampled_frames", "smooth", "summary",
+    "plot_timeline", "probability_columns", "read_timeline", "sampled_frames", "smooth", "summary",
     "timeline_columns", "write_video",
 ]
 
-
-# ---------------------------------------------------------------------------------------------------
-# CLI: emolib video FILE [--every N | --fps F] --out timeline.csv [--plot PNG] [--smooth K] [--resume]
-# ---------------------------------------------------------------------------------------------------
-
-def run_cli(args) -> int:
-    """``emolib video``: write the timeline CSV (and plot), print the per-track summary."""
-    from emolib.predict import EmotionPredictor
-
-    capture, _ = open_video(args.file)  # a bad file is refused before the model loads
-    capture.release()
-    predictor = EmotionPredictor(model=args.model, detector=args.detector, runtime=args.runtime)
-    try:
-        timeline = analyze_video(args.file, predictor, every=args.every, fps=args.fps, out=args.out,
-                                 resume=args.resume, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\nemolib video: interrupted; the rows written so far are in {args.out} "
-              "(add --resume to go on from there)", file=sys.stderr)
-        return 130
-    shown = smooth(timeline, args.smooth) if args.smooth and len(timeline) else timeline
-    if args.plot:
-        if len(shown):
-            plot_timeline(shown, args.plot, title=Path(args.file).name)
-        else:
-            print("emolib video: no face found: no plot written", file=sys.stderr)
-    frames = timeline["frame"].nunique()
-    print(f"{args.file}: {len(timeline)} face rows in {frames} sampled frame(s) with faces, "
-          f"{timeline['track'].nunique()} track(s) → {args.out}")
-    if len(shown):
-        print(summary(shown).to_string())
-    return 0

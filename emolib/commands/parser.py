@@ -1,43 +1,17 @@
-"""The ``emolib`` command (``python -m emolib``).
+"""The ``emolib`` command line: every subcommand's arguments.
 
-Each subcommand's arguments are declared here (``train``'s model flags are generated from
-``TrainConfig``'s fields; dataset and detector choices come from their registries, see
-:class:`Subcommand`); its work is done by ``run_cli(args)`` in the module named beside it, imported
-only when that subcommand runs, so start-up stays fast (no Keras or TensorFlow import for ``--help``
-or ``data``).
+``train``'s model flags are generated from ``TrainConfig``'s fields (:func:`add_config_arguments`);
+dataset and detector choices come from their registries. Arguments fed by a registry or by
+``TrainConfig`` are declared on first use (:class:`Subcommand`), so ``emolib --help`` and
+``emolib predict`` import neither Keras nor the dataset formats.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
-import importlib
-import sys
+from dataclasses import fields
 
-from emolib import backend, install
-
-#: subcommand → module whose ``run_cli(args)`` carries it out
-COMMANDS: dict[str, str] = {
-    "data": "emolib.data",
-    "train": "emolib.train",
-    "evaluate": "emolib.evaluate",
-    "adjust": "emolib.runs.adjust",
-    "calibrate": "emolib.runs.calibrate",
-    "average": "emolib.runs.average",
-    "ensemble": "emolib.runs.ensemble",
-    "export": "emolib.runs.export",
-    "predict": "emolib.predict",
-    "video": "emolib.video",
-    "experiments": "emolib.experiments",
-    "serve": "emolib.serve",
-    "doctor": "emolib.doctor",
-    "backend": "emolib.backend",
-    "dashboard": "emolib.dashboard",
-}
-#: The subcommands a light install runs (``pip install emolib``, see :mod:`emolib.install`); the others
-#: need the full install.
-LIGHT_COMMANDS = ("predict", "serve", "doctor", "backend")
-
+from emolib import backend
 
 MODEL_HELP = ("a shipped model's name (e.g. emolib-fer2013), a model directory, .keras file or model card "
               "(default: the shipped default)")
@@ -69,6 +43,68 @@ class Subcommand(argparse.ArgumentParser):
         return super().format_help()
 
 
+#: the format options that ``emolib data``, ``train`` and ``evaluate`` take as flags
+FORMAT_OPTIONS = ("classes", "margin", "square", "align", "boxes")
+
+
+def format_options(args: argparse.Namespace) -> dict:
+    """The format options given on a command line (``--classes 7``, ``--margin 0.1`` …), as keywords
+    of :func:`emolib.data.load_split`; the ones not given are left out (the format's defaults apply)."""
+    options = {name: getattr(args, name) for name in FORMAT_OPTIONS if getattr(args, name, None) is not None}
+    if "classes" in options:  # a number is a class count (affectnet 7|8), else class folder names
+        text = options["classes"]
+        options["classes"] = int(text) if text.isdigit() else text.split(",")
+    return options
+
+
+class _ConfigFlag(argparse.Action):
+    """Store a TrainConfig flag's value and note it as given (a resume changes only what is given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given_config = [*getattr(namespace, "given_config", []), self.dest]
+
+
+_FLAG_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _flag_type(parse):
+    """``parse`` (text → value, ValueError with a message) as an argparse type that shows the message."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :class:`~emolib.train.TrainConfig` field to ``parser``, with its default and help."""
+    from emolib.train import TrainConfig
+
+    for item in fields(TrainConfig):
+        options = {key: value for key, value in item.metadata.items() if key != "flag"}
+        options["help"] = f"{options.get('help', '')} (default: {item.default})"
+        if item.type == "bool":
+            options.update(nargs=0, const=True)
+        elif "type" in options:
+            options["type"] = _flag_type(options["type"])
+        else:
+            kind = next((part for part in item.type.split(" | ") if part in _FLAG_TYPES), "str")
+            options["type"] = _FLAG_TYPES[kind]
+        flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+        parser.add_argument(flag, dest=item.name, default=item.default, action=_ConfigFlag, **options)
+
+
+def config_from_arguments(args: argparse.Namespace):
+    """The :class:`~emolib.train.TrainConfig` of parsed ``emolib train`` flags."""
+    from emolib.train import TrainConfig
+
+    return TrainConfig(**{item.name: getattr(args, item.name) for item in fields(TrainConfig)})
+
+
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     from emolib.data import list_datasets
 
@@ -90,7 +126,6 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_arguments(train: argparse.ArgumentParser) -> None:
     from emolib.data import VAL_FRACTION
-    from emolib.train import add_config_arguments
 
     _dataset_arguments(train)
     train.add_argument("--name", help="run name (default: backbone)")
@@ -136,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``emolib`` parser (data, train and evaluate declare their arguments on first use)."""
     from emolib.detect import list_detectors
     from emolib.evaluate import TARGET_PRECISION
-    from emolib.predict import FALLBACKS
+    from emolib.predict import CHUNK, FALLBACKS
 
     parser = argparse.ArgumentParser(prog="emolib", description="Facial-emotion-recognition workbook.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Subcommand)
@@ -211,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", metavar="FILE", help="stream one record per image into FILE (.jsonl, or "
                          ".parquet: a folder of parts); images already in it are skipped. Needed for folders")
     predict.add_argument("--recursive", action="store_true", help="with --out: images in sub-folders too")
-    predict.add_argument("--chunk", type=int, default=64, help="with --out: images per model call and write")
+    predict.add_argument("--chunk", type=int, default=CHUNK,
+                         help="with --out: images per model call and write (default: %(default)s)")
     predict.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                          help="with --out: shard over Ray Data (a local Ray, or the cluster at ADDRESS / "
                          "$RAY_ADDRESS; the images must be on storage every node sees)")
@@ -305,46 +341,3 @@ def build_parser() -> argparse.ArgumentParser:
                                    "from; with NAME, record NAME as its backend")
     keras_backend.add_argument("name", nargs="?", choices=list(backend.BACKEND_LIBRARIES))
     return parser
-
-
-#: how a command goes on from what it wrote before a failure
-RESUME_HINTS = {"train": "with --resume RUN_DIR: it goes on from the last checkpoint",
-                "video": "with --resume: it goes on after the rows already written",
-                "predict": "the images already in --out are skipped",
-                "experiments": "finished runs are skipped, the others resume"}
-
-
-def _disk_full(error: BaseException) -> bool:
-    """True when ``error`` (or one it came from) is a full disk or quota (ENOSPC, EDQUOT), as libraries
-    that wrap OSError (h5py, Keras) also say it."""
-    while error is not None:
-        if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command not in LIGHT_COMMANDS:
-            install.require_full_install("this command")
-        module = importlib.import_module(COMMANDS[args.command])
-        return int(module.run_cli(args) or 0)
-    except (ValueError, OSError, RuntimeError) as error:  # bad input, files, a refused step: one line
-        print(f"emolib {args.command}: error: {error}", file=sys.stderr)
-        if _disk_full(error):
-            print(f"emolib {args.command}: the disk is full. What was written before is intact: free some "
-                  f"space, then run the same command again ({RESUME_HINTS.get(args.command, 'it goes on')})",
-                  file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as error:
-        if error.name not in backend.BACKEND_LIBRARIES.values():
-            raise
-        message = backend.missing_backend_message(*backend.configured_backend())
-        print(f"emolib {args.command}: error: {message}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
