@@ -114,6 +114,24 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def append_synced(path: str | os.PathLike, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if missing) and sync it to disk. A write may take only part of
+    the data (a disk filling up): it goes on until all is written; on an error the file is cut back to
+    its former end, so that it holds only whole appends, and the error is raised."""
+    data = memoryview(data)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    end = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, end)
+        raise
+    finally:
+        os.close(fd)
+
+
 def cut_torn_line(path: str | os.PathLike) -> int:
     """Truncate ``path`` just after its last newline: a line cut short by a kill in the middle of an
     append is dropped, every whole line kept. Reads from the end, a block at a time; returns the size

@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from emolib.files import cut_torn_line, write_atomic
+from emolib.files import append_synced, cut_torn_line, write_atomic
 from emolib.formats import IMAGE_SUFFIXES
 from emolib.predict import CHUNK, EmotionPredictor
 from emolib.results import OPTIONAL_FACE_FIELDS, ImageRecord, arrow_schema
@@ -110,18 +110,8 @@ class JsonlOutput:
 
     def write(self, records: Sequence[dict]) -> None:
         """Append ``records`` and sync; on an error (a full disk) the file is cut back to its former end."""
-        data = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        end = os.lseek(fd, 0, os.SEEK_END)
-        try:
-            while data:  # a write may take only part of the data (a disk filling up)
-                data = data[os.write(fd, data):]
-            os.fsync(fd)
-        except OSError:
-            os.ftruncate(fd, end)
-            raise
-        finally:
-            os.close(fd)
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        append_synced(self.path, lines.encode("utf-8"))
 
     def read(self) -> list[dict]:
         with open(self.path, encoding="utf-8") as file:

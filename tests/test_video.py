@@ -7,6 +7,7 @@ bridge).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -160,6 +161,36 @@ def test_a_frame_torn_between_its_faces_is_analysed_again(clip, predictor, timel
     pd.testing.assert_frame_equal(resumed, full, check_dtype=False)
     pd.testing.assert_frame_equal(pd.read_csv(out), full, check_dtype=False)
 
+
+def test_a_full_disk_keeps_whole_rows_and_the_resume_finishes(clip, predictor, timeline, tmp_path,
+                                                              monkeypatch):
+    """Issue 38, a full disk in the middle of a chunk's append (a short write, then ENOSPC): the timeline
+    kept the part written; now the append is cut back to whole rows, and ``--resume`` finishes it."""
+    import errno
+
+    from emolib import files
+
+    out = tmp_path / "timeline.csv"
+    original, calls = os.write, []
+
+    def filling_disk(fd, data):
+        calls.append(1)
+        if len(calls) == 3:  # header, first chunk, then the second chunk fits only in part
+            return original(fd, bytes(data[:len(data) // 2]))
+        if len(calls) == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(fd, data)
+
+    monkeypatch.setattr(files.os, "write", filling_disk)
+    with pytest.raises(OSError, match="No space left"):
+        V.analyze_video(clip, predictor, out=out, chunk_frames=16, progress=False)
+    monkeypatch.undo()
+    kept = pd.read_csv(out)  # the first chunk's frames, every row whole
+    assert sorted(kept["frame"].unique()) == list(range(16)) and out.read_bytes().endswith(b"\n")
+    full, _ = timeline
+    resumed = V.analyze_video(clip, predictor, out=out, resume=True, progress=False)
+    pd.testing.assert_frame_equal(resumed, full, check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_csv(out), full, check_dtype=False)
 
 def test_tracker_bridges_missed_detections_and_starts_new_tracks():
     tracker = V.IoUTracker(max_missed=2)

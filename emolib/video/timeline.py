@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emolib.files import cut_torn_line
+from emolib.files import append_synced, cut_torn_line
 from emolib.predict import CHUNK
 from emolib.video.frames import VideoInfo, frame_step, open_video, sampled_frames
 from emolib.video.tracking import IoUTracker
@@ -84,23 +84,19 @@ def analyze_video(path: str | os.PathLike, predictor=None, *, every: int | None 
         writer = None  # opened with the first decoded frames: a video refused midway writes nothing
         rows: list[list] = []
         last_time = float(done["time"].max()) if len(done) else None
-        try:
-            bar = _progress_bar(info, step, start, progress)
-            frames = sampled_frames(capture, step, start, info.fps)
-            items = (((index, seconds), rgb) for index, seconds, rgb in frames)
-            for outcomes in predictor.predict_chunks(items, chunk=chunk_frames):
-                last_time = outcomes[-1].key[1]
-                if writer is None and out is not None:
-                    writer = _CsvAppender(out, columns, append=bool(len(done)))
-                new = _timeline_rows(outcomes, tracker)
-                if writer is not None:
-                    writer.append(new)
-                rows.extend(new)
-                bar.update(len(outcomes))
-            bar.close()
-        finally:
+        bar = _progress_bar(info, step, start, progress)
+        frames = sampled_frames(capture, step, start, info.fps)
+        items = (((index, seconds), rgb) for index, seconds, rgb in frames)
+        for outcomes in predictor.predict_chunks(items, chunk=chunk_frames):
+            last_time = outcomes[-1].key[1]
+            if writer is None and out is not None:
+                writer = _CsvAppender(out, columns, append=bool(len(done)))
+            new = _timeline_rows(outcomes, tracker)
             if writer is not None:
-                writer.close()
+                writer.append(new)
+            rows.extend(new)
+            bar.update(len(outcomes))
+        bar.close()
         if last_time is None:
             raise ValueError(f"{path}: no frame could be decoded (empty or truncated video)")
         _warn_if_cut(path, info, step, last_time)
@@ -150,14 +146,15 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
 
 
 class _CsvAppender:
-    """Append whole rows to a CSV: header first, then one write + flush + fsync per chunk."""
+    """Append whole rows to a CSV: header first, then one synced append per chunk
+    (:func:`emolib.files.append_synced`: a failed one, a full disk, is cut back)."""
 
     def __init__(self, path: str | os.PathLike, columns: Sequence[str], append: bool):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.columns = list(columns)
-        self.file = open(self.path, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
         if not append:
+            self.path.write_bytes(b"")
             self._write(",".join(self.columns) + "\n")
 
     def append(self, rows: list[list]) -> None:
@@ -165,12 +162,7 @@ class _CsvAppender:
             self._write(pd.DataFrame(rows, columns=self.columns).to_csv(index=False, header=False))
 
     def _write(self, text: str) -> None:
-        self.file.write(text)
-        self.file.flush()
-        os.fsync(self.file.fileno())
-
-    def close(self) -> None:
-        self.file.close()
+        append_synced(self.path, text.encode("utf-8"))
 
 
 def _read_partial(path: str | os.PathLike, columns: Sequence[str]) -> pd.DataFrame:
